@@ -1,0 +1,128 @@
+"""Switchyard settings: one pydantic-settings tree, read from ``SWITCHYARD_*`` variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["dev", "test", "prod"]
+
+
+class DatabaseSettings(BaseModel):
+    """Where the job ledger lives."""
+
+    url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/switchyard"
+    pool_size: int = Field(default=10, ge=1)
+    statement_timeout_ms: int = Field(default=30_000, ge=0)
+
+
+class RedisSettings(BaseModel):
+    """The Celery broker."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = ""
+    visibility_timeout: int = Field(default=3_600, ge=10)
+    unacked_restore_interval: int = Field(default=10, ge=1)
+
+
+class ApiSettings(BaseModel):
+    """The HTTP intake."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+    workers: int = Field(default=1, ge=1)
+
+
+class JobPolicy(BaseModel):
+    """How one job type is queued, retried and leased."""
+
+    queue: str | None = None
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    backoff_base: float = Field(default=2.0, ge=0)
+    backoff_cap: float = Field(default=600.0, ge=0)
+    jitter: bool = True
+    lease_timeout: int = Field(default=300, ge=1)
+
+
+class RelaySettings(BaseModel):
+    """The outbox relay."""
+
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    sweep_interval: float = Field(default=5.0, gt=0)
+
+
+class ReaperSettings(BaseModel):
+    """The stuck-job reaper."""
+
+    interval: float = Field(default=30.0, gt=0)
+    quarantine_after: int = Field(default=3, ge=1)
+    republish_queued_after: float = Field(default=3_600.0, gt=0)
+
+
+class RetentionSettings(BaseModel):
+    """How long finished work is kept."""
+
+    finished_jobs_days: int = Field(default=30, ge=2)
+    schedule_fires_days: int = Field(default=7, ge=1)
+    interval: float = Field(default=3_600.0, gt=0)
+
+
+class WorkerSettings(BaseModel):
+    """Celery worker defaults."""
+
+    concurrency: int = Field(default=2, ge=1)
+    prefetch_multiplier: int = Field(default=4, ge=1)
+
+
+class Settings(BaseSettings):
+    """The whole configuration; nested values use ``__`` (``SWITCHYARD_DATABASE__URL``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SWITCHYARD_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    env: Environment = "dev"
+    log_format: Literal["console", "json"] | None = None
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    api: ApiSettings = ApiSettings()
+    relay: RelaySettings = RelaySettings()
+    reaper: ReaperSettings = ReaperSettings()
+    retention: RetentionSettings = RetentionSettings()
+    worker: WorkerSettings = WorkerSettings()
+    default_policy: JobPolicy = JobPolicy()
+    job_policies: dict[str, JobPolicy] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _lease_fits_visibility(self) -> Settings:
+        longest = max(
+            [self.default_policy.lease_timeout]
+            + [p.lease_timeout for p in self.job_policies.values()]
+        )
+        if longest >= self.redis.visibility_timeout:
+            raise ValueError(
+                f"redis.visibility_timeout ({self.redis.visibility_timeout}s) must exceed the "
+                f"longest lease_timeout ({longest}s), or Redis redelivers running jobs"
+            )
+        return self
+
+    @property
+    def resolved_log_format(self) -> Literal["console", "json"]:
+        """Console logs in dev, JSON elsewhere, unless set explicitly."""
+        if self.log_format:
+            return self.log_format
+        return "console" if self.env == "dev" else "json"
+
+    def policy_for(self, job_type: str) -> JobPolicy:
+        """The policy of one job type: its override, else the default."""
+        return self.job_policies.get(job_type, self.default_policy)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

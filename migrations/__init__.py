@@ -1,0 +1,1 @@
+"""Alembic migrations of the ledger and the domains' tables."""

@@ -1,0 +1,23 @@
+"""Alembic environment: online migrations against the configured database."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+from store.models import Base
+
+target_metadata = Base.metadata
+
+
+def run_migrations_online() -> None:
+    """Apply migrations over one connection."""
+    url = context.config.get_main_option("sqlalchemy.url")
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+run_migrations_online()

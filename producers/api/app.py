@@ -1,0 +1,32 @@
+"""`create_app`: the FastAPI intake."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy.orm import sessionmaker
+
+from config import Settings, get_settings
+from producers.api.errors import install_error_handlers
+from producers.api.limits import BodySizeLimit
+from producers.api.routes import health, jobs
+from store.db import get_engine
+
+DESCRIPTION = """
+Submit jobs to Switchyard. A `202 Accepted` means the job is committed to the
+PostgreSQL ledger and will reach exactly one terminal state (`succeeded`, `dead`
+or `cancelled`). Authenticate with `Authorization: Bearer <api key>`; errors are
+RFC 9457 `application/problem+json` bodies naming the failing `field`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the intake app bound to `settings`."""
+    settings = settings or get_settings()
+    app = FastAPI(title="Switchyard", version="0.1.0", description=DESCRIPTION)
+    app.state.settings = settings
+    app.state.session_factory = sessionmaker(get_engine(settings), expire_on_commit=False)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    return app

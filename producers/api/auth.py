@@ -1,0 +1,39 @@
+"""Bearer-key authentication and per-route scopes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from producers.api.deps import SessionDep
+from producers.api.errors import ProblemError
+from store.api_keys import Principal, authenticate
+
+bearer = HTTPBearer(auto_error=False, description="An API key from `switchyard keys create`.")
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def require_scope(scope: str) -> Callable[..., Principal]:
+    """A dependency that authenticates the caller and checks it holds `scope`."""
+
+    def dependency(session: SessionDep, credentials: CredentialsDep) -> Principal:
+        if credentials is None:
+            raise ProblemError(
+                401, "unauthenticated", "send `Authorization: Bearer <api key>`", headers=CHALLENGE
+            )
+        principal = authenticate(session, credentials.credentials)
+        if principal is None:
+            raise ProblemError(
+                401, "invalid_api_key", "the API key is unknown or revoked", headers=CHALLENGE
+            )
+        if not principal.allows(scope):
+            raise ProblemError(
+                403, "missing_scope", f"this key lacks the {scope!r} scope", scope=scope
+            )
+        return principal
+
+    return dependency

@@ -1,0 +1,111 @@
+"""RFC 9457 problem+json bodies for every error the intake returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from producers.enqueue import IdempotencyKeyReusedError, InvalidJobError
+from tasks.registry import UnknownJobTypeError
+
+PROBLEM_BASE = "https://switchyard.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """An HTTP error the intake raises on purpose."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers
+        self.extra = extra
+
+
+def problem(
+    status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """A problem+json response with a stable `type` URI and `code`."""
+    body = {
+        "type": PROBLEM_BASE + code,
+        "title": code.replace("_", " ").capitalize(),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    if status == 503:
+        headers = {"Retry-After": "5", **(headers or {})}
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _field_of(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:] or parts
+    return ".".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Turn every known failure into problem+json; the database being down is 503, not 500."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
+        return problem(exc.status, exc.code, exc.detail, headers=exc.headers, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": _field_of(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            return problem(400, "malformed_json", "the body is not valid JSON", errors=errors)
+        first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+        return problem(
+            422,
+            "invalid_field",
+            f"{first['field']}: {first['message']}",
+            field=first["field"],
+            errors=errors,
+        )
+
+    @app.exception_handler(InvalidJobError)
+    async def _invalid_job(_: Request, exc: InvalidJobError) -> JSONResponse:
+        return problem(422, exc.code, f"{exc.field}: {exc}", field=exc.field, errors=exc.errors)
+
+    @app.exception_handler(UnknownJobTypeError)
+    async def _unknown(_: Request, exc: UnknownJobTypeError) -> JSONResponse:
+        return problem(
+            422, exc.code, str(exc), field="type", errors=[{"field": "type", "message": str(exc)}]
+        )
+
+    @app.exception_handler(IdempotencyKeyReusedError)
+    async def _reused(_: Request, exc: IdempotencyKeyReusedError) -> JSONResponse:
+        return problem(422, exc.code, str(exc), field="Idempotency-Key")
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _db_down(_: Request, exc: Exception) -> JSONResponse:
+        return problem(
+            503,
+            "database_unavailable",
+            "the job ledger is unreachable; nothing was accepted, retry later",
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, str(exc.detail))

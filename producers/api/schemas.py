@@ -1,0 +1,122 @@
+"""The intake's request and response bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from store.models import Job, JobAttempt
+
+
+class JobRequest(BaseModel):
+    """A job to run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, max_length=100, examples=["system.echo"])
+    payload: dict[str, Any] = Field(default_factory=dict, examples=[{"hello": "world"}])
+    priority: int = Field(default=0, ge=0, le=9, description="9 runs first.")
+    run_at: AwareDatetime | None = Field(default=None, description="Not before this instant.")
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+
+
+class JobLinks(BaseModel):
+    """Where to look next."""
+
+    self: str
+    cancel: str
+    retry: str
+
+
+def links_for(job_id: uuid.UUID) -> JobLinks:
+    """The links of one job."""
+    base = f"/v1/jobs/{job_id}"
+    return JobLinks(self=base, cancel=f"{base}/cancel", retry=f"{base}/retry")
+
+
+class JobAccepted(BaseModel):
+    """The 202 answer: the job is durable."""
+
+    id: uuid.UUID
+    state: str
+    links: JobLinks
+
+
+class AttemptView(BaseModel):
+    """One try at a job."""
+
+    number: int
+    worker: str
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    error: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, row: JobAttempt) -> AttemptView:
+        """Build from a row."""
+        return cls(
+            number=row.number,
+            worker=row.worker,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            outcome=row.outcome,
+            error=row.error,
+        )
+
+
+class JobView(BaseModel):
+    """A job as its producer sees it."""
+
+    id: uuid.UUID
+    type: str
+    queue: str
+    state: str
+    priority: int
+    payload: dict[str, Any]
+    result: Any | None
+    error: dict[str, Any] | None
+    attempts: int
+    max_attempts: int
+    producer: str
+    run_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    links: JobLinks
+    history: list[AttemptView] | None = None
+
+    @classmethod
+    def of(cls, job: Job, history: list[JobAttempt] | None = None) -> JobView:
+        """Build from a row (and, for the detail view, its attempts)."""
+        return cls(
+            id=job.id,
+            type=job.type,
+            queue=job.queue,
+            state=job.state,
+            priority=job.priority,
+            payload=job.payload,
+            result=job.result,
+            error=job.error,
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            producer=job.producer,
+            run_at=job.run_at,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            links=links_for(job.id),
+            history=None if history is None else [AttemptView.of(a) for a in history],
+        )
+
+
+class JobPage(BaseModel):
+    """One page of jobs, newest first; pass `next_cursor` as `cursor` for the next."""
+
+    items: list[JobView]
+    next_cursor: str | None

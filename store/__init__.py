@@ -1,0 +1,1 @@
+"""The job ledger: PostgreSQL tables and the functions that move jobs between states."""

@@ -1,0 +1,84 @@
+"""API keys: created once, stored as a hash, checked in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from store.models import ApiKey
+
+KEY_PREFIX = "sy"
+KNOWN_SCOPES = frozenset(
+    {
+        "jobs:write",
+        "jobs:read",
+        "notifications:write",
+        "notifications:read",
+        "metrics:read",
+        "admin",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the producer's name, its key and its scopes."""
+
+    producer: str
+    key_id: str
+    scopes: frozenset[str]
+
+    def allows(self, scope: str) -> bool:
+        """True if the key carries `scope` or `admin`."""
+        return scope in self.scopes or "admin" in self.scopes
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(session: Session, *, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
+    """Store a new key for producer `name`; returns the row and the only copy of the token."""
+    unknown = set(scopes) - KNOWN_SCOPES
+    if unknown:
+        raise ValueError(f"unknown scopes: {', '.join(sorted(unknown))}")
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    row = ApiKey(id=key_id, name=name, secret_hash=_hash(secret), scopes=sorted(set(scopes)))
+    session.add(row)
+    session.flush()
+    return row, f"{KEY_PREFIX}_{key_id}_{secret}"
+
+
+def authenticate(session: Session, token: str) -> Principal | None:
+    """The principal behind a token, or None if it is malformed, unknown or revoked."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        return None
+    row = session.get(ApiKey, parts[1])
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.secret_hash, _hash(parts[2])):
+        return None
+    return Principal(producer=row.name, key_id=row.id, scopes=frozenset(row.scopes))
+
+
+def list_keys(session: Session) -> list[ApiKey]:
+    """Every key, newest first (hashes only)."""
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at.desc())))
+
+
+def revoke_key(session: Session, key_id: str) -> bool:
+    """Revoke a key; False if no active key has that id."""
+    moved = session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+        .returning(ApiKey.id)
+    ).one_or_none()
+    return moved is not None

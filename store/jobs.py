@@ -1,0 +1,244 @@
+"""Job state transitions: each one a guarded UPDATE, so two actors never move the same job."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from store.models import Job, JobAttempt, JobState, OutboxMessage
+from store.outbox import add_outbox
+
+CLAIMABLE = (JobState.ACCEPTED, JobState.QUEUED, JobState.RETRYING)
+CANCELLABLE = (JobState.ACCEPTED, JobState.QUEUED, JobState.RETRYING)
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job a worker holds under a lease, as of its claim."""
+
+    id: uuid.UUID
+    type: str
+    queue: str
+    payload: dict[str, Any]
+    priority: int
+    attempt: int
+    max_attempts: int
+    producer: str
+
+
+class LeaseLostError(RuntimeError):
+    """The job is no longer ours: its lease expired and someone else moved it."""
+
+
+def claim_job(
+    session: Session, job_id: uuid.UUID, *, worker: str, lease_seconds: float
+) -> ClaimedJob | None:
+    """Take the job for one attempt, or None if it is not ours to run (duplicate, early, done)."""
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_(CLAIMABLE), Job.run_at <= func.now())
+        .values(
+            state=JobState.RUNNING,
+            attempts=Job.attempts + 1,
+            lease_until=func.now() + timedelta(seconds=lease_seconds),
+            started_at=func.coalesce(Job.started_at, func.now()),
+            updated_at=func.now(),
+        )
+        .returning(
+            Job.id,
+            Job.type,
+            Job.queue,
+            Job.payload,
+            Job.priority,
+            Job.attempts,
+            Job.max_attempts,
+            Job.producer,
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    session.execute(insert(JobAttempt).values(job_id=job_id, number=row.attempts, worker=worker))
+    return ClaimedJob(
+        id=row.id,
+        type=row.type,
+        queue=row.queue,
+        payload=row.payload,
+        priority=row.priority,
+        attempt=row.attempts,
+        max_attempts=row.max_attempts,
+        producer=row.producer,
+    )
+
+
+def _finish(
+    session: Session, job: ClaimedJob, *, outcome: str, error: dict[str, Any] | None, **values: Any
+) -> None:
+    moved = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.state == JobState.RUNNING, Job.attempts == job.attempt)
+        .values(lease_until=None, error=error, updated_at=func.now(), **values)
+        .returning(Job.id)
+    ).one_or_none()
+    if moved is None:
+        raise LeaseLostError(f"job {job.id} attempt {job.attempt} no longer holds its lease")
+    session.execute(
+        update(JobAttempt)
+        .where(JobAttempt.job_id == job.id, JobAttempt.number == job.attempt)
+        .values(finished_at=func.now(), outcome=outcome, error=error)
+    )
+
+
+def mark_succeeded(session: Session, job: ClaimedJob, *, result: Any) -> None:
+    """Record the result and `succeeded`."""
+    _finish(
+        session,
+        job,
+        outcome="succeeded",
+        error=None,
+        state=JobState.SUCCEEDED,
+        result=result,
+        finished_at=func.now(),
+    )
+
+
+def mark_retrying(
+    session: Session, job: ClaimedJob, *, error: dict[str, Any], delay_seconds: float
+) -> datetime:
+    """Schedule another attempt after `delay_seconds`; returns when it becomes due."""
+    run_at = session.execute(select(func.now() + timedelta(seconds=delay_seconds))).scalar_one()
+    _finish(session, job, outcome="retrying", error=error, state=JobState.RETRYING, run_at=run_at)
+    add_outbox(
+        session,
+        job.id,
+        job_type=job.type,
+        queue=job.queue,
+        priority=job.priority,
+        available_at=run_at,
+    )
+    return run_at
+
+
+def mark_dead(session: Session, job: ClaimedJob, *, error: dict[str, Any]) -> None:
+    """Give up on the job: a permanent error or its last attempt."""
+    _finish(
+        session,
+        job,
+        outcome="dead",
+        error=error,
+        state=JobState.DEAD,
+        finished_at=func.now(),
+    )
+
+
+def cancel_job(session: Session, job_id: uuid.UUID) -> bool:
+    """Cancel a job that has not started; False if it is running or finished."""
+    moved = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_(CANCELLABLE))
+        .values(
+            state=JobState.CANCELLED,
+            finished_at=func.now(),
+            updated_at=func.now(),
+            error={"type": "cancelled", "message": "cancelled by request"},
+        )
+        .returning(Job.id)
+    ).one_or_none()
+    if moved is None:
+        return False
+    session.execute(delete(OutboxMessage).where(OutboxMessage.job_id == job_id))
+    return True
+
+
+def replay_job(session: Session, job_id: uuid.UUID, *, extra_attempts: int) -> bool:
+    """Give a dead job `extra_attempts` more tries, starting now; False if it is not dead."""
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.DEAD)
+        .values(
+            state=JobState.RETRYING,
+            max_attempts=Job.attempts + extra_attempts,
+            lost_count=0,
+            run_at=func.now(),
+            finished_at=None,
+            updated_at=func.now(),
+        )
+        .returning(Job.type, Job.queue, Job.priority)
+    ).one_or_none()
+    if row is None:
+        return False
+    add_outbox(session, job_id, job_type=row.type, queue=row.queue, priority=row.priority)
+    return True
+
+
+@dataclass(frozen=True)
+class ReapedJob:
+    """A job whose worker vanished, and what the reaper did with it."""
+
+    id: uuid.UUID
+    type: str
+    state: str
+    attempt: int
+
+
+def reap_expired_leases(
+    session: Session, *, quarantine_after: int, limit: int = 1_000
+) -> list[ReapedJob]:
+    """Return jobs whose lease expired to `retrying`, or to `dead` once they lost N workers."""
+    expired = (
+        select(Job.id)
+        .where(Job.state == JobState.RUNNING, Job.lease_until < func.now())
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    give_up = (Job.lost_count + 1 >= quarantine_after) | (Job.attempts >= Job.max_attempts)
+    rows = session.execute(
+        update(Job)
+        .where(Job.id.in_(expired))
+        .values(
+            state=case((give_up, JobState.DEAD.value), else_=JobState.RETRYING.value),
+            finished_at=case((give_up, func.now()), else_=None),
+            error=case(
+                (
+                    give_up,
+                    func.jsonb_build_object(
+                        "type",
+                        "worker_lost",
+                        "message",
+                        func.format(
+                            "quarantined: lost its worker %s times (attempt %s of %s)",
+                            Job.lost_count + 1,
+                            Job.attempts,
+                            Job.max_attempts,
+                        ),
+                    ),
+                ),
+                else_=func.jsonb_build_object(
+                    "type", "worker_lost", "message", "lease expired: the worker vanished"
+                ),
+            ),
+            lost_count=Job.lost_count + 1,
+            lease_until=None,
+            run_at=func.now(),
+            updated_at=func.now(),
+        )
+        .returning(Job.id, Job.type, Job.queue, Job.priority, Job.state, Job.attempts)
+    ).all()
+    for row in rows:
+        session.execute(
+            update(JobAttempt)
+            .where(and_(JobAttempt.job_id == row.id, JobAttempt.number == row.attempts))
+            .values(
+                finished_at=func.now(),
+                outcome="lost",
+                error={"type": "worker_lost", "message": "lease expired"},
+            )
+        )
+        if row.state == JobState.RETRYING:
+            add_outbox(session, row.id, job_type=row.type, queue=row.queue, priority=row.priority)
+    return [ReapedJob(id=r.id, type=r.type, state=r.state, attempt=r.attempts) for r in rows]

@@ -1,0 +1,87 @@
+"""The transactional outbox: rows that the relay turns into broker messages."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.orm import Session
+
+from store.models import Job, JobState, OutboxMessage
+
+NOTIFY_CHANNEL = "switchyard_outbox"
+
+
+def add_outbox(
+    session: Session,
+    job_id: uuid.UUID,
+    *,
+    job_type: str,
+    queue: str,
+    priority: int,
+    available_at: datetime | None = None,
+) -> None:
+    """Queue one job for publishing, and wake the relay when the transaction commits."""
+    values = {"job_id": job_id, "job_type": job_type, "queue": queue, "priority": priority}
+    if available_at is not None:
+        values["available_at"] = available_at
+    session.execute(insert(OutboxMessage).values(**values))
+    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
+
+@dataclass(frozen=True)
+class DueMessage:
+    """One outbox row ready to publish."""
+
+    id: int
+    job_id: uuid.UUID
+    job_type: str
+    queue: str
+    priority: int
+
+
+def lock_due(session: Session, *, limit: int) -> list[DueMessage]:
+    """Lock up to `limit` due rows that no other relay holds, most urgent first."""
+    stmt = (
+        select(
+            OutboxMessage.id,
+            OutboxMessage.job_id,
+            OutboxMessage.job_type,
+            OutboxMessage.queue,
+            OutboxMessage.priority,
+        )
+        .where(OutboxMessage.available_at <= func.now())
+        .order_by(OutboxMessage.available_at, OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [DueMessage(*row) for row in session.execute(stmt)]
+
+
+def mark_sent(session: Session, messages: list[DueMessage]) -> None:
+    """Delete published rows and move their jobs to `queued` (only if nothing moved them since)."""
+    ids = [m.id for m in messages]
+    job_ids = [m.job_id for m in messages]
+    session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(ids)))
+    session.execute(
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.state.in_([JobState.ACCEPTED, JobState.RETRYING]))
+        .values(state=JobState.QUEUED, updated_at=func.now())
+    )
+
+
+def seconds_until_next_due(session: Session) -> float | None:
+    """Seconds until the earliest pending row becomes due (0 if one is due now)."""
+    delay = session.execute(
+        select(func.extract("epoch", func.min(OutboxMessage.available_at) - func.now()))
+    ).scalar_one()
+    return None if delay is None else max(0.0, float(delay))
+
+
+def outbox_backlog(session: Session) -> int:
+    """How many due rows wait to be published."""
+    return session.execute(
+        select(func.count()).where(OutboxMessage.available_at <= func.now())
+    ).scalar_one()

@@ -1,0 +1,50 @@
+"""Reading the ledger: one job, its attempts, and keyset-paginated lists."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from store.models import Job, JobAttempt
+
+
+def find_job(session: Session, job_id: uuid.UUID, *, producer: str | None) -> Job | None:
+    """The job, if it exists and (unless `producer` is None) belongs to `producer`."""
+    stmt = select(Job).where(Job.id == job_id)
+    if producer is not None:
+        stmt = stmt.where(Job.producer == producer)
+    return session.scalars(stmt).one_or_none()
+
+
+def attempts_of(session: Session, job_id: uuid.UUID) -> list[JobAttempt]:
+    """Every attempt at a job, in order."""
+    return list(
+        session.scalars(
+            select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.number)
+        )
+    )
+
+
+def list_jobs(
+    session: Session,
+    *,
+    producer: str | None,
+    states: Sequence[str] = (),
+    job_type: str | None = None,
+    before: uuid.UUID | None = None,
+    limit: int = 50,
+) -> list[Job]:
+    """Jobs newest first, strictly older than `before` (a keyset cursor)."""
+    stmt = select(Job).order_by(Job.id.desc()).limit(limit)
+    if producer is not None:
+        stmt = stmt.where(Job.producer == producer)
+    if states:
+        stmt = stmt.where(Job.state.in_(list(states)))
+    if job_type is not None:
+        stmt = stmt.where(Job.type == job_type)
+    if before is not None:
+        stmt = stmt.where(Job.id < before)
+    return list(session.scalars(stmt))

@@ -1,0 +1,1 @@
+"""The work Switchyard does, one package per domain."""

@@ -1,0 +1,96 @@
+"""Job types: what each accepts (schema, queue) and, for workers, what runs it (handler)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from config import Settings
+from store.errors import SwitchyardError
+from store.jobs import ClaimedJob
+
+DOMAINS = ("tasks.system",)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """The public contract of a job type."""
+
+    name: str
+    payload: type[BaseModel]
+    queue: str
+    description: str
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a handler gets besides its payload: the open transaction and the claimed job."""
+
+    session: Session
+    job: ClaimedJob
+    settings: Settings
+    log: logging.Logger | Any
+
+
+Handler = Callable[[JobContext, Any], Any]
+
+_specs: dict[str, JobSpec] = {}
+_handlers: dict[str, Handler] = {}
+
+
+class UnknownJobTypeError(SwitchyardError):
+    """No job type of that name is registered."""
+
+    code = "unknown_job_type"
+
+
+def register(spec: JobSpec) -> JobSpec:
+    """Add a job type; its name must be new."""
+    if spec.name in _specs:
+        raise ValueError(f"job type {spec.name!r} registered twice")
+    _specs[spec.name] = spec
+    return spec
+
+
+def handles(name: str) -> Callable[[Handler], Handler]:
+    """Decorator binding a handler function to a registered job type."""
+
+    def bind(fn: Handler) -> Handler:
+        if name in _handlers:
+            raise ValueError(f"job type {name!r} has two handlers")
+        _handlers[name] = fn
+        return fn
+
+    return bind
+
+
+def load_specs() -> dict[str, JobSpec]:
+    """Import every domain's schemas and return all job types by name."""
+    for domain in DOMAINS:
+        importlib.import_module(f"{domain}.schemas")
+    return dict(_specs)
+
+
+def load_handlers() -> dict[str, Handler]:
+    """Import every domain's jobs and return all handlers by job type."""
+    load_specs()
+    for domain in DOMAINS:
+        importlib.import_module(f"{domain}.jobs")
+    missing = set(_specs) - set(_handlers)
+    if missing:
+        raise RuntimeError(f"job types without a handler: {', '.join(sorted(missing))}")
+    return dict(_handlers)
+
+
+def get_spec(name: str) -> JobSpec:
+    """The job type called `name`."""
+    spec = load_specs().get(name)
+    if spec is None:
+        raise UnknownJobTypeError(f"unknown job type {name!r}")
+    return spec

@@ -1,0 +1,1 @@
+"""Diagnostic job types for operators and tests."""

@@ -1,0 +1,187 @@
+"""Fixtures: a private PostgreSQL database and Redis key prefix per run, and real processes."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import redis
+from psycopg import sql
+from sqlalchemy import text
+
+from config import (
+    DatabaseSettings,
+    JobPolicy,
+    ReaperSettings,
+    RedisSettings,
+    RelaySettings,
+    Settings,
+)
+from store.api_keys import create_key
+from store.db import get_engine, transaction
+from store.migrate import upgrade
+from tests.support import Process, free_port, settings_env, switchyard, wait_until
+
+ADMIN_URL = os.environ.get(
+    "SWITCHYARD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("SWITCHYARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RUN_ID = uuid.uuid4().hex[:10]
+LEDGER_TABLES = ("outbox", "job_attempts", "jobs", "api_keys", "schedule_fires")
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A database created for this run and dropped after it (nothing else is touched)."""
+    name = f"switchyard_test_{RUN_ID}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield _with_database(ADMIN_URL, name).replace("postgresql://", "postgresql+psycopg://", 1)
+    for engine in list(get_engine.__globals__["_engines"].values()):
+        engine.dispose()
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> Iterator[str]:
+    """A key prefix owned by this run; only keys under it are deleted afterwards."""
+    prefix = f"switchyard-test-{RUN_ID}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_prefix: str) -> Settings:
+    """Settings for this run: fast retries, short leases, quick sweeps."""
+    s = Settings(
+        env="test",
+        log_format="json",
+        database=DatabaseSettings(url=database_url, pool_size=5),
+        redis=RedisSettings(
+            url=REDIS_URL,
+            key_prefix=redis_prefix,
+            visibility_timeout=30,
+            unacked_restore_interval=1,
+        ),
+        relay=RelaySettings(sweep_interval=0.5, batch_size=200),
+        reaper=ReaperSettings(interval=0.5, quarantine_after=3),
+        default_policy=JobPolicy(backoff_base=0.2, backoff_cap=1.0, lease_timeout=20),
+        job_policies={
+            "system.sleep": JobPolicy(lease_timeout=3, backoff_base=0.2, backoff_cap=1.0)
+        },
+    )
+    upgrade(s)
+    return s
+
+
+@pytest.fixture
+def clean_ledger(settings: Settings) -> Iterator[None]:
+    """Empty the run's own tables after each test that writes to them."""
+    yield
+    with transaction(settings) as session:
+        session.execute(text(f"TRUNCATE {', '.join(LEDGER_TABLES)} CASCADE"))
+
+
+@pytest.fixture
+def make_key(settings: Settings, clean_ledger: None):  # type: ignore[no-untyped-def]
+    """Create an API key: make_key(name, scopes) -> token."""
+
+    def make(
+        name: str = "billing-svc", scopes: tuple[str, ...] = ("jobs:write", "jobs:read")
+    ) -> str:
+        with transaction(settings) as session:
+            _, token = create_key(session, name=name, scopes=list(scopes))
+        return token
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where child processes write their output."""
+    return tmp_path_factory.mktemp("logs")
+
+
+def start_api(settings: Settings, logs_dir: Path, name: str = "api") -> tuple[Process, str]:
+    """Run `switchyard api` on a free port; returns the process and its base URL."""
+    port = free_port()
+    proc = Process(
+        switchyard("api", "--port", str(port)),
+        env=settings_env(settings),
+        log_path=logs_dir / f"{name}.log",
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if proc.popen.poll() is not None:
+            raise AssertionError(f"api exited:\n{proc.output()}")
+        try:
+            return httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, timeout=30, what="the API to answer")
+    return proc, base
+
+
+def start_worker(
+    settings: Settings, logs_dir: Path, name: str = "worker", concurrency: int = 2
+) -> Process:
+    """Run `switchyard worker` on every queue and wait until it consumes."""
+    proc = Process(
+        switchyard("worker", "--concurrency", str(concurrency), "--hostname", f"{name}@%h"),
+        env=settings_env(settings),
+        log_path=logs_dir / f"{name}-{free_port()}.log",
+    )
+
+    def ready() -> bool:
+        if proc.popen.poll() is not None:
+            raise AssertionError(f"worker exited:\n{proc.output()}")
+        return "ready." in proc.output()
+
+    wait_until(ready, timeout=60, what=f"worker {name} to be ready")
+    return proc
+
+
+def start_process(settings: Settings, logs_dir: Path, command: str) -> Process:
+    """Run `switchyard COMMAND` (relay, beat) in the background."""
+    return Process(
+        switchyard(command),
+        env=settings_env(settings),
+        log_path=logs_dir / f"{command}-{free_port()}.log",
+    )
+
+
+@pytest.fixture(scope="session")
+def api(settings: Settings, logs_dir: Path) -> Iterator[str]:
+    """The base URL of a real intake process for this run."""
+    proc, base = start_api(settings, logs_dir)
+    yield base
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def pipeline(settings: Settings, logs_dir: Path, api: str) -> Iterator[str]:
+    """API, relay and a worker running together; yields the API's base URL."""
+    relay = start_process(settings, logs_dir, "relay")
+    worker = start_worker(settings, logs_dir)
+    yield api
+    worker.stop()
+    relay.stop()

@@ -1,0 +1,1 @@
+"""The Celery runtime: app, task base, relay, beat schedule."""

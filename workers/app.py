@@ -1,0 +1,69 @@
+"""The Celery application: JSON only, late acks, one queue per domain, a task per job type."""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from config import Settings, get_settings
+from tasks.registry import load_handlers, load_specs
+from workers.base import register_job_task
+from workers.schedule import beat_schedule, register_maintenance_tasks
+
+QUEUES = ("iot", "notifications", "payments", "maintenance")
+PRIORITY_STEPS = list(range(10))
+
+
+def broker_transport_options(settings: Settings) -> dict[str, object]:
+    """Kombu's Redis options, shared by the workers and the relay."""
+    options: dict[str, object] = {
+        "visibility_timeout": settings.redis.visibility_timeout,
+        "unacked_restore_interval": settings.redis.unacked_restore_interval,
+        "unacked_restore_throttle": 1,
+        "priority_steps": PRIORITY_STEPS,
+        "sep": ":",
+    }
+    if settings.redis.key_prefix:
+        options["global_keyprefix"] = settings.redis.key_prefix
+    return options
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    """Build the Celery app with every job type registered as a task."""
+    settings = settings or get_settings()
+    app = Celery("switchyard", broker=settings.redis.url, set_as_current=True)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        result_accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=settings.worker.prefetch_multiplier,
+        worker_concurrency=settings.worker.concurrency,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=broker_transport_options(settings),
+        task_queues=[Queue(name, routing_key=name) for name in QUEUES],
+        task_default_queue="maintenance",
+        task_create_missing_queues=False,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        beat_schedule=beat_schedule(settings),
+        beat_scheduler="workers.schedule:LedgerScheduler",
+    )
+    handlers = load_handlers()
+    for name, spec in load_specs().items():
+        register_job_task(app, spec=spec, handler=handlers[name], settings=settings)
+    register_maintenance_tasks(app, settings)
+    app.settings = settings  # type: ignore[attr-defined]
+    return app
+
+
+def app_settings(app: Celery) -> Settings:
+    """The settings an app was built with."""
+    return app.settings  # type: ignore[attr-defined,no-any-return]

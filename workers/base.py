@@ -1,0 +1,127 @@
+"""JobTask: claim under a lease, run the handler, record the outcome in the ledger."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import time
+import traceback
+import uuid
+from typing import Any
+
+import structlog
+from celery import Celery, Task
+from celery.exceptions import Reject
+from sqlalchemy.exc import DBAPIError
+
+from config import JobPolicy, Settings
+from logs import get_logger
+from store.db import transaction
+from store.jobs import (
+    ClaimedJob,
+    LeaseLostError,
+    claim_job,
+    mark_dead,
+    mark_retrying,
+    mark_succeeded,
+)
+from tasks.errors import PermanentError, RetryableError
+from tasks.registry import Handler, JobContext, JobSpec
+
+log = get_logger("switchyard.worker")
+DB_DOWN_REQUEUE_DELAY = 1.0
+
+
+def backoff_delay(policy: JobPolicy, attempt: int, *, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter, capped; a handler's `retry_after` wins."""
+    if retry_after is not None:
+        return retry_after
+    ceiling = min(policy.backoff_cap, policy.backoff_base * 2 ** (attempt - 1))
+    return random.uniform(0, ceiling) if policy.jitter else ceiling
+
+
+def describe_error(exc: BaseException) -> dict[str, Any]:
+    """The JSON the ledger keeps about a failure."""
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc)[:2_000],
+        "retryable": not isinstance(exc, PermanentError),
+        "traceback": "".join(traceback.format_exception(exc))[-4_000:],
+    }
+
+
+def worker_name() -> str:
+    """This process as the ledger names it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claim(job_id: uuid.UUID, *, settings: Settings, lease: int) -> ClaimedJob | None:
+    try:
+        with transaction(settings) as session:
+            return claim_job(session, job_id, worker=worker_name(), lease_seconds=lease)
+    except DBAPIError as exc:
+        # The ledger is unreachable: hand the message back to the broker rather than lose it.
+        log.warning("claim_failed_database_unavailable", job_id=str(job_id), error=str(exc))
+        time.sleep(DB_DOWN_REQUEUE_DELAY)
+        raise Reject("database unavailable", requeue=True) from exc
+
+
+def _record_failure(
+    job: ClaimedJob, exc: Exception, *, settings: Settings, policy: JobPolicy
+) -> str:
+    error = describe_error(exc)
+    with transaction(settings) as session:
+        if isinstance(exc, PermanentError) or job.attempt >= job.max_attempts:
+            mark_dead(session, job, error=error)
+            log.error("job_dead", error=error["message"], error_type=error["type"])
+            return "dead"
+        retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
+        delay = backoff_delay(policy, job.attempt, retry_after=retry_after)
+        run_at = mark_retrying(session, job, error=error, delay_seconds=delay)
+        # Expected retries are not errors: log them at info.
+        log.info(
+            "job_retrying", delay=round(delay, 3), run_at=run_at.isoformat(), error=error["message"]
+        )
+        return "retrying"
+
+
+def run_job(job_id: str, *, spec: JobSpec, handler: Handler, settings: Settings) -> str:
+    """Run one delivery of a job; returns what happened (for logs and tests)."""
+    policy = settings.policy_for(spec.name)
+    job = _claim(uuid.UUID(job_id), settings=settings, lease=policy.lease_timeout)
+    if job is None:
+        log.info("duplicate_delivery_dropped", job_id=job_id, job_type=spec.name)
+        return "dropped"
+    with structlog.contextvars.bound_contextvars(
+        job_id=job_id, job_type=spec.name, attempt=job.attempt
+    ):
+        log.info("job_started")
+        try:
+            payload = spec.payload.model_validate(job.payload)
+            with transaction(settings) as session:
+                result = handler(JobContext(session, job, settings, log), payload)
+                mark_succeeded(session, job, result=result)
+        except LeaseLostError as exc:
+            log.warning("job_lease_lost", error=str(exc))
+            return "lease_lost"
+        except Exception as exc:
+            return _record_failure(job, exc, settings=settings, policy=policy)
+        log.info("job_succeeded")
+        return "succeeded"
+
+
+def register_job_task(app: Celery, *, spec: JobSpec, handler: Handler, settings: Settings) -> Task:
+    """Register the Celery task that runs job type `spec`; its lease bounds its time limit."""
+    lease = settings.policy_for(spec.name).lease_timeout
+
+    def run(job_id: str) -> str:
+        return run_job(job_id, spec=spec, handler=handler, settings=settings)
+
+    run.__doc__ = spec.description
+    return app.task(
+        name=spec.name,
+        time_limit=lease,
+        soft_time_limit=max(1, lease - 5) if lease > 10 else None,
+        typing=False,
+    )(run)

@@ -1,0 +1,108 @@
+"""The outbox relay: publishes due outbox rows to Redis in batches, woken by NOTIFY."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+from celery import Celery
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
+
+from config import Settings
+from logs import get_logger
+from store.db import transaction
+from store.outbox import NOTIFY_CHANNEL, DueMessage, lock_due, mark_sent, seconds_until_next_due
+
+log = get_logger("switchyard.relay")
+BROKER_ERRORS = (KombuOperationalError, RedisError, ConnectionError, OSError)
+MAX_BACKOFF = 5.0
+
+
+def kombu_priority(priority: int) -> int:
+    """Our priority (9 most urgent) as Kombu's Redis priority (0 served first)."""
+    return 9 - priority
+
+
+def publish(app: Celery, messages: list[DueMessage]) -> None:
+    """Send one message per row through a single Redis pipeline."""
+    with app.producer_or_acquire() as producer, producer.batch(max_size=len(messages)):
+        for m in messages:
+            app.send_task(
+                m.job_type,
+                args=[str(m.job_id)],
+                task_id=str(m.job_id),
+                queue=m.queue,
+                priority=kombu_priority(m.priority),
+                producer=producer,
+            )
+
+
+def publish_due(app: Celery, settings: Settings) -> int:
+    """Publish one batch of due rows; returns how many were sent."""
+    with transaction(settings) as session:
+        messages = lock_due(session, limit=settings.relay.batch_size)
+        if messages:
+            # A crash after publishing and before the commit re-sends these rows:
+            # a duplicate message, never a lost job.
+            publish(app, messages)
+            mark_sent(session, messages)
+    return len(messages)
+
+
+def drain(app: Celery, settings: Settings) -> int:
+    """Publish batches until nothing is due; returns the total sent."""
+    total = 0
+    while True:
+        sent = publish_due(app, settings)
+        total += sent
+        if sent < settings.relay.batch_size:
+            return total
+
+
+def _listen_dsn(settings: Settings) -> str:
+    return settings.database.url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _next_wait(settings: Settings) -> float:
+    with transaction(settings) as session:
+        due_in = seconds_until_next_due(session)
+    sweep = settings.relay.sweep_interval
+    return sweep if due_in is None else min(sweep, due_in)
+
+
+def _wait_for_notify(conn: psycopg.Connection, seconds: float, stop: threading.Event) -> None:
+    """Block until a NOTIFY arrives, `seconds` pass, or `stop` is set (checked every second)."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        if any(True for _ in conn.notifies(timeout=min(left, 1.0), stop_after=1)):
+            return
+
+
+def run_forever(app: Celery, settings: Settings, stop: threading.Event) -> None:
+    """Relay until `stop` is set: drain, then sleep until NOTIFY, the next due row or a sweep."""
+    backoff = 0.2
+    conn: psycopg.Connection | None = None
+    while not stop.is_set():
+        try:
+            if conn is None or conn.closed:
+                conn = psycopg.connect(_listen_dsn(settings), autocommit=True, connect_timeout=5)
+                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            sent = drain(app, settings)
+            if sent:
+                log.info("relay_published", count=sent)
+            backoff = 0.2
+            _wait_for_notify(conn, _next_wait(settings), stop)
+        except (*BROKER_ERRORS, DBAPIError, psycopg.Error) as exc:
+            log.warning("relay_unavailable", error=str(exc), retry_in=backoff)
+            if conn is not None and not conn.closed and isinstance(exc, psycopg.Error | DBAPIError):
+                conn.close()
+            stop.wait(backoff)
+            backoff = min(MAX_BACKOFF, backoff * 2)
+    if conn is not None:
+        conn.close()

@@ -1,0 +1,96 @@
+"""Beat: the maintenance schedule, and a scheduler that fires each (entry, slot) once."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+from celery.beat import ScheduleEntry, Scheduler
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
+
+from config import Settings
+from logs import get_logger
+from store.db import transaction
+from store.models import ScheduleFire
+from tasks.maintenance import apply_retention, reap
+from workers.base import worker_name
+from workers.relay import drain
+
+log = get_logger("switchyard.beat")
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The maintenance entries, with intervals from settings."""
+    return {
+        "relay-sweep": {
+            "task": "maintenance.relay_sweep",
+            "schedule": timedelta(seconds=settings.relay.sweep_interval),
+        },
+        "reaper": {
+            "task": "maintenance.reap",
+            "schedule": timedelta(seconds=settings.reaper.interval),
+        },
+        "retention": {
+            "task": "maintenance.retention",
+            "schedule": timedelta(seconds=settings.retention.interval),
+        },
+    }
+
+
+def slot_of(entry: ScheduleEntry, now: float) -> int:
+    """The slot an entry fires in: interval entries by their period, crontab ones by minute."""
+    period = getattr(entry.schedule, "run_every", None)
+    seconds = period.total_seconds() if isinstance(period, timedelta) else 60.0
+    return int(now // max(seconds, 1.0))
+
+
+def claim_slot(app: Celery, name: str, slot: int) -> bool:
+    """Record the fire; False when another beat already fired this slot."""
+    with transaction(app.settings) as session:  # type: ignore[attr-defined]
+        inserted = session.execute(
+            insert(ScheduleFire)
+            .values(schedule=name, slot=slot, fired_by=worker_name())
+            .on_conflict_do_nothing()
+            .returning(ScheduleFire.slot)
+        ).one_or_none()
+    return inserted is not None
+
+
+class LedgerScheduler(Scheduler):
+    """An in-memory beat scheduler that asks the ledger before each fire."""
+
+    def apply_entry(self, entry: ScheduleEntry, producer: Any = None) -> None:
+        """Fire `entry` only if this beat wins its slot."""
+        slot = slot_of(entry, time.time())
+        try:
+            won = claim_slot(self.app, entry.name, slot)
+        except DBAPIError as exc:
+            log.warning("beat_ledger_unavailable", schedule=entry.name, error=str(exc))
+            return
+        if not won:
+            log.info("beat_slot_taken", schedule=entry.name, slot=slot)
+            return
+        log.info("beat_fired", schedule=entry.name, slot=slot)
+        super().apply_entry(entry, producer=producer)
+
+
+def register_maintenance_tasks(app: Celery, settings: Settings) -> None:
+    """The tasks beat fires; each is idempotent, so a duplicate message is harmless."""
+
+    @app.task(name="maintenance.relay_sweep", queue="maintenance", typing=False)
+    def relay_sweep() -> int:
+        return drain(app, settings)
+
+    @app.task(name="maintenance.reap", queue="maintenance", typing=False)
+    def reap_task() -> dict[str, int]:
+        with transaction(settings) as session:
+            report = reap(session, settings)
+        return vars(report)
+
+    @app.task(name="maintenance.retention", queue="maintenance", typing=False)
+    def retention_task() -> dict[str, int]:
+        with transaction(settings) as session:
+            return apply_retention(session, settings)
