@@ -84,7 +84,10 @@ def settings(database_url: str, redis_prefix: str) -> Settings:
         reaper=ReaperSettings(interval=0.5, quarantine_after=3),
         default_policy=JobPolicy(backoff_base=0.2, backoff_cap=1.0, lease_timeout=20),
         job_policies={
-            "system.sleep": JobPolicy(lease_timeout=3, backoff_base=0.2, backoff_cap=1.0)
+            "system.sleep": JobPolicy(lease_timeout=3, backoff_base=0.2, backoff_cap=1.0),
+            "system.fail": JobPolicy(
+                max_attempts=3, jitter=False, backoff_base=0.3, backoff_cap=1, lease_timeout=20
+            ),
         },
     )
     upgrade(s)
@@ -177,9 +180,9 @@ def api(settings: Settings, logs_dir: Path) -> Iterator[str]:
     proc.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pipeline(settings: Settings, logs_dir: Path, api: str) -> Iterator[str]:
-    """API, relay and a worker running together; yields the API's base URL."""
+    """API, relay and a worker running for one module (so other modules see no processing)."""
     relay = start_process(settings, logs_dir, "relay")
     worker = start_worker(settings, logs_dir)
     yield api

@@ -1,0 +1,49 @@
+"""Calling the intake and reading the ledger from tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from config import Settings
+from store.db import transaction
+from tests.support import wait_until
+
+TERMINAL = {"succeeded", "dead", "cancelled"}
+
+
+def auth(token: str) -> dict[str, str]:
+    """The Authorization header for `token`."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def submit(api: str, token: str, body: dict[str, Any], **headers: str) -> httpx.Response:
+    """POST /v1/jobs."""
+    return httpx.post(f"{api}/v1/jobs", json=body, headers={**auth(token), **headers}, timeout=10)
+
+
+def get_job(api: str, token: str, job_id: str) -> dict[str, Any]:
+    """GET /v1/jobs/{id}, which must succeed."""
+    resp = httpx.get(f"{api}/v1/jobs/{job_id}", headers=auth(token), timeout=5)
+    assert resp.status_code == 200, resp.text
+    return resp.json()  # type: ignore[no-any-return]
+
+
+def wait_state(
+    api: str, token: str, job_id: str, states: set[str] = TERMINAL, timeout: float = 30
+) -> dict[str, Any]:
+    """Poll the job until its state is one of `states`."""
+
+    def reached() -> dict[str, Any] | None:
+        job = get_job(api, token, job_id)
+        return job if job["state"] in states else None
+
+    return wait_until(reached, timeout=timeout, what=f"job {job_id} to reach {states}")
+
+
+def count_rows(settings: Settings, table: str) -> int:
+    """Rows in one of the run's own tables."""
+    with transaction(settings) as session:
+        return int(session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())

@@ -1,0 +1,109 @@
+"""kill -9 of a worker mid-job, and two beat processes racing for the same slots."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import text
+
+from config import Settings
+from store.db import transaction
+from tests.api_support import get_job, submit, wait_state
+from tests.conftest import start_api, start_process, start_worker
+from tests.support import wait_until
+
+pytestmark = pytest.mark.chaos
+
+
+def isolated(settings: Settings, **updates: object) -> Settings:
+    """The run's settings with a Redis prefix of their own (no other worker of the run sees it)."""
+    redis_settings = settings.redis.model_copy(
+        update={"key_prefix": f"{settings.redis.key_prefix}{uuid.uuid4().hex[:8]}:"}
+    )
+    return settings.model_copy(update={"redis": redis_settings, **updates})
+
+
+def test_a_job_survives_kill_9_of_its_worker_and_succeeds_once(
+    settings: Settings, make_key, logs_dir: Path
+) -> None:
+    own = isolated(settings)
+    api, base = start_api(own, logs_dir, name="api-kill")
+    relay = start_process(own, logs_dir, "relay")
+    beat = start_process(own, logs_dir, "beat")  # runs the reaper every 0.5 s
+    doomed = start_worker(own, logs_dir, name="doomed", concurrency=1)
+    survivor = None
+    token = make_key()
+    try:
+        # system.sleep's test lease is 3 s: the reaper notices the lost worker soon after.
+        body = {"type": "system.sleep", "payload": {"seconds": 1.5}}
+        job_id = submit(base, token, body).json()["id"]
+        wait_state(base, token, job_id, {"running"})
+        doomed.kill()  # SIGKILL to the worker and its pool child, mid-job
+        doomed.popen.wait(10)
+        survivor = start_worker(own, logs_dir, name="survivor", concurrency=1)
+        job = wait_state(base, token, job_id, {"succeeded", "dead"}, timeout=60)
+        assert job["state"] == "succeeded"
+        assert job["attempts"] == 2
+        outcomes = [a["outcome"] for a in job["history"]]
+        assert outcomes == ["lost", "succeeded"]
+        assert job["history"][0]["worker"] != job["history"][1]["worker"]
+        # Whatever else is redelivered later (the dead worker's unacked message) is dropped.
+        assert get_job(base, token, job_id)["attempts"] == 2
+    finally:
+        for proc in (survivor, doomed, beat, relay, api):
+            if proc is not None:
+                proc.stop()
+
+
+def test_two_beats_fire_each_slot_once(settings: Settings, logs_dir: Path, clean_ledger) -> None:
+    own = isolated(
+        settings,
+        relay=settings.relay.model_copy(update={"sweep_interval": 1.0}),
+        reaper=settings.reaper.model_copy(update={"interval": 1.0}),
+    )
+    beats = [start_process(own, logs_dir, "beat") for _ in range(2)]
+    started = time.monotonic()
+    try:
+        wait_until(
+            lambda: "beat_slot_taken" in "".join(b.output() for b in beats) and _fires(own) >= 6,
+            timeout=40,
+            interval=0.5,
+            what="the two beats to contend for a slot",
+        )
+    finally:
+        for beat in beats:
+            beat.stop()
+    elapsed = time.monotonic() - started
+    with transaction(own) as session:
+        rows = session.execute(
+            text("SELECT schedule, count(*) FROM schedule_fires GROUP BY schedule")
+        ).all()
+    fires = dict(rows)
+    sent = _messages_by_task(own)
+    assert fires["relay-sweep"] >= 2
+    assert sent["maintenance.relay_sweep"] == fires["relay-sweep"]
+    assert sent["maintenance.reap"] == fires["reaper"]
+    assert fires["relay-sweep"] <= elapsed + 2  # one fire per one-second slot, not two
+
+
+def _fires(settings: Settings) -> int:
+    with transaction(settings) as session:
+        return int(session.execute(text("SELECT count(*) FROM schedule_fires")).scalar_one())
+
+
+def _messages_by_task(settings: Settings) -> Counter[str]:
+    client = redis.Redis.from_url(settings.redis.url)
+    try:
+        counts: Counter[str] = Counter()
+        for key in client.scan_iter(match=f"{settings.redis.key_prefix}maintenance*"):
+            for raw in client.lrange(key, 0, -1):
+                counts[json.loads(raw)["headers"]["task"]] += 1
+        return counts
+    finally:
+        client.close()

@@ -1,0 +1,141 @@
+"""PostgreSQL down → 503 and nothing written; Redis down → 202 and the job completes later."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from sqlalchemy.engine import make_url
+
+from config import Settings
+from tests.api_support import auth, count_rows, submit, wait_state
+from tests.chaos.proxy import Proxy
+from tests.conftest import start_api, start_process, start_worker
+from tests.support import free_port, wait_until
+
+pytestmark = pytest.mark.chaos
+ECHO = {"type": "system.echo", "payload": {"survives": "outages"}}
+
+
+def test_postgres_down_is_503_and_writes_nothing_then_recovers(
+    settings: Settings, make_key, logs_dir: Path
+) -> None:
+    url = make_url(settings.database.url)
+    proxy = Proxy((url.host or "127.0.0.1", url.port or 5432))
+    proxied = settings.model_copy(
+        update={
+            "database": settings.database.model_copy(
+                update={"url": url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)}
+            )
+        }
+    )
+    api, base = start_api(proxied, logs_dir, name="api-pg-proxy")
+    token = make_key()
+    try:
+        assert submit(base, token, ECHO).status_code == 202
+        proxy.cut()
+        down = submit(base, token, ECHO)
+        assert down.status_code == 503
+        assert down.json()["code"] == "database_unavailable"
+        assert down.headers["retry-after"] == "5"
+        assert httpx.get(f"{base}/readyz", timeout=10).status_code == 503
+        assert count_rows(settings, "jobs") == 1
+        proxy.restore()
+        wait_until(
+            lambda: submit(base, token, ECHO).status_code == 202,
+            timeout=20,
+            what="the intake to accept again",
+        )
+    finally:
+        api.stop()
+        proxy.close()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
+    """A private redis-server on a free port (restartable on the same port)."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server must be on PATH for this test"
+    port = free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        procs.append(
+            subprocess.Popen(
+                [
+                    binary,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(tmp_path),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        client = redis.Redis(port=port)
+        wait_until(lambda: _pings(client), what="redis-server to start")
+
+    start()
+    yield port, procs, start  # type: ignore[misc]
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def test_redis_down_at_accept_time_is_202_and_the_job_completes_when_it_returns(
+    settings: Settings, make_key, logs_dir: Path, own_redis
+) -> None:
+    port, procs, start_redis = own_redis
+    own = settings.model_copy(
+        update={
+            "redis": settings.redis.model_copy(
+                update={
+                    "url": f"redis://127.0.0.1:{port}/0",
+                    "key_prefix": f"chaos-{uuid.uuid4().hex}:",
+                }
+            )
+        }
+    )
+    api, base = start_api(own, logs_dir, name="api-own-redis")
+    relay = start_process(own, logs_dir, "relay")
+    worker = start_worker(own, logs_dir, name="worker-own-redis")
+    token = make_key()
+    try:
+        procs[-1].kill()
+        procs[-1].wait()
+        resp = submit(base, token, ECHO)
+        assert resp.status_code == 202
+        job_id = resp.json()["id"]
+        assert httpx.get(f"{base}/readyz", timeout=10).json()["checks"]["redis"] != "ok"
+        assert httpx.get(f"{base}/v1/jobs/{job_id}", headers=auth(token)).json()["state"] == (
+            "accepted"
+        )
+        start_redis()
+        job = wait_state(base, token, job_id, timeout=60)
+        assert job["state"] == "succeeded"
+        assert job["attempts"] == 1
+        assert job["result"] == ECHO["payload"]
+    finally:
+        worker.stop()
+        relay.stop()
+        api.stop()
