@@ -40,6 +40,13 @@ def get_engine(settings: Settings | None = None) -> Engine:
     return engine
 
 
+def dispose_engines() -> None:
+    """Close every pooled connection this process holds (before dropping a database, say)."""
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+
+
 @contextmanager
 def transaction(settings: Settings | None = None) -> Iterator[Session]:
     """A session that commits on success and rolls back on any error."""

@@ -23,7 +23,7 @@ from config import (
     Settings,
 )
 from store.api_keys import create_key
-from store.db import get_engine, transaction
+from store.db import dispose_engines, transaction
 from store.migrate import upgrade
 from tests.support import Process, free_port, settings_env, switchyard, wait_until
 
@@ -47,8 +47,7 @@ def database_url() -> Iterator[str]:
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     yield _with_database(ADMIN_URL, name).replace("postgresql://", "postgresql+psycopg://", 1)
-    for engine in list(get_engine.__globals__["_engines"].values()):
-        engine.dispose()
+    dispose_engines()
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
