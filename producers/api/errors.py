@@ -10,9 +10,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from logs import get_logger
 from producers.enqueue import IdempotencyKeyReusedError, InvalidJobError
 from tasks.registry import UnknownJobTypeError
 
+log = get_logger("switchyard.api")
 PROBLEM_BASE = "https://switchyard.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
 
@@ -104,6 +106,11 @@ def install_error_handlers(app: FastAPI) -> None:
             "database_unavailable",
             "the job ledger is unreachable; nothing was accepted, retry later",
         )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", error_type=type(exc).__name__)
+        return problem(500, "internal_error", "an unexpected error; nothing was accepted")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

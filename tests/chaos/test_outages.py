@@ -139,3 +139,49 @@ def test_redis_down_at_accept_time_is_202_and_the_job_completes_when_it_returns(
         worker.stop()
         relay.stop()
         api.stop()
+
+
+def test_a_worker_cut_off_from_postgres_hands_the_message_back_and_finishes_later(
+    settings: Settings, make_key, logs_dir: Path
+) -> None:
+    url = make_url(settings.database.url)
+    proxy = Proxy((url.host or "127.0.0.1", url.port or 5432))
+    own = settings.model_copy(
+        update={
+            "redis": settings.redis.model_copy(
+                update={"key_prefix": f"{settings.redis.key_prefix}pgcut-{uuid.uuid4().hex[:6]}:"}
+            )
+        }
+    )
+    cut_off = own.model_copy(
+        update={
+            "database": own.database.model_copy(
+                update={"url": url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)}
+            )
+        }
+    )
+    api, base = start_api(own, logs_dir, name="api-pgcut")
+    relay = start_process(own, logs_dir, "relay")
+    worker = start_worker(cut_off, logs_dir, name="worker-pgcut")
+    token = make_key()
+    try:
+        proxy.cut()
+        job_id = submit(base, token, ECHO).json()["id"]
+        wait_until(
+            lambda: "claim_failed_database_unavailable" in worker.output(),
+            timeout=30,
+            what="the worker to fail its claim",
+        )
+        assert httpx.get(f"{base}/v1/jobs/{job_id}", headers=auth(token)).json()["state"] in {
+            "accepted",
+            "queued",
+        }
+        proxy.restore()
+        job = wait_state(base, token, job_id, timeout=60)
+        assert job["state"] == "succeeded"
+        assert job["attempts"] == 1
+    finally:
+        worker.stop()
+        relay.stop()
+        api.stop()
+        proxy.close()
