@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -44,6 +45,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env[f"SWITCHYARD_{name.upper()}"] = text
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def isolated(settings: Settings, **updates: Any) -> Settings:
+    """`settings` with a Redis key prefix of their own, so no other worker of the run sees it."""
+    redis_settings = settings.redis.model_copy(
+        update={"key_prefix": f"{settings.redis.key_prefix}{uuid.uuid4().hex[:8]}:"}
+    )
+    return settings.model_copy(update={"redis": redis_settings, **updates})
 
 
 def free_port() -> int:

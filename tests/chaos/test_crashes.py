@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -16,17 +15,9 @@ from config import Settings
 from store.db import transaction
 from tests.api_support import get_job, submit, wait_state
 from tests.conftest import start_api, start_process, start_worker
-from tests.support import wait_until
+from tests.support import isolated, wait_until
 
 pytestmark = pytest.mark.chaos
-
-
-def isolated(settings: Settings, **updates: object) -> Settings:
-    """The run's settings with a Redis prefix of their own (no other worker of the run sees it)."""
-    redis_settings = settings.redis.model_copy(
-        update={"key_prefix": f"{settings.redis.key_prefix}{uuid.uuid4().hex[:8]}:"}
-    )
-    return settings.model_copy(update={"redis": redis_settings, **updates})
 
 
 def test_a_job_survives_kill_9_of_its_worker_and_succeeds_once(

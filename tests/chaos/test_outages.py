@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,24 +16,25 @@ from config import Settings
 from tests.api_support import auth, count_rows, submit, wait_state
 from tests.chaos.proxy import Proxy
 from tests.conftest import start_api, start_process, start_worker
-from tests.support import free_port, wait_until
+from tests.support import free_port, isolated, wait_until
 
 pytestmark = pytest.mark.chaos
 ECHO = {"type": "system.echo", "payload": {"survives": "outages"}}
 
 
+def through_proxy(settings: Settings) -> tuple[Proxy, Settings]:
+    """A proxy in front of the run's PostgreSQL, and settings that connect through it."""
+    url = make_url(settings.database.url)
+    proxy = Proxy((url.host or "127.0.0.1", url.port or 5432))
+    via = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    database = settings.database.model_copy(update={"url": via})
+    return proxy, settings.model_copy(update={"database": database})
+
+
 def test_postgres_down_is_503_and_writes_nothing_then_recovers(
     settings: Settings, make_key, logs_dir: Path
 ) -> None:
-    url = make_url(settings.database.url)
-    proxy = Proxy((url.host or "127.0.0.1", url.port or 5432))
-    proxied = settings.model_copy(
-        update={
-            "database": settings.database.model_copy(
-                update={"url": url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)}
-            )
-        }
-    )
+    proxy, proxied = through_proxy(settings)
     api, base = start_api(proxied, logs_dir, name="api-pg-proxy")
     token = make_key()
     try:
@@ -106,15 +106,9 @@ def test_redis_down_at_accept_time_is_202_and_the_job_completes_when_it_returns(
     settings: Settings, make_key, logs_dir: Path, own_redis
 ) -> None:
     port, procs, start_redis = own_redis
-    own = settings.model_copy(
-        update={
-            "redis": settings.redis.model_copy(
-                update={
-                    "url": f"redis://127.0.0.1:{port}/0",
-                    "key_prefix": f"chaos-{uuid.uuid4().hex}:",
-                }
-            )
-        }
+    own = isolated(settings)
+    own = own.model_copy(
+        update={"redis": own.redis.model_copy(update={"url": f"redis://127.0.0.1:{port}/0"})}
     )
     api, base = start_api(own, logs_dir, name="api-own-redis")
     relay = start_process(own, logs_dir, "relay")
@@ -144,22 +138,8 @@ def test_redis_down_at_accept_time_is_202_and_the_job_completes_when_it_returns(
 def test_a_worker_cut_off_from_postgres_hands_the_message_back_and_finishes_later(
     settings: Settings, make_key, logs_dir: Path
 ) -> None:
-    url = make_url(settings.database.url)
-    proxy = Proxy((url.host or "127.0.0.1", url.port or 5432))
-    own = settings.model_copy(
-        update={
-            "redis": settings.redis.model_copy(
-                update={"key_prefix": f"{settings.redis.key_prefix}pgcut-{uuid.uuid4().hex[:6]}:"}
-            )
-        }
-    )
-    cut_off = own.model_copy(
-        update={
-            "database": own.database.model_copy(
-                update={"url": url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)}
-            )
-        }
-    )
+    own = isolated(settings)
+    proxy, cut_off = through_proxy(own)
     api, base = start_api(own, logs_dir, name="api-pgcut")
     relay = start_process(own, logs_dir, "relay")
     worker = start_worker(cut_off, logs_dir, name="worker-pgcut")

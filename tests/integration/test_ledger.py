@@ -18,7 +18,7 @@ from store.jobs import LeaseLostError, claim_job, mark_succeeded
 from store.models import Job, JobAttempt, OutboxMessage
 from tasks.maintenance import reap
 from tests.api_support import count_rows
-from tests.support import wait_until
+from tests.support import isolated, wait_until
 from workers.app import create_celery
 from workers.relay import drain
 
@@ -26,10 +26,7 @@ from workers.relay import drain
 @pytest.fixture
 def quiet(settings: Settings, clean_ledger: None) -> Settings:
     """The run's settings with a Redis prefix no worker of this run consumes."""
-    redis_settings = settings.redis.model_copy(
-        update={"key_prefix": f"{settings.redis.key_prefix}quiet-{uuid.uuid4().hex[:6]}:"}
-    )
-    return settings.model_copy(update={"redis": redis_settings})
+    return isolated(settings)
 
 
 def new_job(settings: Settings, **options: object) -> uuid.UUID:
