@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test bench lint services clean
+.PHONY: dev test bench lint services tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,18 @@ dev: $(STAMP)
 services:
 	bash scripts/ensure-services
 
-test: $(STAMP) services
+# docker-compose (Debian's package) parses docker-compose.yml in tests/integration/test_compose.py.
+tools:
+	@command -v docker-compose >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "make: installing docker-compose for the compose file test"; \
+	    apt-get install -y -q docker-compose >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null && apt-get install -y -q docker-compose >/dev/null; }; \
+	  else \
+	    echo "make: the compose test needs docker-compose: apt-get install docker-compose" >&2; \
+	  fi; }
+
+test: $(STAMP) services tools
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

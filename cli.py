@@ -2,27 +2,52 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import signal
+import sys
+import tempfile
 import threading
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import OperationalError
 
 from config import get_settings
-from logs import configure_logging
+from logs import configure_logging, scrub
+from workers.devstack.bootstrap import attach_to_running_stack
+from workers.devstack.children import die_with_parent
+from workers.ops.jobs import jobs_app
+from workers.ops.keys import keys_app
 
 app = typer.Typer(
     help="Switchyard: durable jobs over HTTP, a PostgreSQL ledger and Celery workers on Redis.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
-keys_app = typer.Typer(help="Create, list and revoke producers' API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(jobs_app, name="jobs")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+FLAT_ALIASES = {
+    "SWITCHYARD_DATABASE_URL": "SWITCHYARD_DATABASE__URL",
+    "SWITCHYARD_REDIS_URL": "SWITCHYARD_REDIS__URL",
+}
 
 
-def _setup(process: str) -> None:
+def _setup(process: str, *, metrics: bool = True, own_multiproc_dir: bool = False) -> None:
     settings = get_settings()
     configure_logging(settings.resolved_log_format, prefix=process)
+    # Multiprocess metrics must be chosen before prometheus-client is first imported.
+    directory = settings.metrics.multiproc_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if own_multiproc_dir and not directory:
+        directory = tempfile.mkdtemp(prefix=f"switchyard-metrics-{process}-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    if metrics and directory:
+        os.makedirs(directory, exist_ok=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    elif not metrics:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
 def _require_migrated() -> None:
@@ -52,12 +77,12 @@ def api(
     host: Annotated[str | None, typer.Option(help="Bind address (default: settings).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: settings).")] = None,
 ) -> None:
-    """Run the HTTP intake (OpenAPI docs at /docs)."""
+    """Run the HTTP intake (OpenAPI docs at /docs, Prometheus metrics at /metrics)."""
+    _setup("api")
     import uvicorn
 
     from producers.api.app import create_app
 
-    _setup("api")
     _require_migrated()
     settings = get_settings()
     uvicorn.run(
@@ -75,15 +100,26 @@ def worker(
         str, typer.Option(help="Comma-separated queues to consume.")
     ] = "iot,notifications,payments,maintenance",
     concurrency: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
-    hostname: Annotated[str | None, typer.Option(help="Celery node name.")] = None,
+    hostname: Annotated[str | None, typer.Option(help="Celery node name, e.g. `iot@%h`.")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve this host's metrics on this port (for hosts without an API)."),
+    ] = None,
 ) -> None:
-    """Run a Celery worker on the given queues."""
-    import workers.signals  # noqa: F401  (connects our logging)
+    """Run a Celery worker on the given queues (any host that reaches Redis and PostgreSQL)."""
+    settings = get_settings()
+    metrics_port = metrics_port if metrics_port is not None else settings.metrics.worker_port
+    # The pool's children count in their own processes: serving them needs multiprocess mode.
+    _setup("worker", own_multiproc_dir=metrics_port is not None)
+    import workers.signals  # (connects our logging)
+    import workers.telemetry  # noqa: F401  (per-delivery metrics and log context)
     from workers.app import create_celery
 
-    _setup("worker")
     _require_migrated()
-    settings = get_settings()
+    if metrics_port is not None:
+        from workers.telemetry import serve_worker_metrics
+
+        serve_worker_metrics(metrics_port)
     argv = [
         "worker",
         "--queues",
@@ -101,10 +137,10 @@ def worker(
 @app.command()
 def beat() -> None:
     """Run Celery beat: relay sweep, reaper, retention (each slot fires once across beats)."""
+    _setup("beat")
     import workers.signals  # noqa: F401
     from workers.app import create_celery
 
-    _setup("beat")
     _require_migrated()
     create_celery().start(["beat", "--loglevel", "INFO"])
 
@@ -112,10 +148,10 @@ def beat() -> None:
 @app.command()
 def relay() -> None:
     """Run the outbox relay: publish committed jobs to Redis as soon as they are due."""
+    _setup("relay")
     from workers.app import create_celery
     from workers.relay import run_forever
 
-    _setup("relay")
     _require_migrated()
     settings = get_settings()
     stop = threading.Event()
@@ -124,60 +160,84 @@ def relay() -> None:
     run_forever(create_celery(settings), settings, stop)
 
 
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Option(help="The producer this key belongs to.")],
-    scopes: Annotated[str, typer.Option(help="Comma-separated scopes.")] = "jobs:write,jobs:read",
+@app.command()
+def dev() -> None:
+    """Run everything on embedded defaults: PostgreSQL, Redis, API, relay, worker, beat, Flower.
+
+    Data lives under `SWITCHYARD_DATA_DIR` (default `./.switchyard/`) and survives restarts.
+    Set `SWITCHYARD_DATABASE_URL` / `SWITCHYARD_REDIS_URL` to use servers of your own instead.
+    Ctrl-C stops every process.
+    """
+    from workers.devstack.stack import run_dev
+
+    _setup("dev", metrics=False)
+    raise typer.Exit(run_dev(get_settings()))
+
+
+@app.command()
+def flower(
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 5555).")] = None,
 ) -> None:
-    """Create a key and print it once; only its hash is stored."""
-    from store.api_keys import create_key
-    from store.db import transaction
+    """Run Flower: basic auth from settings (required outside dev), state kept in the data dir."""
+    _setup("flower", metrics=False)
+    from workers.flower import FlowerConfigError, run_flower
+
+    try:
+        code = run_flower(get_settings(), host=host, port=port)
+    except FlowerConfigError as exc:
+        typer.secho(f"switchyard: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    raise typer.Exit(code)
+
+
+@app.command()
+def queues(as_json: JsonOpt = False) -> None:
+    """Per queue: messages in Redis, due jobs in the ledger and the oldest one's age; relay lag."""
+    from workers.ops.queues import show_queues
 
     _require_migrated()
+    show_queues(get_settings(), as_json=as_json)
+
+
+@app.command()
+def healthcheck(
+    component: Annotated[str, typer.Argument(help="api, relay, worker, beat or flower.")],
+) -> None:
+    """Exit 0 if this host's COMPONENT does its job (for container healthchecks)."""
+    from workers.ops.health import Component, check
+
     try:
-        with transaction() as session:
-            row, token = create_key(
-                session, name=name, scopes=[s.strip() for s in scopes.split(",") if s.strip()]
-            )
+        ok, why = check(Component(component), get_settings())
     except ValueError as exc:
         typer.secho(f"switchyard: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(token)
-    typer.echo(
-        f"key {row.id} for {name} ({', '.join(row.scopes)}); it is not shown again", err=True
-    )
-
-
-@keys_app.command("list")
-def keys_list() -> None:
-    """List keys (ids, producers, scopes, revocation)."""
-    from store.api_keys import list_keys
-    from store.db import transaction
-
-    _require_migrated()
-    with transaction() as session:
-        for row in list_keys(session):
-            revoked = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
-            typer.echo(f"{row.id}  {row.name:<24} {','.join(row.scopes):<40} {revoked}")
-
-
-@keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (second part).")]) -> None:
-    """Revoke a key: its next request gets 401."""
-    from store.api_keys import revoke_key
-    from store.db import transaction
-
-    _require_migrated()
-    with transaction() as session:
-        if not revoke_key(session, key_id):
-            typer.secho(f"switchyard: no active key {key_id}", fg="red", err=True)
-            raise typer.Exit(1)
-    typer.echo(f"revoked {key_id}")
+    except Exception as exc:  # unreachable dependencies make the probe fail, not crash
+        ok, why = False, f"{type(exc).__name__}: {exc}"
+    typer.echo(f"{component}: {'healthy' if ok else 'unhealthy'} ({why})")
+    raise typer.Exit(0 if ok else 1)
 
 
 def main() -> None:
     """Entry point of the `switchyard` script."""
-    app()
+    for flat, nested in FLAT_ALIASES.items():
+        if os.environ.get(flat) and not os.environ.get(nested):
+            os.environ[nested] = os.environ[flat]
+    die_with_parent()  # a no-op unless `switchyard dev` started us
+    if sys.argv[1:2] != ["dev"]:
+        # `switchyard jobs …` in a second terminal talks to the running dev stack.
+        attach_to_running_stack(os.environ)
+    try:
+        app()
+    except OperationalError as exc:
+        detail = scrub(str(exc.orig)).strip().splitlines()[0]
+        typer.secho(
+            f"switchyard: the ledger is unreachable ({detail}). Is `switchyard dev` running "
+            "(same SWITCHYARD_DATA_DIR), or SWITCHYARD_DATABASE_URL set?",
+            fg="red",
+            err=True,
+        )
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

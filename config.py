@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["dev", "test", "prod"]
@@ -76,6 +76,67 @@ class WorkerSettings(BaseModel):
 
     concurrency: int = Field(default=2, ge=1)
     prefetch_multiplier: int = Field(default=4, ge=1)
+    # Worker task events (received/started/succeeded) feed Flower; each costs a Redis publish
+    # per task (docs/performance.md), so a deployment without Flower may turn them off.
+    task_events: bool = True
+
+
+class FlowerSettings(BaseModel):
+    """Flower, the operators' live view of workers and tasks."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=5555, ge=0, le=65535)
+    user: str | None = None
+    password: SecretStr | None = None
+    persistent: bool = True
+    url_prefix: str = ""
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> FlowerSettings:
+        if (self.user is None) != (self.password is None):
+            raise ValueError("flower.user and flower.password go together")
+        return self
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus metrics: `/metrics` on the API, and an optional worker-side exporter."""
+
+    multiproc_dir: str | None = None
+    worker_port: int | None = Field(default=None, ge=0, le=65535)
+
+
+class SmtpSettings(BaseModel):
+    """The SMTP relay that sends notification emails."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "none"
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: str | None = None  # trust this CA bundle instead of the system's
+    from_address: str = "switchyard@localhost"
+    message_id_domain: str = "switchyard.local"
+    timeout: float = Field(default=15.0, gt=0)
+
+
+class NotificationSettings(BaseModel):
+    """The notifications domain: channels, retry schedule, SSRF allow-list, recipient controls."""
+
+    secret_key: SecretStr | None = None  # seals webhook secrets; a fixed dev key when unset
+    smtp: SmtpSettings = SmtpSettings()
+    sms_provider: Literal["log", "http"] = "log"
+    sms_endpoint: str | None = None
+    sms_token: SecretStr | None = None
+    retry_schedule: list[float] = Field(
+        default=[5, 300, 1_800, 7_200, 18_000, 36_000, 36_000], min_length=1, max_length=50
+    )
+    webhook_connect_timeout: float = Field(default=5.0, gt=0)
+    webhook_total_timeout: float = Field(default=15.0, gt=0)
+    webhook_allowed_networks: list[str] = Field(default_factory=list)
+    secret_rotation_grace: float = Field(default=86_400.0, ge=0)
+    dedup_window_minutes: float = Field(default=60.0, ge=0)
+    rate_limit_count: int = Field(default=10, ge=1)
+    rate_limit_period: float = Field(default=60.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -96,6 +157,10 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     default_policy: JobPolicy = JobPolicy()
     job_policies: dict[str, JobPolicy] = Field(default_factory=dict)
+    data_dir: str = ".switchyard"
+    flower: FlowerSettings = FlowerSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    notifications: NotificationSettings = NotificationSettings()
 
     @model_validator(mode="after")
     def _lease_fits_visibility(self) -> Settings:
@@ -109,6 +174,25 @@ class Settings(BaseSettings):
                 f"longest lease_timeout ({longest}s), or Redis redelivers running jobs"
             )
         return self
+
+    @model_validator(mode="after")
+    def _flower_credentials_outside_dev(self) -> Settings:
+        # Flower can replay and revoke tasks: never serve it unauthenticated beyond a laptop.
+        password = self.flower.password
+        if self.env != "dev" and password is not None and len(password.get_secret_value()) < 8:
+            raise ValueError("flower.password must be at least 8 characters outside dev")
+        return self
+
+    def flower_basic_auth(self) -> str | None:
+        """`user:password` for Flower; None is allowed only in dev (ValueError elsewhere)."""
+        if self.flower.user is None or self.flower.password is None:
+            if self.env != "dev":
+                raise ValueError(
+                    "Flower needs SWITCHYARD_FLOWER__USER and SWITCHYARD_FLOWER__PASSWORD "
+                    f"outside dev (env={self.env})"
+                )
+            return None
+        return f"{self.flower.user}:{self.flower.password.get_secret_value()}"
 
     @property
     def resolved_log_format(self) -> Literal["console", "json"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -13,11 +14,35 @@ SECRET_KEYS = frozenset(
 )
 
 
+SECRET_SUFFIXES = ("_secret", "_token", "_password", "_api_key", "_key_secret")
+REDACTED = "[redacted]"
+# API keys (`sy_<id>_<secret>`) and passwords inside URLs, wherever they appear in a line.
+_TOKEN = re.compile(r"\bsy_([0-9a-f]{6,32})_[A-Za-z0-9_\-]{8,}")
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@")
+
+
+def is_secret_key(key: str) -> bool:
+    """True for field names whose values are never logged."""
+    lowered = key.lower()
+    return lowered in SECRET_KEYS or lowered.endswith(SECRET_SUFFIXES)
+
+
+def scrub(value: Any) -> Any:
+    """`value` with API keys, URL passwords and secret-named fields (at any depth) masked."""
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", _TOKEN.sub(r"sy_\1_***", value))
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if isinstance(k, str) and is_secret_key(k) else scrub(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(scrub(v) for v in value)
+    return value
+
+
 def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    for key in list(event):
-        if key.lower() in SECRET_KEYS:
-            event[key] = "[redacted]"
-    return event
+    return scrub(event)  # type: ignore[no-any-return]
 
 
 def configure_logging(fmt: str, *, level: int = logging.INFO, prefix: str | None = None) -> None:
@@ -49,6 +74,7 @@ def configure_logging(fmt: str, *, level: int = logging.INFO, prefix: str | None
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                _redact,  # again: tracebacks are text only from here on
                 renderer,
             ],
         )

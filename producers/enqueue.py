@@ -19,6 +19,7 @@ from store.errors import SwitchyardError
 from store.ids import uuid7
 from store.models import Job, JobState
 from store.outbox import add_outbox
+from tasks.notifications.callbacks import CallbackError, callback_columns
 from tasks.registry import get_spec
 
 
@@ -84,6 +85,8 @@ def enqueue(
     run_at: datetime | None = None,
     max_attempts: int | None = None,
     idempotency_key: str | None = None,
+    callback_url: str | None = None,
+    callback_secret: str | None = None,
     settings: Settings | None = None,
 ) -> Enqueued:
     """Insert the job and its outbox row in the caller's transaction; replays honour the key."""
@@ -96,8 +99,17 @@ def enqueue(
     fingerprint = None
     if idempotency_key is not None:
         fingerprint = request_fingerprint(
-            job_type, clean, priority=priority, run_at=run_at, max_attempts=max_attempts
+            job_type,
+            clean,
+            priority=priority,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            callback_url=callback_url,
         )
+    try:
+        callback = callback_columns(callback_url, callback_secret, settings=settings)
+    except CallbackError as exc:
+        raise InvalidJobError(str(exc), field=exc.field) from exc
     values: dict[str, Any] = {
         "id": uuid7(),
         "type": job_type,
@@ -110,6 +122,7 @@ def enqueue(
         "idempotency_key": idempotency_key,
         "request_hash": fingerprint,
         "run_at": run_at if run_at is not None else func.now(),
+        **callback,
     }
     stmt = insert(Job).values(**values)
     if idempotency_key is not None:

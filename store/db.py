@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings, get_settings
 
 _engines: dict[tuple[int, str], Engine] = {}
+_factories: dict[Engine, sessionmaker[Session]] = {}
+# A pooled connection idle longer than this is pinged before use; a busy one is not, which
+# saves a round trip per transaction under load (a connection broken since its last use
+# then fails one statement, and SQLAlchemy invalidates the pool).
+PING_IDLE_AFTER = 1.0
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -33,9 +41,9 @@ def get_engine(settings: Settings | None = None) -> Engine:
         engine = create_engine(
             url,
             pool_size=settings.database.pool_size,
-            pool_pre_ping=True,
             connect_args={"connect_timeout": 5, "options": f"-c statement_timeout={timeout}"},
         )
+        _ping_idle_connections(engine)
         _engines[key] = engine
     return engine
 
@@ -47,11 +55,43 @@ def dispose_engines() -> None:
     _engines.clear()
 
 
+def _ping_idle_connections(engine: Engine) -> None:
+    """Pessimistic disconnect handling, only for connections that sat idle in the pool."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_IDLE_AFTER:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError("pooled connection is gone") from exc  # the pool retries
+
+
 @contextmanager
 def transaction(settings: Settings | None = None) -> Iterator[Session]:
     """A session that commits on success and rolls back on any error."""
-    factory = sessionmaker(get_engine(settings), expire_on_commit=False)
+    engine = get_engine(settings)
+    factory = _factories.get(engine)
+    if factory is None:  # a sessionmaker builds a Session subclass: make it once per engine
+        factory = _factories[engine] = sessionmaker(engine, expire_on_commit=False)
     with factory.begin() as session:
+        yield session
+
+
+@contextmanager
+def autocommit(settings: Settings | None = None) -> Iterator[Session]:
+    """A session whose statements each commit on their own: only for one-statement changes."""
+    engine = get_engine(settings)
+    with (
+        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+        Session(conn, expire_on_commit=False) as session,
+    ):
         yield session
 
 

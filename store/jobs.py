@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, select, update
+from sqlalchemy import and_, case, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from store.job_statements import claim_statement, finish_statement
 from store.models import Job, JobAttempt, JobState, OutboxMessage
 from store.outbox import add_outbox
 
@@ -39,30 +40,14 @@ def claim_job(
     session: Session, job_id: uuid.UUID, *, worker: str, lease_seconds: float
 ) -> ClaimedJob | None:
     """Take the job for one attempt, or None if it is not ours to run (duplicate, early, done)."""
-    row = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.state.in_(CLAIMABLE), Job.run_at <= func.now())
-        .values(
-            state=JobState.RUNNING,
-            attempts=Job.attempts + 1,
-            lease_until=func.now() + timedelta(seconds=lease_seconds),
-            started_at=func.coalesce(Job.started_at, func.now()),
-            updated_at=func.now(),
-        )
-        .returning(
-            Job.id,
-            Job.type,
-            Job.queue,
-            Job.payload,
-            Job.priority,
-            Job.attempts,
-            Job.max_attempts,
-            Job.producer,
-        )
-    ).one_or_none()
+    params = {
+        "claim_id": job_id,
+        "claim_lease": timedelta(seconds=lease_seconds),
+        "claim_worker": worker,
+    }
+    row = session.execute(claim_statement(CLAIMABLE), params).one_or_none()
     if row is None:
         return None
-    session.execute(insert(JobAttempt).values(job_id=job_id, number=row.attempts, worker=worker))
     return ClaimedJob(
         id=row.id,
         type=row.type,
@@ -76,21 +61,21 @@ def claim_job(
 
 
 def _finish(
-    session: Session, job: ClaimedJob, *, outcome: str, error: dict[str, Any] | None, **values: Any
+    session: Session,
+    job: ClaimedJob,
+    *,
+    outcome: str,
+    error: dict[str, Any] | None,
+    now: tuple[str, ...] = (),
+    **values: Any,
 ) -> None:
-    moved = session.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.state == JobState.RUNNING, Job.attempts == job.attempt)
-        .values(lease_until=None, error=error, updated_at=func.now(), **values)
-        .returning(Job.id)
-    ).one_or_none()
-    if moved is None:
-        raise LeaseLostError(f"job {job.id} attempt {job.attempt} no longer holds its lease")
-    session.execute(
-        update(JobAttempt)
-        .where(JobAttempt.job_id == job.id, JobAttempt.number == job.attempt)
-        .values(finished_at=func.now(), outcome=outcome, error=error)
+    params = {f"set_{c}": v for c, v in values.items()}
+    params.update(
+        finish_id=job.id, finish_attempt=job.attempt, finish_outcome=outcome, finish_error=error
     )
+    statement = finish_statement(tuple(sorted(values)), now)
+    if session.execute(statement, params).one_or_none() is None:
+        raise LeaseLostError(f"job {job.id} attempt {job.attempt} no longer holds its lease")
 
 
 def mark_succeeded(session: Session, job: ClaimedJob, *, result: Any) -> None:
@@ -100,9 +85,9 @@ def mark_succeeded(session: Session, job: ClaimedJob, *, result: Any) -> None:
         job,
         outcome="succeeded",
         error=None,
+        now=("finished_at",),
         state=JobState.SUCCEEDED,
         result=result,
-        finished_at=func.now(),
     )
 
 
@@ -130,8 +115,8 @@ def mark_dead(session: Session, job: ClaimedJob, *, error: dict[str, Any]) -> No
         job,
         outcome="dead",
         error=error,
+        now=("finished_at",),
         state=JobState.DEAD,
-        finished_at=func.now(),
     )
 
 

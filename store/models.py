@@ -104,6 +104,9 @@ class Job(Base):
     updated_at: Mapped[datetime] = _now()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A signed completion webhook goes here when the job ends (enqueued by a trigger, 0002).
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    callback_secret: Mapped[str | None] = mapped_column(Text)  # sealed, never plain
 
 
 class JobAttempt(Base):

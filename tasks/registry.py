@@ -15,7 +15,7 @@ from config import Settings
 from store.errors import SwitchyardError
 from store.jobs import ClaimedJob
 
-DOMAINS = ("tasks.system",)
+DOMAINS = ("tasks.system", "tasks.notifications")
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,10 @@ def create_celery(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=settings.worker.prefetch_multiplier,
         worker_concurrency=settings.worker.concurrency,
         worker_hijack_root_logger=False,
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        worker_send_task_events=settings.worker.task_events,
+        # The relay would send one `task-sent` event per message: a Redis publish each that
+        # nothing needs (Flower tracks tasks from `task-received` on).
+        task_send_sent_event=False,
         broker_connection_retry_on_startup=True,
         broker_transport_options=broker_transport_options(settings),
         task_queues=[Queue(name, routing_key=name) for name in QUEUES],
@@ -62,8 +64,3 @@ def create_celery(settings: Settings | None = None) -> Celery:
     register_maintenance_tasks(app, settings)
     app.settings = settings  # type: ignore[attr-defined]
     return app
-
-
-def app_settings(app: Celery) -> Settings:
-    """The settings an app was built with."""
-    return app.settings  # type: ignore[attr-defined,no-any-return]

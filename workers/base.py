@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from config import JobPolicy, Settings
 from logs import get_logger
-from store.db import transaction
+from store.db import autocommit, transaction
 from store.jobs import (
     ClaimedJob,
     LeaseLostError,
@@ -26,6 +26,7 @@ from store.jobs import (
     mark_retrying,
     mark_succeeded,
 )
+from store.metrics import job_started
 from tasks.errors import PermanentError, RetryableError
 from tasks.registry import Handler, JobContext, JobSpec
 
@@ -58,7 +59,8 @@ def worker_name() -> str:
 
 def _claim(job_id: uuid.UUID, *, settings: Settings, lease: int) -> ClaimedJob | None:
     try:
-        with transaction(settings) as session:
+        # The claim is one statement, atomic on its own: no BEGIN/COMMIT round trips.
+        with autocommit(settings) as session:
             return claim_job(session, job_id, worker=worker_name(), lease_seconds=lease)
     except DBAPIError as exc:
         # The ledger is unreachable: hand the message back to the broker rather than lose it.
@@ -97,6 +99,7 @@ def run_job(job_id: str, *, spec: JobSpec, handler: Handler, settings: Settings)
         job_id=job_id, job_type=spec.name, attempt=job.attempt
     ):
         log.info("job_started")
+        job_started(job.id, job_type=spec.name, attempt=job.attempt)
         try:
             payload = spec.payload.model_validate(job.payload)
             with transaction(settings) as session:

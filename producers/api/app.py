@@ -8,7 +8,7 @@ from sqlalchemy.orm import sessionmaker
 from config import Settings, get_settings
 from producers.api.errors import install_error_handlers
 from producers.api.limits import BodySizeLimit
-from producers.api.routes import health, jobs
+from producers.api.routes import health, jobs, metrics, notification_templates, notifications
 from store.db import get_engine
 
 DESCRIPTION = """
@@ -29,4 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(metrics.router)
+    app.include_router(notifications.router)
+    app.include_router(notification_templates.router)
     return app

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from producers.api.deps import SessionDep
+from producers.api.deps import SettingsDep
 from producers.api.errors import ProblemError
 from store.api_keys import Principal, authenticate
+from store.db import autocommit
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `switchyard keys create`.")
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -20,12 +21,16 @@ CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 def require_scope(scope: str) -> Callable[..., Principal]:
     """A dependency that authenticates the caller and checks it holds `scope`."""
 
-    def dependency(session: SessionDep, credentials: CredentialsDep) -> Principal:
+    def dependency(settings: SettingsDep, credentials: CredentialsDep) -> Principal:
         if credentials is None:
             raise ProblemError(
                 401, "unauthenticated", "send `Authorization: Bearer <api key>`", headers=CHALLENGE
             )
-        principal = authenticate(session, credentials.credentials)
+        # A connection of its own, in autocommit (one round trip), returned before this
+        # dependency's thread ends: a request must not hold a pooled connection while it waits
+        # for another threadpool slot, or enough concurrent requests deadlock the pool.
+        with autocommit(settings) as session:
+            principal = authenticate(session, credentials.credentials)
         if principal is None:
             raise ProblemError(
                 401, "invalid_api_key", "the API key is unknown or revoked", headers=CHALLENGE

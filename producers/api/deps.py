@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from config import Settings
 
 
-def get_app_settings(request: Request) -> Settings:
-    """The settings the app was created with."""
+async def get_app_settings(request: Request) -> Settings:
+    """The settings the app was created with (async: no I/O, so no threadpool hop)."""
     return request.app.state.settings  # type: ignore[no-any-return]
 
 

@@ -21,6 +21,12 @@ class JobRequest(BaseModel):
     priority: int = Field(default=0, ge=0, le=9, description="9 runs first.")
     run_at: AwareDatetime | None = Field(default=None, description="Not before this instant.")
     max_attempts: int | None = Field(default=None, ge=1, le=100)
+    callback_url: str | None = Field(
+        default=None, max_length=2_048, description="Gets a signed webhook when the job ends."
+    )
+    callback_secret: str | None = Field(
+        default=None, max_length=200, description="`whsec_` secret that signs the callback."
+    )
 
 
 class JobLinks(BaseModel):

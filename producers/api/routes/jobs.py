@@ -16,6 +16,7 @@ from producers.api.schemas import JobAccepted, JobPage, JobRequest, JobView, lin
 from producers.enqueue import enqueue
 from store.api_keys import Principal
 from store.jobs import cancel_job, replay_job
+from store.metrics import job_accepted
 from store.models import Job, JobState
 from store.queries import attempts_of, find_job, list_jobs
 
@@ -62,9 +63,12 @@ def submit_job(
         run_at=body.run_at,
         max_attempts=body.max_attempts,
         idempotency_key=idempotency_key,
+        callback_url=body.callback_url,
+        callback_secret=body.callback_secret,
         settings=settings,
     )
     session.commit()
+    job_accepted(body.type, created=outcome.created)
     response.headers["Location"] = f"/v1/jobs/{outcome.job.id}"
     if not outcome.created:
         response.headers["Idempotent-Replayed"] = "true"

@@ -1,0 +1,141 @@
+"""`/v1/notifications`: send email, webhooks and SMS; read their status and delivery log."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from producers.api.auth import require_scope
+from producers.api.deps import SessionDep, SettingsDep
+from producers.api.errors import ProblemError
+from producers.enqueue import enqueue
+from store.api_keys import Principal
+from store.errors import SwitchyardError
+from tasks.notifications.queries import find_notification, list_notifications
+from tasks.notifications.schemas import (
+    DELIVER,
+    Channel,
+    NotificationAccepted,
+    NotificationPage,
+    NotificationRequest,
+    NotificationView,
+    Status,
+    links_for,
+)
+from tasks.notifications.service import InvalidNotificationError, prepare, record
+from tasks.notifications.templates import TemplateError, TemplateNotFoundError
+
+router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
+Writer = Annotated[Principal, Depends(require_scope("notifications:write"))]
+Reader = Annotated[Principal, Depends(require_scope("notifications:read"))]
+
+
+def invalid(exc: SwitchyardError, *, field: str) -> ProblemError:
+    """A 422 naming `field`."""
+    message = str(exc)
+    return ProblemError(
+        422,
+        "invalid_field",
+        f"{field}: {message}",
+        field=field,
+        errors=[{"field": field, "message": message}],
+    )
+
+
+def visible_to(principal: Principal) -> str | None:
+    """The producer whose rows the caller sees (None: all, for admins)."""
+    return None if principal.allows("admin") else principal.producer
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=NotificationAccepted)
+def submit_notification(
+    body: NotificationRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Writer,
+    response: Response,
+) -> NotificationAccepted:
+    """Accept a notification: 202 means it and its delivery job are committed."""
+    try:
+        prepared = prepare(
+            session, body, producer=principal.producer, settings=settings.notifications
+        )
+    except (InvalidNotificationError, TemplateError) as exc:
+        raise invalid(exc, field=exc.field) from exc
+    except TemplateNotFoundError as exc:
+        raise invalid(exc, field="template") from exc
+    if prepared.existing is not None:
+        response.headers["Idempotent-Replayed"] = "true"
+        job_id = prepared.existing.job_id
+    else:
+        attempts = min(len(settings.notifications.retry_schedule) + 1, 100)
+        job = enqueue(
+            session,
+            DELIVER.name,
+            {"notification_id": str(prepared.id)},
+            producer=principal.producer,
+            run_at=prepared.send_at,
+            max_attempts=attempts,
+            settings=settings,
+        ).job
+        record(session, prepared, job_id=job.id)
+        job_id = job.id
+        session.commit()
+    response.headers["Location"] = f"/v1/notifications/{prepared.id}"
+    return NotificationAccepted(
+        id=prepared.id,
+        job_id=job_id,
+        send_at=prepared.send_at,
+        deduplicated=prepared.existing is not None,
+        links=links_for(prepared.id, job_id),
+    )
+
+
+@router.get("/{notification_id}", response_model=NotificationView)
+def get_notification(
+    notification_id: uuid.UUID, session: SessionDep, principal: Reader
+) -> NotificationView:
+    """One notification: its status and every delivery attempt."""
+    found = find_notification(session, notification_id, producer=visible_to(principal))
+    if found is None:
+        raise ProblemError(404, "notification_not_found", f"no notification {notification_id}")
+    return found
+
+
+def _cursor(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(bytes=base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise ProblemError(
+            422, "invalid_field", "cursor: not a cursor this API issued", field="cursor"
+        ) from exc
+
+
+@router.get("", response_model=NotificationPage)
+def get_notifications(
+    session: SessionDep,
+    principal: Reader,
+    status: Annotated[Status | None, Query()] = None,
+    channel: Annotated[Channel | None, Query()] = None,
+    to: Annotated[str | None, Query(max_length=2_048)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> Any:
+    """Notifications newest first, filtered by status, channel and recipient."""
+    rows = list_notifications(
+        session,
+        producer=visible_to(principal),
+        status=status,
+        channel=channel,
+        to=to,
+        before=_cursor(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = base64.urlsafe_b64encode(rows[-1].id.bytes).decode().rstrip("=") if more else None
+    return NotificationPage(items=rows, next_cursor=next_cursor)

@@ -1,0 +1,100 @@
+"""Prebuilt SQL for the worker's hot path: the claim and the end of an attempt.
+
+Each is one statement (data-modifying CTEs), so a transition costs one round trip, and each is
+built once per shape: an execution only binds its parameters (no statement construction or
+cache-key walk per job).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from sqlalchemy import (
+    Interval,
+    Select,
+    String,
+    bindparam,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    update,
+)
+
+from store.models import Job, JobAttempt, JobState
+
+_CLAIMED_COLUMNS = (
+    *("id", "type", "queue", "payload", "priority", "attempts", "max_attempts", "producer"),
+)
+
+
+@cache
+def claim_statement(claimable: tuple[str, ...]) -> Select[Any]:
+    """The claim: move a claimable job to `running` and open its attempt, in one statement."""
+    jobs, attempts = Job.__table__, JobAttempt.__table__
+    # One statement (the guarded UPDATE and the attempt row as data-modifying CTEs): one round
+    # trip, and atomic on its own, so the worker runs it without BEGIN/COMMIT. Built once:
+    # each execution then only binds its parameters.
+    claimed = (
+        update(jobs)
+        .where(
+            jobs.c.id == bindparam("claim_id"),
+            jobs.c.state.in_(claimable),
+            jobs.c.run_at <= func.now(),
+        )
+        .values(
+            state=JobState.RUNNING,
+            attempts=jobs.c.attempts + 1,
+            lease_until=func.now() + bindparam("claim_lease", type_=Interval),
+            started_at=func.coalesce(jobs.c.started_at, func.now()),
+            updated_at=func.now(),
+        )
+        .returning(*(jobs.c[name] for name in _CLAIMED_COLUMNS))
+        .cte("claimed")
+    )
+    attempt = insert(attempts).from_select(
+        ["job_id", "number", "worker", "outcome"],
+        select(
+            claimed.c.id,
+            claimed.c.attempts,
+            bindparam("claim_worker", type_=String),
+            literal("running"),
+        ),
+    )
+    return select(claimed).add_cte(attempt.cte("attempt"))
+
+
+@cache
+def finish_statement(columns: tuple[str, ...], now: tuple[str, ...]) -> Select[Any]:
+    """End an attempt: set `columns` (bound) and `now` (now()) on the job; close the attempt."""
+    jobs, attempts = Job.__table__, JobAttempt.__table__
+    # One round trip: the guarded UPDATE of the job and the close of its attempt row.
+    values: dict[str, Any] = {c: bindparam(f"set_{c}", type_=jobs.c[c].type) for c in columns}
+    values.update({c: func.now() for c in now})
+    error = bindparam("finish_error", type_=jobs.c.error.type)
+    moved = (
+        update(jobs)
+        .where(
+            jobs.c.id == bindparam("finish_id"),
+            jobs.c.state == JobState.RUNNING,
+            jobs.c.attempts == bindparam("finish_attempt"),
+        )
+        .values(lease_until=null(), error=error, updated_at=func.now(), **values)
+        .returning(jobs.c.id)
+        .cte("moved")
+    )
+    close = (
+        update(attempts)
+        .where(
+            attempts.c.job_id.in_(select(moved.c.id)),
+            attempts.c.number == bindparam("finish_attempt"),
+        )
+        .values(
+            finished_at=func.now(),
+            outcome=bindparam("finish_outcome", type_=String),
+            error=bindparam("finish_error", type_=attempts.c.error.type),
+        )
+    )
+    return select(moved.c.id).add_cte(close.cte("close"))

@@ -1,0 +1,1 @@
+"""Notifications: email, signed webhooks and SMS, with an auditable delivery log."""

@@ -1,0 +1,140 @@
+"""Delivering one notification: derive the idempotency key, send once, log the attempt."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from config import Settings
+from store.jobs import ClaimedJob
+from tasks.errors import PermanentError, RetryableError
+from tasks.notifications.channels import DeliveryError, DeliveryReport, RejectedDeliveryError
+from tasks.notifications.channels.email import OutgoingEmail, message_id_for, send_email
+from tasks.notifications.channels.sms import SmsProvider
+from tasks.notifications.channels.webhook import send_webhook, webhook_id_for
+from tasks.notifications.endpoints import active_secrets
+from tasks.notifications.models import Notification, NotificationAttempt, WebhookEndpoint
+from tasks.notifications.secrets import unseal
+
+RecordAttempt = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Gateways:
+    """The outside world a delivery talks to."""
+
+    webhook_client: httpx.Client
+    sms: SmsProvider
+
+
+def _webhook_secrets(
+    row: Notification, endpoint: WebhookEndpoint | None, *, settings: Settings
+) -> list[str]:
+    if row.callback_secret is not None:
+        return [unseal(row.callback_secret, settings=settings)]
+    secrets = active_secrets(endpoint, settings=settings) if endpoint else []
+    if not secrets:
+        raise RejectedDeliveryError("the webhook endpoint was deleted or has no secret")
+    return secrets
+
+
+def _send(
+    row: Notification,
+    endpoint: WebhookEndpoint | None,
+    *,
+    settings: Settings,
+    gateways: Gateways,
+) -> DeliveryReport:
+    if row.channel == "email":
+        email = OutgoingEmail(
+            to=row.recipient,
+            subject=row.subject or "",
+            text=row.body_text or "",
+            html=row.body_html,
+            message_id=message_id_for(
+                row.job_id, domain=settings.notifications.smtp.message_id_domain
+            ),
+        )
+        return send_email(email, smtp=settings.notifications.smtp)
+    if row.channel == "webhook":
+        return send_webhook(
+            row.recipient,
+            (row.body_text or "").encode(),
+            msg_id=webhook_id_for(row.job_id),
+            secrets=_webhook_secrets(row, endpoint, settings=settings),
+            client=gateways.webhook_client,
+            total_timeout=settings.notifications.webhook_total_timeout,
+        )
+    return gateways.sms.send(
+        to=row.recipient, body=row.body_text or "", idempotency_key=f"{row.job_id}:sms"
+    )
+
+
+def deliver(
+    session: Session,
+    notification_id: uuid.UUID,
+    *,
+    job: ClaimedJob,
+    settings: Settings,
+    gateways: Gateways,
+    record_failure: RecordAttempt,
+) -> dict[str, Any]:
+    """Send the notification; a failure is logged via `record_failure`, then retried or final."""
+    found = session.execute(
+        select(Notification, WebhookEndpoint)
+        .outerjoin(WebhookEndpoint, WebhookEndpoint.id == Notification.endpoint_id)
+        .where(Notification.id == notification_id)
+    ).one_or_none()
+    if found is None:
+        raise PermanentError(f"notification {notification_id} does not exist")
+    row, endpoint = found
+    if row.delivered_at is not None:
+        return {"status": "delivered", "already": True}
+    started = time.monotonic()
+    try:
+        report = _send(row, endpoint, settings=settings, gateways=gateways)
+    except DeliveryError as exc:
+        record_failure(
+            {
+                "notification_id": row.id,
+                "number": job.attempt,
+                "outcome": exc.outcome,
+                "status_code": exc.status_code,
+                "reply": exc.reply,
+                "error": str(exc)[:2_000],
+                "duration_ms": int((time.monotonic() - started) * 1_000),
+            }
+        )
+        schedule = settings.notifications.retry_schedule
+        if not exc.retryable or job.attempt > len(schedule):
+            raise PermanentError(str(exc)) from exc
+        raise RetryableError(str(exc), retry_after=schedule[job.attempt - 1]) from exc
+    # One round trip: the attempt row and `delivered_at`, in the job's own transaction.
+    attempt = (
+        insert(NotificationAttempt)
+        .values(
+            notification_id=row.id,
+            number=job.attempt,
+            outcome="delivered",
+            status_code=report.status_code,
+            reply=report.reply,
+            duration_ms=int((time.monotonic() - started) * 1_000),
+        )
+        .returning(NotificationAttempt.id)
+        .cte("attempt")
+    )
+    session.execute(
+        update(Notification)
+        .where(Notification.id == row.id)
+        .values(delivered_at=func.now())
+        .add_cte(attempt)
+        .execution_options(synchronize_session=False)
+    )
+    return {"status": "delivered", "status_code": report.status_code, "reply": report.reply}

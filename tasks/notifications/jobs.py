@@ -1,0 +1,55 @@
+"""The `notifications.deliver` handler: parse, deliver, map failures to retry or dead."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from sqlalchemy import insert
+
+from config import Settings
+from store.db import transaction
+from tasks.notifications.channels.sms import sms_provider
+from tasks.notifications.delivery import Gateways, deliver
+from tasks.notifications.models import NotificationAttempt
+from tasks.notifications.schemas import DELIVER, DeliverPayload
+from tasks.notifications.ssrf import guarded_client, parse_networks
+from tasks.registry import JobContext, handles
+
+_gateways: dict[int, Gateways] = {}
+
+
+def gateways_for(settings: Settings) -> Gateways:
+    """One set of gateways per process (a forked pool child builds its own)."""
+    found = _gateways.get(os.getpid())
+    if found is None:
+        cfg = settings.notifications
+        client = guarded_client(
+            allowed=parse_networks(cfg.webhook_allowed_networks),
+            connect_timeout=cfg.webhook_connect_timeout,
+            total_timeout=cfg.webhook_total_timeout,
+        )
+        found = _gateways[os.getpid()] = Gateways(webhook_client=client, sms=sms_provider(cfg))
+    return found
+
+
+def _recorder(settings: Settings) -> Any:
+    def record(values: dict[str, Any]) -> None:
+        # Its own transaction: the job's rolls back on failure, the delivery log must not.
+        with transaction(settings) as session:
+            session.execute(insert(NotificationAttempt).values(**values))
+
+    return record
+
+
+@handles(DELIVER.name)
+def deliver_notification(ctx: JobContext, payload: DeliverPayload) -> dict[str, Any]:
+    """Deliver one notification."""
+    return deliver(
+        ctx.session,
+        payload.notification_id,
+        job=ctx.job,
+        settings=ctx.settings,
+        gateways=gateways_for(ctx.settings),
+        record_failure=_recorder(ctx.settings),
+    )

@@ -1,0 +1,68 @@
+"""Webhook signing secrets: Standard Webhooks `whsec_` secrets, sealed at rest with Fernet."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import secrets
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from config import Settings
+from store.errors import SwitchyardError
+
+PREFIX = "whsec_"
+# Only for dev and test; in prod, sealing or unsealing without notifications.secret_key fails.
+DEV_KEY = "switchyard-dev-only-notification-key"
+
+
+class SecretFormatError(SwitchyardError):
+    """A webhook secret is not `whsec_` followed by base64 of 24 to 64 bytes."""
+
+    code = "invalid_secret"
+
+
+class SealingKeyMissingError(SwitchyardError):
+    """Outside dev and test, secrets are never sealed with the built-in key."""
+
+    code = "sealing_key_missing"
+
+
+def _fernet(settings: Settings) -> Fernet:
+    configured = settings.notifications.secret_key
+    if configured is None and settings.env == "prod":
+        raise SealingKeyMissingError("set SWITCHYARD_NOTIFICATIONS__SECRET_KEY in prod")
+    material = configured.get_secret_value() if configured is not None else DEV_KEY
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(material.encode()).digest()))
+
+
+def seal(plain: str, *, settings: Settings) -> str:
+    """Encrypt a secret for storage."""
+    return _fernet(settings).encrypt(plain.encode()).decode()
+
+
+def unseal(sealed: str, *, settings: Settings) -> str:
+    """Decrypt a stored secret (SecretFormatError if the key changed under it)."""
+    try:
+        return _fernet(settings).decrypt(sealed.encode()).decode()
+    except InvalidToken as exc:
+        raise SecretFormatError("stored secret cannot be decrypted with the current key") from exc
+
+
+def new_secret() -> str:
+    """A fresh `whsec_` secret of 32 random bytes."""
+    return PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def secret_bytes(secret: str) -> bytes:
+    """The HMAC key inside a `whsec_` secret; SecretFormatError if malformed."""
+    if not secret.startswith(PREFIX):
+        raise SecretFormatError("a webhook secret starts with 'whsec_'")
+    try:
+        key = base64.b64decode(secret[len(PREFIX) :], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SecretFormatError("a webhook secret is base64 after 'whsec_'") from exc
+    if not 24 <= len(key) <= 64:
+        raise SecretFormatError("a webhook secret holds 24 to 64 bytes")
+    return key

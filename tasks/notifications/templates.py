@@ -1,0 +1,164 @@
+"""Templates: sandboxed Jinja2, autoescaped HTML, versioned rows; missing variables are named."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from store.errors import SwitchyardError
+from tasks.notifications.models import NotificationTemplate
+
+PARTS = ("subject", "text", "html")
+_plain = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+_html = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+
+
+class TemplateError(SwitchyardError):
+    """A template cannot be saved or rendered; `field` says where."""
+
+    code = "invalid_field"
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class TemplateNotFoundError(SwitchyardError):
+    """No live template of that name (and version)."""
+
+    code = "template_not_found"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A template's parts with the data filled in."""
+
+    subject: str | None
+    text: str | None
+    html: str | None
+
+
+def _env(part: str) -> SandboxedEnvironment:
+    return _html if part == "html" else _plain
+
+
+def variables(parts: Mapping[str, str | None]) -> list[str]:
+    """Every variable the parts use; TemplateError naming the part if one does not parse."""
+    names: set[str] = set()
+    for part, source in parts.items():
+        if source is None:
+            continue
+        try:
+            names |= meta.find_undeclared_variables(_env(part).parse(source))
+        except TemplateSyntaxError as exc:
+            raise TemplateError(f"line {exc.lineno}: {exc.message}", field=part) from exc
+    return sorted(names)
+
+
+def render(parts: Mapping[str, str | None], data: Mapping[str, Any], *, field: str) -> Rendered:
+    """Fill the parts with `data`; a missing variable is TemplateError naming `field.<name>`."""
+    missing = [name for name in variables(parts) if name not in data]
+    if missing:
+        raise TemplateError(
+            f"missing template variable {missing[0]!r}", field=f"{field}.{missing[0]}"
+        )
+    out: dict[str, str | None] = {}
+    for part in PARTS:
+        source = parts.get(part)
+        if source is None:
+            out[part] = None
+            continue
+        try:
+            out[part] = _env(part).from_string(source).render(**data)
+        except UndefinedError as exc:
+            raise TemplateError(f"{part}: {exc.message}", field=field) from exc
+        except SecurityError as exc:
+            raise TemplateError(f"{part}: unsafe template: {exc}", field=part) from exc
+    return Rendered(subject=out["subject"], text=out["text"], html=out["html"])
+
+
+def parts_of(row: NotificationTemplate) -> dict[str, str | None]:
+    """A stored template's parts by name."""
+    return {"subject": row.subject, "text": row.text_body, "html": row.html_body}
+
+
+def save_template(
+    session: Session,
+    name: str,
+    *,
+    producer: str,
+    parts: Mapping[str, str | None],
+    sample_data: Mapping[str, Any] | None = None,
+) -> NotificationTemplate:
+    """Store a new version of `name` after checking it parses (and renders `sample_data`)."""
+    if not any(parts.get(p) for p in PARTS):
+        raise TemplateError("a template needs at least one of subject, text, html", field="text")
+    variables(parts)
+    if sample_data is not None:
+        render(parts, sample_data, field="sample_data")
+    session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"tpl:{producer}:{name}"))))
+    latest = session.scalar(
+        select(func.max(NotificationTemplate.version)).where(
+            NotificationTemplate.producer == producer, NotificationTemplate.name == name
+        )
+    )
+    row = NotificationTemplate(
+        producer=producer,
+        name=name,
+        version=(latest or 0) + 1,
+        subject=parts.get("subject"),
+        text_body=parts.get("text"),
+        html_body=parts.get("html"),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def find_template(
+    session: Session, name: str, *, producer: str, version: int | None = None
+) -> NotificationTemplate:
+    """The newest live version of `name` (or exactly `version`)."""
+    stmt = select(NotificationTemplate).where(
+        NotificationTemplate.producer == producer,
+        NotificationTemplate.name == name,
+        NotificationTemplate.deleted_at.is_(None),
+    )
+    if version is not None:
+        stmt = stmt.where(NotificationTemplate.version == version)
+    row = session.scalars(stmt.order_by(NotificationTemplate.version.desc()).limit(1)).first()
+    if row is None:
+        suffix = f" version {version}" if version is not None else ""
+        raise TemplateNotFoundError(f"no template {name!r}{suffix}")
+    return row
+
+
+def list_templates(session: Session, *, producer: str) -> list[NotificationTemplate]:
+    """The newest live version of every template, by name."""
+    rows = session.scalars(
+        select(NotificationTemplate)
+        .where(NotificationTemplate.producer == producer, NotificationTemplate.deleted_at.is_(None))
+        .order_by(NotificationTemplate.name, NotificationTemplate.version.desc())
+        .distinct(NotificationTemplate.name)
+    )
+    return list(rows)
+
+
+def delete_template(session: Session, name: str, *, producer: str) -> bool:
+    """Retire every version of `name` (sent notifications keep their rendered copy)."""
+    moved = session.execute(
+        update(NotificationTemplate)
+        .where(
+            NotificationTemplate.producer == producer,
+            NotificationTemplate.name == name,
+            NotificationTemplate.deleted_at.is_(None),
+        )
+        .values(deleted_at=func.now())
+    )
+    return bool(moved.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,151 @@
+"""`switchyard dev` end to end: the printed curl runs a job, Flower and /metrics see it, Ctrl-C
+leaves nothing behind, a second stack on the same data refuses, and data survives a restart."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.ops_support import Banner, DevStackProcess, alive
+from tests.support import switchyard, wait_until
+
+
+def run_printed_curl(banner: Banner) -> dict[str, Any]:
+    """Run the banner's two lines exactly as printed, in bash; returns the job they read back."""
+    script = f"set -euo pipefail\n{banner.submit_line}\n{banner.read_line}\n"
+    done = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def job_state(banner: Banner, job_id: str) -> str:
+    """The job's state, through the API with the printed key."""
+    resp = httpx.get(
+        f"{banner.api}/v1/jobs/{job_id}",
+        headers={"Authorization": f"Bearer {banner.token}"},
+        timeout=5,
+    )
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["state"])
+
+
+def flower_get(banner: Banner, path: str, **params: Any) -> Any:
+    """GET Flower's API with the printed credentials."""
+    auth = (banner.flower_user, banner.flower_password)
+    resp = httpx.get(f"{banner.flower}{path}", params=params, auth=auth, timeout=10)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def metric_value(text: str, name: str) -> float | None:
+    """The value of one sample line of the Prometheus text format."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data dir outside pytest's tmp root, which other pytest runs chmod 0700 at start
+    (the embedded PostgreSQL runs as its own user and must traverse the path)."""
+    parent = Path(tempfile.mkdtemp(prefix="switchyard-dev-test-"))
+    yield parent / "data"
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_dev_stack_runs_a_job_shows_it_everywhere_and_stops_clean(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    data = data_dir
+    stack = DevStackProcess(data, tmp_path / "dev.log")
+    try:
+        banner = stack.wait_up()
+        job = run_printed_curl(banner)
+        assert job["type"] == "system.echo"
+        assert job["payload"] == {"hello": "world"}
+        wait_until(lambda: job_state(banner, job["id"]) == "succeeded", timeout=30, what="the job")
+
+        workers = flower_get(banner, "/api/workers", refresh=1)
+        assert any(name.startswith("dev@") for name in workers), workers
+
+        seen: dict[str, Any] = {}
+
+        def flower_task() -> dict[str, Any] | None:
+            seen.update(flower_get(banner, "/api/tasks"))
+            task = seen.get(job["id"])
+            return task if task and task["state"] == "SUCCESS" else None
+
+        try:
+            task = wait_until(flower_task, timeout=30, what="Flower to list the task")
+        except AssertionError as exc:
+            states = {k: (v["name"], v["state"]) for k, v in seen.items()}
+            raise AssertionError(
+                f"{exc}\nFlower saw {states}\n{stack.proc.output()[-5000:]}"
+            ) from None
+        assert task["name"] == "system.echo"
+        assert task["worker"].startswith("dev@")
+        unauthenticated = httpx.get(f"{banner.flower}/api/workers", timeout=5)
+        assert unauthenticated.status_code == 401
+
+        metrics = httpx.get(
+            f"{banner.api}/metrics", headers={"Authorization": f"Bearer {banner.token}"}, timeout=5
+        ).text
+        assert metric_value(metrics, 'switchyard_jobs_accepted_total{job_type="system.echo"}') == 1
+        assert metric_value(metrics, 'switchyard_jobs_succeeded_total{job_type="system.echo"}') == 1
+        assert (
+            metric_value(metrics, 'switchyard_job_run_seconds_count{job_type="system.echo"}') == 1
+        )
+        assert metric_value(metrics, 'switchyard_ledger_jobs{state="succeeded"}') == 1
+
+        # A second terminal: the operator's CLI finds the running stack through the data dir.
+        listed = subprocess.run(
+            [*switchyard("jobs", "list", "--json")], env=stack.env, capture_output=True,
+            text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert [j["id"] for j in json.loads(listed.stdout)] == [job["id"]]
+
+        second = subprocess.run(
+            switchyard("dev"), env=stack.env, capture_output=True, text=True, timeout=60
+        )
+        assert second.returncode == 3
+        assert "already running" in second.stderr
+
+        tree = stack.tree()
+        names = " ".join(" ".join(p.cmdline()) for p in tree)
+        for part in (
+            "cli api",
+            "cli relay",
+            "cli worker",
+            "cli beat",
+            "cli flower",
+            "redis-server",
+        ):
+            assert part in names, f"{part} missing from the process tree: {names}"
+        assert "postgres" in names
+        assert stack.interrupt() == 0
+        assert alive(tree) == [], "processes left behind after Ctrl-C"
+        assert "stopped; nothing left running" in stack.proc.output()
+    finally:
+        stack.close()
+
+    again = DevStackProcess(data, tmp_path / "dev-again.log")
+    try:
+        banner_again = again.wait_up()
+        assert banner_again.token == banner.token  # the key, like the ledger, survived
+        assert job_state(banner_again, job["id"]) == "succeeded"
+        tree = again.tree()
+        assert again.interrupt() == 0
+        assert alive(tree) == []
+    finally:
+        again.close()

@@ -1,0 +1,21 @@
+"""The benchmarks run end to end at a tiny size (their figures are not checked here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import drain, intake
+
+
+def test_intake_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert intake.main(["--requests", "60", "--rounds", "1", "--warmup", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "bare FastAPI 202" in out
+    assert "intake ratio" in out
+
+
+def test_drain_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert drain.main(["--jobs", "40", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "stock Celery no-op" in out
+    assert "drain ratio" in out

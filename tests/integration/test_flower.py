@@ -1,0 +1,108 @@
+"""A real Flower process on the run's broker: it lists our worker and tasks, keeps its history
+across a restart, demands credentials, and refuses to start without them outside dev."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from config import Settings
+from tests.support import Process, free_port, settings_env, switchyard, wait_until
+
+USER, PASSWORD = "operator", "s3cret-flower-pw"
+
+
+def flower_env(settings: Settings, data_dir: Path, *, port: int) -> dict[str, str]:
+    """The run's settings, plus Flower's port, credentials and data dir."""
+    env = {k: v for k, v in settings_env(settings).items() if k != "SWITCHYARD_FLOWER"}
+    env.update(
+        SWITCHYARD_DATA_DIR=str(data_dir),
+        SWITCHYARD_FLOWER__PORT=str(port),
+        SWITCHYARD_FLOWER__USER=USER,
+        SWITCHYARD_FLOWER__PASSWORD=PASSWORD,
+    )
+    return env
+
+
+def start_flower(env: dict[str, str], log_path: Path) -> tuple[Process, str]:
+    """Run `switchyard flower` and wait until it answers."""
+    proc = Process(switchyard("flower"), env=env, log_path=log_path)
+    base = f"http://127.0.0.1:{env['SWITCHYARD_FLOWER__PORT']}"
+
+    def up() -> bool:
+        if proc.popen.poll() is not None:
+            raise AssertionError(f"flower exited:\n{proc.output()}")
+        try:
+            return httpx.get(f"{base}/healthcheck", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, timeout=30, what="Flower to answer")
+    return proc, base
+
+
+def get(base: str, path: str, **params: Any) -> Any:
+    """GET Flower's API as the operator."""
+    resp = httpx.get(f"{base}{path}", params=params, auth=(USER, PASSWORD), timeout=10)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def test_flower_lists_workers_and_tasks_and_keeps_history_across_restarts(
+    pipeline: str, make_key, settings: Settings, tmp_path: Path
+) -> None:
+    env = flower_env(settings, tmp_path, port=free_port())
+    flower, base = start_flower(env, tmp_path / "flower.log")
+    try:
+        assert httpx.get(f"{base}/api/workers", timeout=5).status_code == 401
+        # Heartbeats in Flower's own state: its event receiver is live, no task event is missed.
+        alive = wait_until(
+            lambda: {n for n, up in get(base, "/api/workers", status=1).items() if up},
+            timeout=20,
+            what="Flower to receive the worker's heartbeats",
+        )
+        assert any(name.startswith("worker@") for name in alive), alive
+        workers = get(base, "/api/workers", refresh=1)
+        assert any(name.startswith("worker@") for name in workers), workers
+        token = make_key()
+        resp = httpx.post(
+            f"{pipeline}/v1/jobs",
+            json={"type": "system.echo", "payload": {"n": 1}},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        job_id = resp.json()["id"]
+        task = wait_until(
+            lambda: (
+                (get(base, "/api/tasks").get(job_id) or {}).get("state") == "SUCCESS"
+                and get(base, "/api/tasks")[job_id]
+            ),
+            timeout=30,
+            what="Flower to see the task succeed",
+        )
+        assert task["name"] == "system.echo"
+        lengths = get(base, "/api/queues/length")["active_queues"]
+        assert {q["name"] for q in lengths} >= {"maintenance", "iot"}
+    finally:
+        flower.stop()
+    assert (tmp_path / "flower" / "flower.db").exists() or any((tmp_path / "flower").iterdir())
+
+    again, base = start_flower(env, tmp_path / "flower-again.log")
+    try:
+        assert get(base, "/api/tasks").get(job_id, {}).get("state") == "SUCCESS"
+    finally:
+        again.stop()
+
+
+def test_flower_refuses_to_start_without_credentials_outside_dev(
+    settings: Settings, tmp_path: Path
+) -> None:
+    env = flower_env(settings, tmp_path, port=free_port())
+    del env["SWITCHYARD_FLOWER__USER"], env["SWITCHYARD_FLOWER__PASSWORD"]
+    assert env["SWITCHYARD_ENV"] == "test"
+    done = subprocess.run(switchyard("flower"), env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "Flower needs SWITCHYARD_FLOWER__USER and SWITCHYARD_FLOWER__PASSWORD" in done.stderr

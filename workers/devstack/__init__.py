@@ -1,0 +1,1 @@
+"""`switchyard dev`: the whole stack as one process tree on embedded defaults."""

