@@ -34,7 +34,6 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
-    workers: int = Field(default=1, ge=1)
 
 
 class JobPolicy(BaseModel):

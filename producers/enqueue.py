@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from config import Settings, get_settings
 from store.errors import SwitchyardError
 from store.ids import uuid7
 from store.models import Job, JobState
-from store.outbox import add_outbox
+from store.outbox import add_outbox_rows
 from tasks.notifications.callbacks import CallbackError, callback_columns
 from tasks.registry import get_spec
 
@@ -75,8 +78,31 @@ def validate_payload(job_type: str, payload: Mapping[str, Any] | BaseModel) -> d
     return model.model_dump(mode="json")
 
 
-def enqueue(
-    session: Session,
+@dataclass(frozen=True)
+class JobDraft:
+    """A validated job, ready to insert: the `jobs` row's values and its fingerprint."""
+
+    values: dict[str, Any]
+
+    @property
+    def producer(self) -> str:
+        """Who submits it."""
+        return str(self.values["producer"])
+
+    def for_producer(self, producer: str) -> JobDraft:
+        """The same job submitted by `producer`."""
+        return JobDraft({**self.values, "producer": producer})
+
+
+@dataclass(frozen=True)
+class Inserted:
+    """The outcome of one draft: its job id, and False if an earlier request created it."""
+
+    job_id: uuid.UUID
+    created: bool
+
+
+def draft_job(
     job_type: str,
     payload: Mapping[str, Any] | BaseModel,
     *,
@@ -88,14 +114,12 @@ def enqueue(
     callback_url: str | None = None,
     callback_secret: str | None = None,
     settings: Settings | None = None,
-) -> Enqueued:
-    """Insert the job and its outbox row in the caller's transaction; replays honour the key."""
+) -> JobDraft:
+    """Validate a job request and apply its type's policy; no I/O, so it fails fast with a 422."""
     settings = settings or get_settings()
     spec = get_spec(job_type)
     clean = validate_payload(job_type, payload)
     policy = settings.policy_for(job_type)
-    queue = policy.queue or spec.queue
-    attempts = max_attempts or policy.max_attempts
     fingerprint = None
     if idempotency_key is not None:
         fingerprint = request_fingerprint(
@@ -110,37 +134,135 @@ def enqueue(
         callback = callback_columns(callback_url, callback_secret, settings=settings)
     except CallbackError as exc:
         raise InvalidJobError(str(exc), field=exc.field) from exc
-    values: dict[str, Any] = {
-        "id": uuid7(),
-        "type": job_type,
-        "queue": queue,
-        "state": JobState.ACCEPTED,
-        "payload": clean,
-        "priority": priority,
-        "max_attempts": attempts,
-        "producer": producer,
-        "idempotency_key": idempotency_key,
-        "request_hash": fingerprint,
-        "run_at": run_at if run_at is not None else func.now(),
-        **callback,
-    }
-    stmt = insert(Job).values(**values)
-    if idempotency_key is not None:
-        stmt = stmt.on_conflict_do_nothing(
-            index_elements=["producer", "idempotency_key"],
-            index_where=Job.idempotency_key.is_not(None),
-        )
-    job = session.scalars(stmt.returning(Job)).one_or_none()
-    if job is None:
-        existing = session.scalars(
-            select(Job).where(Job.producer == producer, Job.idempotency_key == idempotency_key)
-        ).one()
-        if existing.request_hash != fingerprint:
-            raise IdempotencyKeyReusedError(
-                f"Idempotency-Key {idempotency_key!r} was used with a different request"
-            )
-        return Enqueued(job=existing, created=False)
-    add_outbox(
-        session, job.id, job_type=job_type, queue=queue, priority=priority, available_at=run_at
+    return JobDraft(
+        {
+            "id": uuid7(),
+            "type": job_type,
+            "queue": policy.queue or spec.queue,
+            "state": JobState.ACCEPTED.value,
+            "payload": clean,
+            "priority": priority,
+            "max_attempts": max_attempts or policy.max_attempts,
+            "producer": producer,
+            "idempotency_key": idempotency_key,
+            "request_hash": fingerprint,
+            "run_at": run_at,
+            "attempts": 0,
+            "lost_count": 0,
+            **callback,
+        }
     )
-    return Enqueued(job=job, created=True)
+
+
+def insert_jobs(
+    session: Session, drafts: Sequence[JobDraft]
+) -> list[Inserted | IdempotencyKeyReusedError]:
+    """Insert jobs and their outbox rows in the caller's transaction, a few statements for all."""
+    rows = [{"callback_url": None, "callback_secret": None, **d.values} for d in drafts]
+    created = set(session.connection().execute(_insert_jobs_statement(), rows).scalars())
+    fresh = [d.values for d in drafts if d.values["id"] in created]
+    if fresh:
+        add_outbox_rows(
+            session,
+            [
+                {
+                    "job_id": v["id"],
+                    "job_type": v["type"],
+                    "queue": v["queue"],
+                    "priority": v["priority"],
+                    "available_at": v["run_at"],
+                }
+                for v in fresh
+            ],
+        )
+    replays = _earlier_jobs(session, [d for d in drafts if d.values["id"] not in created])
+    outcomes: list[Inserted | IdempotencyKeyReusedError] = []
+    for draft in drafts:
+        if draft.values["id"] in created:
+            outcomes.append(Inserted(draft.values["id"], created=True))
+            continue
+        key = draft.values["idempotency_key"]
+        job_id, fingerprint = replays[(draft.producer, key)]
+        if fingerprint != draft.values["request_hash"]:
+            outcomes.append(
+                IdempotencyKeyReusedError(
+                    f"Idempotency-Key {key!r} was used with a different request"
+                )
+            )
+        else:
+            outcomes.append(Inserted(job_id, created=False))
+    return outcomes
+
+
+@cache
+def _insert_jobs_statement() -> ReturningInsert[tuple[uuid.UUID]]:
+    """One INSERT for many jobs (executemany, compiled once); replays of a key are skipped."""
+    table = Job.__table__
+    values: dict[str, Any] = {
+        c.name: bindparam(c.name, type_=c.type) for c in table.c if c.name in _DRAFT_COLUMNS
+    }
+    values["run_at"] = func.coalesce(bindparam("run_at", type_=table.c.run_at.type), func.now())
+    return (
+        insert(table)
+        .values(values)
+        .on_conflict_do_nothing(
+            index_elements=["producer", "idempotency_key"],
+            index_where=table.c.idempotency_key.is_not(None),
+        )
+        .returning(table.c.id)
+    )
+
+
+_DRAFT_COLUMNS = frozenset(
+    {
+        "id",
+        "type",
+        "queue",
+        "state",
+        "payload",
+        "priority",
+        "max_attempts",
+        "producer",
+        "idempotency_key",
+        "request_hash",
+        "attempts",
+        "lost_count",
+        "callback_url",
+        "callback_secret",
+    }
+)
+
+
+def _earlier_jobs(
+    session: Session, drafts: Sequence[JobDraft]
+) -> dict[tuple[str, str], tuple[uuid.UUID, str | None]]:
+    if not drafts:
+        return {}
+    keys = {(d.producer, d.values["idempotency_key"]) for d in drafts}
+    found = session.execute(
+        select(Job.producer, Job.idempotency_key, Job.id, Job.request_hash).where(
+            tuple_(Job.producer, Job.idempotency_key).in_(list(keys))
+        )
+    )
+    return {(r.producer, r.idempotency_key): (r.id, r.request_hash) for r in found}
+
+
+def enqueue(
+    session: Session,
+    job_type: str,
+    payload: Mapping[str, Any] | BaseModel,
+    *,
+    producer: str,
+    settings: Settings | None = None,
+    **options: Any,
+) -> Enqueued:
+    """Insert one job and its outbox row in the caller's transaction; replays honour the key.
+
+    `options` are those of `draft_job`: priority, run_at, max_attempts, idempotency_key,
+    callback_url, callback_secret.
+    """
+    draft = draft_job(job_type, payload, producer=producer, settings=settings, **options)
+    (outcome,) = insert_jobs(session, [draft])
+    if isinstance(outcome, IdempotencyKeyReusedError):
+        raise outcome
+    return Enqueued(job=session.get_one(Job, outcome.job_id), created=outcome.created)

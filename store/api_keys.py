@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -55,17 +57,37 @@ def create_key(session: Session, *, name: str, scopes: list[str]) -> tuple[ApiKe
     return row, f"{KEY_PREFIX}_{key_id}_{secret}"
 
 
-def authenticate(session: Session, token: str) -> Principal | None:
-    """The principal behind a token, or None if it is malformed, unknown or revoked."""
+def _split(token: str) -> tuple[str, str] | None:
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
-    row = session.get(ApiKey, parts[1])
+    return parts[1], parts[2]
+
+
+def _verify(row: Any, secret: str) -> Principal | None:
     if row is None or row.revoked_at is not None:
         return None
-    if not hmac.compare_digest(row.secret_hash, _hash(parts[2])):
+    if not hmac.compare_digest(row.secret_hash, _hash(secret)):
         return None
     return Principal(producer=row.name, key_id=row.id, scopes=frozenset(row.scopes))
+
+
+def authenticate(session: Session, token: str) -> Principal | None:
+    """The principal behind a token, or None if it is malformed, unknown or revoked."""
+    return authenticate_many(session, [token])[token]
+
+
+def authenticate_many(session: Session, tokens: Iterable[str]) -> dict[str, Principal | None]:
+    """Each token's principal (None if malformed, unknown or revoked), in one query."""
+    split = {token: _split(token) for token in set(tokens)}
+    ids = {parts[0] for parts in split.values() if parts is not None}
+    rows = (
+        {r.id: r for r in session.scalars(select(ApiKey).where(ApiKey.id.in_(ids)))} if ids else {}
+    )
+    return {
+        token: None if parts is None else _verify(rows.get(parts[0]), parts[1])
+        for token, parts in split.items()
+    }
 
 
 def list_keys(session: Session) -> list[ApiKey]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings, get_settings
@@ -37,15 +38,24 @@ def get_engine(settings: Settings | None = None) -> Engine:
     key = (os.getpid(), url)
     engine = _engines.get(key)
     if engine is None:
-        timeout = settings.database.statement_timeout_ms
-        engine = create_engine(
-            url,
-            pool_size=settings.database.pool_size,
-            connect_args={"connect_timeout": 5, "options": f"-c statement_timeout={timeout}"},
-        )
+        engine = create_engine(url, **_engine_options(settings))
         _ping_idle_connections(engine)
         _engines[key] = engine
     return engine
+
+
+def _engine_options(settings: Settings) -> dict[str, Any]:
+    timeout = settings.database.statement_timeout_ms
+    return {
+        "pool_size": settings.database.pool_size,
+        "connect_args": {"connect_timeout": 5, "options": f"-c statement_timeout={timeout}"},
+    }
+
+
+def create_async(settings: Settings) -> AsyncEngine:
+    """An asyncio engine (psycopg's async driver) for code that runs on an event loop."""
+    url = sqlalchemy_url(settings.database.url)
+    return create_async_engine(url, pool_pre_ping=True, **_engine_options(settings))
 
 
 def dispose_engines() -> None:

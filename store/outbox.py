@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import Insert, Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from store.models import Job, JobState, OutboxMessage
@@ -27,8 +29,18 @@ def add_outbox(
     values = {"job_id": job_id, "job_type": job_type, "queue": queue, "priority": priority}
     if available_at is not None:
         values["available_at"] = available_at
-    session.execute(insert(OutboxMessage).values(**values))
-    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+    statement = _queue_statement(available_at is not None)
+    session.execute(statement, {f"outbox_{name}": value for name, value in values.items()})
+
+
+@cache
+def _queue_statement(delayed: bool) -> Select[Any]:
+    """INSERT the row and NOTIFY in one statement (one round trip), built once per shape."""
+    table = OutboxMessage.__table__
+    columns = ("job_id", "job_type", "queue", "priority") + (("available_at",) if delayed else ())
+    values = {c: bindparam(f"outbox_{c}", type_=table.c[c].type) for c in columns}
+    queued = insert(table).values(**values).cte("queued")
+    return select(func.pg_notify(NOTIFY_CHANNEL, "")).add_cte(queued)
 
 
 @dataclass(frozen=True)
@@ -85,3 +97,21 @@ def outbox_backlog(session: Session) -> int:
     return session.execute(
         select(func.count()).where(OutboxMessage.available_at <= func.now())
     ).scalar_one()
+
+
+def add_outbox_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Queue many jobs (rows as for `add_outbox`) with one executemany INSERT and one NOTIFY."""
+    session.connection().execute(_queue_many_statement(), rows)
+    session.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
+
+
+@cache
+def _queue_many_statement() -> Insert:
+    table = OutboxMessage.__table__
+    values: dict[str, Any] = {
+        c: bindparam(c, type_=table.c[c].type) for c in ("job_id", "job_type", "queue", "priority")
+    }
+    values["available_at"] = func.coalesce(
+        bindparam("available_at", type_=table.c.available_at.type), func.now()
+    )
+    return insert(table).values(values)

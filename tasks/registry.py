@@ -6,6 +6,7 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -72,9 +73,14 @@ def handles(name: str) -> Callable[[Handler], Handler]:
 
 def load_specs() -> dict[str, JobSpec]:
     """Import every domain's schemas and return all job types by name."""
+    _import_schemas()
+    return dict(_specs)
+
+
+@cache
+def _import_schemas() -> None:
     for domain in DOMAINS:
         importlib.import_module(f"{domain}.schemas")
-    return dict(_specs)
 
 
 def load_handlers() -> dict[str, Handler]:
@@ -90,7 +96,8 @@ def load_handlers() -> dict[str, Handler]:
 
 def get_spec(name: str) -> JobSpec:
     """The job type called `name`."""
-    spec = load_specs().get(name)
+    _import_schemas()
+    spec = _specs.get(name)
     if spec is None:
         raise UnknownJobTypeError(f"unknown job type {name!r}")
     return spec

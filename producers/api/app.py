@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from sqlalchemy.orm import sessionmaker
 
 from config import Settings, get_settings
 from producers.api.errors import install_error_handlers
+from producers.api.intake import IntakeWriter
 from producers.api.limits import BodySizeLimit
 from producers.api.routes import health, jobs, metrics, notification_templates, notifications
-from store.db import get_engine
+from store.db import create_async, get_engine
 
 DESCRIPTION = """
 Submit jobs to Switchyard. A `202 Accepted` means the job is committed to the
@@ -19,12 +23,20 @@ RFC 9457 `application/problem+json` bodies naming the failing `field`.
 """
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.intake.start()
+    yield
+    await app.state.intake.stop()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the intake app bound to `settings`."""
     settings = settings or get_settings()
-    app = FastAPI(title="Switchyard", version="0.1.0", description=DESCRIPTION)
+    app = FastAPI(title="Switchyard", version="0.1.0", description=DESCRIPTION, lifespan=_lifespan)
     app.state.settings = settings
     app.state.session_factory = sessionmaker(get_engine(settings), expire_on_commit=False)
+    app.state.intake = IntakeWriter(create_async(settings))
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
     app.include_router(health.router)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -16,10 +16,18 @@ async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def db_session(request: Request) -> Iterator[Session]:
-    """A session for this request; routes commit what they mean to keep, the rest rolls back."""
-    with request.app.state.session_factory() as session:
+async def db_session(request: Request) -> AsyncIterator[Session]:
+    """A session for this request; routes commit what they mean to keep, the rest rolls back.
+
+    Async so that closing it (returning the connection) happens on the event loop: a sync
+    cleanup waits for a threadpool slot while holding its connection, and enough concurrent
+    requests then deadlock the pool against the threads.
+    """
+    session = request.app.state.session_factory()
+    try:
         yield session
+    finally:
+        session.close()
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

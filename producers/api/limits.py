@@ -21,10 +21,16 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
-            return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit():
+            if int(declared) > self.max_bytes:
+                await self._reject(send)
+                return
+            if b"transfer-encoding" not in headers:
+                # The server delivers exactly Content-Length bytes: nothing to count.
+                await self.app(scope, receive, send)
+                return
         seen = 0
         exceeded = False
         started = False
