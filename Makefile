@@ -36,6 +36,7 @@ test: $(STAMP) services tools
 bench: $(STAMP) services
 	$(BIN)/python -m bench.intake
 	$(BIN)/python -m bench.drain
+	$(BIN)/python -m bench.notifications
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -75,7 +75,7 @@ class WorkerSettings(BaseModel):
 
     concurrency: int = Field(default=2, ge=1)
     prefetch_multiplier: int = Field(default=4, ge=1)
-    # Worker task events (received/started/succeeded) feed Flower; each costs a Redis publish
+    # Task events (sent/received/started/succeeded) feed Flower; each costs a Redis publish
     # per task (docs/performance.md), so a deployment without Flower may turn them off.
     task_events: bool = True
 

@@ -45,10 +45,10 @@ def create_celery(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=settings.worker.prefetch_multiplier,
         worker_concurrency=settings.worker.concurrency,
         worker_hijack_root_logger=False,
+        # Task events feed Flower: `task-sent` from the relay (a job waiting in Redis shows up
+        # before any worker takes it), the rest from the workers. Each is a Redis publish.
         worker_send_task_events=settings.worker.task_events,
-        # The relay would send one `task-sent` event per message: a Redis publish each that
-        # nothing needs (Flower tracks tasks from `task-received` on).
-        task_send_sent_event=False,
+        task_send_sent_event=settings.worker.task_events,
         broker_connection_retry_on_startup=True,
         broker_transport_options=broker_transport_options(settings),
         task_queues=[Queue(name, routing_key=name) for name in QUEUES],
