@@ -40,6 +40,11 @@ def missing_scope(scope: str) -> ProblemError:
     return ProblemError(403, "missing_scope", f"this key lacks the {scope!r} scope", scope=scope)
 
 
+def visible_to(principal: Principal) -> str | None:
+    """The producer whose rows the caller sees (None: every producer's, for `admin`)."""
+    return None if principal.allows("admin") else principal.producer
+
+
 def require_scope(scope: str) -> Callable[..., Principal]:
     """A dependency that authenticates the caller and checks it holds `scope`."""
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from producers.api.auth import WRITE_SCOPE, CredentialsDep, require_scope, unauthenticated
+from producers.api.auth import (
+    WRITE_SCOPE,
+    CredentialsDep,
+    require_scope,
+    unauthenticated,
+    visible_to,
+)
 from producers.api.deps import SessionDep, SettingsDep
 from producers.api.errors import ProblemError
+from producers.api.paging import decode_cursor, encode_cursor
 from producers.api.schemas import JobAccepted, JobPage, JobRequest, JobView, links_for
 from producers.enqueue import draft_job
 from store.api_keys import Principal
@@ -33,12 +38,8 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _visible_to(principal: Principal) -> str | None:
-    return None if principal.allows("admin") else principal.producer
-
-
 def _load(session: SessionDep, job_id: uuid.UUID, principal: Principal) -> Job:
-    job = find_job(session, job_id, producer=_visible_to(principal))
+    job = find_job(session, job_id, producer=visible_to(principal))
     if job is None:
         raise ProblemError(404, "job_not_found", f"no job {job_id}")
     return job
@@ -92,19 +93,6 @@ def get_job(job_id: uuid.UUID, session: SessionDep, principal: Reader) -> JobVie
     return JobView.of(job, attempts_of(session, job_id))
 
 
-def _decode_cursor(cursor: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError) as exc:
-        raise ProblemError(
-            422, "invalid_field", "cursor: not a cursor this API issued", field="cursor"
-        ) from exc
-
-
-def _encode_cursor(job_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(job_id.bytes).decode().rstrip("=")
-
-
 @router.get("", response_model=JobPage)
 def get_jobs(
     session: SessionDep,
@@ -117,17 +105,17 @@ def get_jobs(
     """Jobs newest first, filtered by state and type, paginated by an opaque cursor."""
     jobs = list_jobs(
         session,
-        producer=_visible_to(principal),
+        producer=visible_to(principal),
         states=[s.value for s in state or []],
         job_type=type,
-        before=_decode_cursor(cursor) if cursor else None,
+        before=decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
     )
     more = len(jobs) > limit
     jobs = jobs[:limit]
     return JobPage(
         items=[JobView.of(j) for j in jobs],
-        next_cursor=_encode_cursor(jobs[-1].id) if more else None,
+        next_cursor=encode_cursor(jobs[-1].id) if more else None,
     )
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from producers.api.auth import require_scope
+from producers.api.auth import require_scope, visible_to
 from producers.api.deps import SessionDep, SettingsDep
 from producers.api.errors import ProblemError
+from producers.api.paging import decode_cursor, encode_cursor
 from producers.enqueue import enqueue
 from store.api_keys import Principal
 from store.errors import SwitchyardError
@@ -44,11 +43,6 @@ def invalid(exc: SwitchyardError, *, field: str) -> ProblemError:
         field=field,
         errors=[{"field": field, "message": message}],
     )
-
-
-def visible_to(principal: Principal) -> str | None:
-    """The producer whose rows the caller sees (None: all, for admins)."""
-    return None if principal.allows("admin") else principal.producer
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=NotificationAccepted)
@@ -106,15 +100,6 @@ def get_notification(
     return found
 
 
-def _cursor(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(bytes=base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-    except (binascii.Error, ValueError) as exc:
-        raise ProblemError(
-            422, "invalid_field", "cursor: not a cursor this API issued", field="cursor"
-        ) from exc
-
-
 @router.get("", response_model=NotificationPage)
 def get_notifications(
     session: SessionDep,
@@ -132,10 +117,10 @@ def get_notifications(
         status=status,
         channel=channel,
         to=to,
-        before=_cursor(cursor) if cursor else None,
+        before=decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = base64.urlsafe_b64encode(rows[-1].id.bytes).decode().rstrip("=") if more else None
+    next_cursor = encode_cursor(rows[-1].id) if more else None
     return NotificationPage(items=rows, next_cursor=next_cursor)
