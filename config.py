@@ -9,6 +9,10 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["dev", "test", "prod"]
+# The broker's queues, one per domain; Redis keeps a list per priority step ("name:step").
+QUEUES = ("iot", "notifications", "payments", "maintenance")
+PRIORITY_STEPS = tuple(range(10))
+PRIORITY_SEP = ":"
 
 
 class DatabaseSettings(BaseModel):
@@ -192,6 +196,16 @@ class Settings(BaseSettings):
                 )
             return None
         return f"{self.flower.user}:{self.flower.password.get_secret_value()}"
+
+    @model_validator(mode="after")
+    def _policy_queues_exist(self) -> Settings:
+        policies = {"default_policy": self.default_policy, **self.job_policies}
+        for name, policy in policies.items():
+            if policy.queue is not None and policy.queue not in QUEUES:
+                raise ValueError(
+                    f"{name}.queue {policy.queue!r} is not one of the queues {', '.join(QUEUES)}"
+                )
+        return self
 
     @property
     def resolved_log_format(self) -> Literal["console", "json"]:

@@ -6,7 +6,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -147,8 +146,3 @@ def wait_ready(proc: Process, marker: str, *, what: str, timeout: float = 60) ->
         return marker in proc.output()
 
     wait_until(ready, timeout=timeout, interval=0.1, what=what)
-
-
-def elapsed_since(start: float) -> float:
-    """Seconds since a `time.perf_counter()` reading."""
-    return time.perf_counter() - start

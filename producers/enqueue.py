@@ -75,7 +75,23 @@ def validate_payload(job_type: str, payload: Mapping[str, Any] | BaseModel) -> d
         ]
         first = errors[0]
         raise InvalidJobError(first["message"], field=first["field"], errors=errors) from exc
-    return model.model_dump(mode="json")
+    clean = model.model_dump(mode="json")
+    _refuse_nul(clean, "payload")
+    return clean
+
+
+def _refuse_nul(value: Any, field: str) -> None:
+    """PostgreSQL stores no NUL character in text or JSONB: refuse it here, naming the field."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidJobError("NUL characters (\\u0000) cannot be stored", field=field)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, f"{field}.{key}")
+            _refuse_nul(item, f"{field}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_nul(item, f"{field}.{index}")
 
 
 @dataclass(frozen=True)
@@ -130,6 +146,8 @@ def draft_job(
             max_attempts=max_attempts,
             callback_url=callback_url,
         )
+    for name, text in (("callback_url", callback_url), ("idempotency_key", idempotency_key)):
+        _refuse_nul(text, name)
     try:
         callback = callback_columns(callback_url, callback_secret, settings=settings)
     except CallbackError as exc:

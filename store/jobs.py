@@ -122,6 +122,9 @@ def mark_dead(session: Session, job: ClaimedJob, *, error: dict[str, Any]) -> No
 
 def cancel_job(session: Session, job_id: uuid.UUID) -> bool:
     """Cancel a job that has not started; False if it is running or finished."""
+    # Outbox rows first, then the job: the relay locks in that order too, so the two never
+    # deadlock. A row deleted for a job that turns out not cancellable was only a wake-up call.
+    session.execute(delete(OutboxMessage).where(OutboxMessage.job_id == job_id))
     moved = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.state.in_(CANCELLABLE))
@@ -133,10 +136,7 @@ def cancel_job(session: Session, job_id: uuid.UUID) -> bool:
         )
         .returning(Job.id)
     ).one_or_none()
-    if moved is None:
-        return False
-    session.execute(delete(OutboxMessage).where(OutboxMessage.job_id == job_id))
-    return True
+    return moved is not None
 
 
 def replay_job(session: Session, job_id: uuid.UUID, *, extra_attempts: int) -> bool:
@@ -181,20 +181,22 @@ def reap_expired_leases(
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    give_up = (Job.lost_count + 1 >= quarantine_after) | (Job.attempts >= Job.max_attempts)
+    quarantine = Job.lost_count + 1 >= quarantine_after
+    exhausted = Job.attempts >= Job.max_attempts
+    give_up = quarantine | exhausted
     rows = session.execute(
         update(Job)
         .where(Job.id.in_(expired))
         .values(
             state=case((give_up, JobState.DEAD.value), else_=JobState.RETRYING.value),
             finished_at=case((give_up, func.now()), else_=None),
-            error=case(
-                (
-                    give_up,
-                    func.jsonb_build_object(
-                        "type",
-                        "worker_lost",
-                        "message",
+            error=func.jsonb_build_object(
+                "type",
+                "worker_lost",
+                "message",
+                case(
+                    (
+                        quarantine,
                         func.format(
                             "quarantined: lost its worker %s times (attempt %s of %s)",
                             Job.lost_count + 1,
@@ -202,9 +204,15 @@ def reap_expired_leases(
                             Job.max_attempts,
                         ),
                     ),
-                ),
-                else_=func.jsonb_build_object(
-                    "type", "worker_lost", "message", "lease expired: the worker vanished"
+                    (
+                        exhausted,
+                        func.format(
+                            "lease expired on the last attempt (%s of %s)",
+                            Job.attempts,
+                            Job.max_attempts,
+                        ),
+                    ),
+                    else_="lease expired: the worker vanished",
                 ),
             ),
             lost_count=Job.lost_count + 1,

@@ -92,13 +92,6 @@ def seconds_until_next_due(session: Session) -> float | None:
     return None if delay is None else max(0.0, float(delay))
 
 
-def outbox_backlog(session: Session) -> int:
-    """How many due rows wait to be published."""
-    return session.execute(
-        select(func.count()).where(OutboxMessage.available_at <= func.now())
-    ).scalar_one()
-
-
 def add_outbox_rows(session: Session, rows: list[dict[str, Any]]) -> None:
     """Queue many jobs (rows as for `add_outbox`) with one executemany INSERT and one NOTIFY."""
     session.connection().execute(_queue_many_statement(), rows)

@@ -9,14 +9,11 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from config import Settings
+from config import PRIORITY_SEP, PRIORITY_STEPS, QUEUES, Settings
 from store.models import Job, JobState, OutboxMessage
 
 READY_STATES = (JobState.ACCEPTED, JobState.QUEUED, JobState.RETRYING)
-DEFAULT_QUEUES = ("iot", "notifications", "payments", "maintenance")
 # Kombu's Redis transport keeps one list per priority step: `queue`, then `queue:1` … `queue:9`.
-PRIORITY_STEPS = range(10)
-PRIORITY_SEP = ":"
 
 
 @dataclass(frozen=True)
@@ -47,7 +44,7 @@ class QueueReport:
 
 def known_queues(settings: Settings, *, spec_queues: Iterable[str]) -> list[str]:
     """The default queues, those job types declare (`spec_queues`) and those policies route to."""
-    names = set(DEFAULT_QUEUES) | set(spec_queues)
+    names = set(QUEUES) | set(spec_queues)
     names.update(p.queue for p in settings.job_policies.values() if p.queue)
     return sorted(names)
 

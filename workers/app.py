@@ -5,13 +5,10 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
-from config import Settings, get_settings
+from config import PRIORITY_SEP, PRIORITY_STEPS, QUEUES, Settings, get_settings
 from tasks.registry import load_handlers, load_specs
 from workers.base import register_job_task
 from workers.schedule import beat_schedule, register_maintenance_tasks
-
-QUEUES = ("iot", "notifications", "payments", "maintenance")
-PRIORITY_STEPS = list(range(10))
 
 
 def broker_transport_options(settings: Settings) -> dict[str, object]:
@@ -20,8 +17,8 @@ def broker_transport_options(settings: Settings) -> dict[str, object]:
         "visibility_timeout": settings.redis.visibility_timeout,
         "unacked_restore_interval": settings.redis.unacked_restore_interval,
         "unacked_restore_throttle": 1,
-        "priority_steps": PRIORITY_STEPS,
-        "sep": ":",
+        "priority_steps": list(PRIORITY_STEPS),
+        "sep": PRIORITY_SEP,
     }
     if settings.redis.key_prefix:
         options["global_keyprefix"] = settings.redis.key_prefix

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from celery import Celery, Task
 from celery.exceptions import Reject
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from config import JobPolicy, Settings
@@ -88,6 +89,13 @@ def _record_failure(
         return "retrying"
 
 
+def _parse_payload(spec: JobSpec, job: ClaimedJob) -> Any:
+    try:
+        return spec.payload.model_validate(job.payload)
+    except ValidationError as exc:  # no retry can fix a payload the schema refuses
+        raise PermanentError(f"payload no longer matches {spec.name}: {exc}") from exc
+
+
 def run_job(job_id: str, *, spec: JobSpec, handler: Handler, settings: Settings) -> str:
     """Run one delivery of a job; returns what happened (for logs and tests)."""
     policy = settings.policy_for(spec.name)
@@ -101,7 +109,7 @@ def run_job(job_id: str, *, spec: JobSpec, handler: Handler, settings: Settings)
         log.info("job_started")
         job_started(job.id, job_type=spec.name, attempt=job.attempt)
         try:
-            payload = spec.payload.model_validate(job.payload)
+            payload = _parse_payload(spec, job)
             with transaction(settings) as session:
                 result = handler(JobContext(session, job, settings, log), payload)
                 mark_succeeded(session, job, result=result)

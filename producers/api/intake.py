@@ -16,22 +16,24 @@ import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 from producers.api.auth import WRITE_SCOPE, invalid_key, missing_scope
 from producers.enqueue import Inserted, JobDraft, insert_jobs
 from store.api_keys import authenticate_many
+from store.errors import SwitchyardError
 
 Outcome = Inserted | Exception
 
 
 @dataclass
 class Submission:
-    """One request waiting for a writer."""
+    """One request waiting for a writer: its job, or why the job was refused (told after auth)."""
 
     token: str
-    draft: JobDraft
+    draft: JobDraft | SwitchyardError
     future: asyncio.Future[Inserted]
 
 
@@ -59,8 +61,12 @@ class IntakeWriter:
             task.cancel()
         await self._engine.dispose()
 
-    async def submit(self, token: str, draft: JobDraft) -> Inserted:
-        """Wait until the job is committed (or refused); returns its id and whether it is new."""
+    async def submit(self, token: str, draft: JobDraft | SwitchyardError) -> Inserted:
+        """Wait until the job is committed (or refused); returns its id and whether it is new.
+
+        A request whose body was refused still comes here, so that a bad key is told 401
+        before anything about the body.
+        """
         submission = Submission(token, draft, asyncio.get_running_loop().create_future())
         self._queue.put_nowait(submission)
         return await submission.future
@@ -70,11 +76,7 @@ class IntakeWriter:
             batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            try:
-                async with self._engine.begin() as conn:
-                    outcomes = await conn.run_sync(_write, batch)
-            except Exception as exc:  # the database refused the batch: every request learns why
-                outcomes = [exc] * len(batch)
+            outcomes = await self._settle(batch)
             for submission, outcome in zip(batch, outcomes, strict=True):
                 if submission.future.done():  # the client went away; its job stands regardless
                     continue
@@ -82,6 +84,19 @@ class IntakeWriter:
                     submission.future.set_exception(outcome)
                 else:
                     submission.future.set_result(outcome)
+
+    async def _settle(self, batch: list[Submission]) -> list[Outcome]:
+        try:
+            async with self._engine.begin() as conn:
+                return await conn.run_sync(_write, batch)
+        except (OperationalError, InterfaceError) as exc:  # unreachable: every request learns why
+            return [exc] * len(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                return [exc]
+            # Something in the batch made PostgreSQL refuse it: retry each submission alone,
+            # so that only the culprit fails and nobody else's request does.
+            return [outcome for one in batch for outcome in await self._settle([one])]
 
 
 def _write(conn: Connection, batch: list[Submission]) -> list[Outcome]:
@@ -96,6 +111,8 @@ def _write(conn: Connection, batch: list[Submission]) -> list[Outcome]:
             outcomes[i] = invalid_key()
         elif not principal.allows(WRITE_SCOPE):
             outcomes[i] = missing_scope(WRITE_SCOPE)
+        elif isinstance(submission.draft, SwitchyardError):
+            outcomes[i] = submission.draft
         else:
             accepted.append((i, submission.draft.for_producer(principal.producer)))
     if accepted:

@@ -56,3 +56,11 @@ def test_a_revoked_key_is_401(api: str, make_key, settings: Settings) -> None:
     resp = submit(api, token, ECHO)
     assert resp.status_code == 401
     assert resp.json()["code"] == "invalid_api_key"
+
+
+def test_a_bad_key_is_told_401_before_anything_about_the_body(api: str, make_key) -> None:
+    token = make_key()
+    forged = token[:-2] + "zz"
+    for body in ({"type": "system.nope"}, {"type": "system.sleep", "payload": {"seconds": "x"}}):
+        assert submit(api, forged, body).status_code == 401
+        assert submit(api, token, body).status_code == 422

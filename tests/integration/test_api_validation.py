@@ -20,6 +20,7 @@ BAD_BODIES = [
     ({"type": "system.echo", "payload": []}, 422, "payload"),
     ({"payload": {}}, 422, "type"),
     ({"type": "system.echo", "surprise": 1}, 422, "surprise"),
+    ({"type": "system.echo", "payload": {"a": ["ok", "nul\u0000"]}}, 422, "payload.a.1"),
 ]
 
 

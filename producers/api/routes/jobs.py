@@ -18,12 +18,14 @@ from producers.api.deps import SessionDep, SettingsDep
 from producers.api.errors import ProblemError
 from producers.api.paging import decode_cursor, encode_cursor
 from producers.api.schemas import JobAccepted, JobPage, JobRequest, JobView, links_for
-from producers.enqueue import draft_job
+from producers.enqueue import InvalidJobError, JobDraft, draft_job
 from store.api_keys import Principal
+from store.errors import SwitchyardError
 from store.jobs import cancel_job, replay_job
 from store.metrics import job_accepted
 from store.models import Job, JobState
 from store.queries import attempts_of, find_job, list_jobs
+from tasks.registry import UnknownJobTypeError
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 Writer = Annotated[Principal, Depends(require_scope(WRITE_SCOPE))]
@@ -59,18 +61,21 @@ async def submit_job(
     """Accept a job: 202 means it is committed to the ledger and will reach a terminal state."""
     if credentials is None:
         raise unauthenticated()
-    draft = draft_job(
-        body.type,
-        body.payload,
-        producer="",  # the writer fills in the key's producer once it has authenticated it
-        priority=body.priority,
-        run_at=body.run_at,
-        max_attempts=body.max_attempts,
-        idempotency_key=idempotency_key,
-        callback_url=body.callback_url,
-        callback_secret=body.callback_secret,
-        settings=request.app.state.settings,
-    )
+    try:
+        draft: JobDraft | SwitchyardError = draft_job(
+            body.type,
+            body.payload,
+            producer="",  # the writer fills in the key's producer once it has authenticated it
+            priority=body.priority,
+            run_at=body.run_at,
+            max_attempts=body.max_attempts,
+            idempotency_key=idempotency_key,
+            callback_url=body.callback_url,
+            callback_secret=body.callback_secret,
+            settings=request.app.state.settings,
+        )
+    except (InvalidJobError, UnknownJobTypeError) as exc:
+        draft = exc  # told only after the key checks out: a bad key gets 401, not the schema
     outcome = await request.app.state.intake.submit(credentials.credentials, draft)
     job_accepted(body.type, created=outcome.created)
     headers = {"Location": f"/v1/jobs/{outcome.job_id}"}
