@@ -78,9 +78,10 @@ class Notification(Base):
             postgresql_where=text("dedup_key IS NOT NULL"),
         ),
         Index(
-            "uq_notifications_source_job_attempt",
+            "uq_notifications_source_job_attempt_state",
             "source_job_id",
             "source_attempt",
+            "source_state",
             unique=True,
             postgresql_where=text("source_job_id IS NOT NULL"),
         ),
@@ -105,6 +106,7 @@ class Notification(Base):
     callback_secret: Mapped[str | None] = mapped_column(Text)  # sealed
     source_job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     source_attempt: Mapped[int | None] = mapped_column(SmallInteger)
+    source_state: Mapped[str | None] = mapped_column(String(16))
     send_at: Mapped[datetime] = _created()
     created_at: Mapped[datetime] = _created()
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

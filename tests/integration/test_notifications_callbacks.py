@@ -21,6 +21,7 @@ from store.jobs import (
     mark_retrying,
     mark_succeeded,
     reap_expired_leases,
+    replay_job,
 )
 from tasks.notifications.models import Notification
 from tasks.notifications.secrets import unseal
@@ -137,3 +138,14 @@ def test_a_failed_callback_insert_rolls_back_the_transition(ledger: Settings) ->
         ).scalar_one()
     assert state == "running"
     assert callbacks(ledger, job_id) == []
+
+
+def test_a_replayed_job_gets_a_callback_for_each_terminal_state(ledger: Settings) -> None:
+    job_id = new_job(ledger)
+    with transaction(ledger) as session:
+        mark_dead(session, claim(ledger, job_id), error={"type": "X", "message": "boom"})
+    with transaction(ledger) as session:  # replayed, then cancelled before it runs again
+        assert replay_job(session, job_id, extra_attempts=3)
+        assert cancel_job(session, job_id)
+    kinds = sorted(json.loads(n.body_text or "")["type"] for n in callbacks(ledger, job_id))
+    assert kinds == ["job.cancelled", "job.dead"]
