@@ -8,16 +8,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import bindparam, func, select, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import ReturningInsert
 
 from config import Settings, get_settings
+from store.bulk import insert_job_rows
 from store.errors import SwitchyardError
 from store.ids import uuid7
 from store.models import Job, JobState
@@ -177,7 +175,7 @@ def insert_jobs(
 ) -> list[Inserted | IdempotencyKeyReusedError]:
     """Insert jobs and their outbox rows in the caller's transaction, a few statements for all."""
     rows = [{"callback_url": None, "callback_secret": None, **d.values} for d in drafts]
-    created = set(session.connection().execute(_insert_jobs_statement(), rows).scalars())
+    created = insert_job_rows(session, rows)
     fresh = [d.values for d in drafts if d.values["id"] in created]
     if fresh:
         add_outbox_rows(
@@ -210,45 +208,6 @@ def insert_jobs(
         else:
             outcomes.append(Inserted(job_id, created=False))
     return outcomes
-
-
-@cache
-def _insert_jobs_statement() -> ReturningInsert[tuple[uuid.UUID]]:
-    """One INSERT for many jobs (executemany, compiled once); replays of a key are skipped."""
-    table = Job.__table__
-    values: dict[str, Any] = {
-        c.name: bindparam(c.name, type_=c.type) for c in table.c if c.name in _DRAFT_COLUMNS
-    }
-    values["run_at"] = func.coalesce(bindparam("run_at", type_=table.c.run_at.type), func.now())
-    return (
-        insert(table)
-        .values(values)
-        .on_conflict_do_nothing(
-            index_elements=["producer", "idempotency_key"],
-            index_where=table.c.idempotency_key.is_not(None),
-        )
-        .returning(table.c.id)
-    )
-
-
-_DRAFT_COLUMNS = frozenset(
-    {
-        "id",
-        "type",
-        "queue",
-        "state",
-        "payload",
-        "priority",
-        "max_attempts",
-        "producer",
-        "idempotency_key",
-        "request_hash",
-        "attempts",
-        "lost_count",
-        "callback_url",
-        "callback_secret",
-    }
-)
 
 
 def _earlier_jobs(

@@ -55,7 +55,9 @@ def _engine_options(settings: Settings) -> dict[str, Any]:
 def create_async(settings: Settings) -> AsyncEngine:
     """An asyncio engine (psycopg's async driver) for code that runs on an event loop."""
     url = sqlalchemy_url(settings.database.url)
-    return create_async_engine(url, pool_pre_ping=True, **_engine_options(settings))
+    engine = create_async_engine(url, **_engine_options(settings))
+    _ping_idle_connections(engine.sync_engine)
+    return engine
 
 
 def dispose_engines() -> None:

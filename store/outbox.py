@@ -8,9 +8,10 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from store.bulk import insert_outbox_rows
 from store.models import Job, JobState, OutboxMessage
 
 NOTIFY_CHANNEL = "switchyard_outbox"
@@ -93,18 +94,5 @@ def seconds_until_next_due(session: Session) -> float | None:
 
 
 def add_outbox_rows(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Queue many jobs (rows as for `add_outbox`) with one executemany INSERT and one NOTIFY."""
-    session.connection().execute(_queue_many_statement(), rows)
-    session.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
-
-
-@cache
-def _queue_many_statement() -> Insert:
-    table = OutboxMessage.__table__
-    values: dict[str, Any] = {
-        c: bindparam(c, type_=table.c[c].type) for c in ("job_id", "job_type", "queue", "priority")
-    }
-    values["available_at"] = func.coalesce(
-        bindparam("available_at", type_=table.c.available_at.type), func.now()
-    )
-    return insert(table).values(values)
+    """Queue many jobs (rows as for `add_outbox`) with one INSERT and one NOTIFY."""
+    insert_outbox_rows(session, rows, notify=NOTIFY_CHANNEL)

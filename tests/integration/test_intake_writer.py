@@ -23,7 +23,7 @@ def test_a_row_postgres_refuses_fails_alone(settings: Settings, make_key) -> Non
     )
 
     async def run() -> list[object]:
-        writer = IntakeWriter(create_async(settings), writers=1)
+        writer = IntakeWriter(create_async(settings))
         both = asyncio.gather(
             writer.submit(token, good), writer.submit(token, bad), return_exceptions=True
         )
@@ -45,7 +45,7 @@ def test_a_refused_body_waits_for_the_key_check(settings: Settings, make_key) ->
     refusal = InvalidJobError("bad", field="payload.x")
 
     async def run(token: str) -> object:
-        writer = IntakeWriter(create_async(settings), writers=1)
+        writer = IntakeWriter(create_async(settings))
         writer.start()
         try:
             return await asyncio.gather(writer.submit(token, refusal), return_exceptions=True)
