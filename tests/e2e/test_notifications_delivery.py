@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from config import Settings
 from tests.api_support import auth
 from tests.notifications_stack import (
     Stack,
     endpoint,
     first_endpoint_id,
     notify,
-    run_stack,
-    token_for,
     wait_status,
 )
-
-
-@pytest.fixture(scope="module")
-def stack(settings: Settings, logs_dir: Path) -> Iterator[Stack]:
-    yield from run_stack(settings, logs_dir)
-
-
-@pytest.fixture
-def token(stack: Stack, make_key) -> Iterator[str]:
-    yield from token_for(stack, make_key)
 
 
 def test_email_has_its_parts_and_keeps_its_message_id_across_a_forced_retry(

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
-import pytest
 from standardwebhooks.webhooks import Webhook
 
-from config import Settings
 from tests.api_support import auth, submit, wait_state
 from tests.conftest import start_worker
 from tests.notifications_stack import (
@@ -18,21 +14,9 @@ from tests.notifications_stack import (
     delivered_callbacks,
     endpoint,
     notify,
-    run_stack,
-    token_for,
     wait_status,
 )
 from tests.support import wait_until
-
-
-@pytest.fixture(scope="module")
-def stack(settings: Settings, logs_dir: Path) -> Iterator[Stack]:
-    yield from run_stack(settings, logs_dir)
-
-
-@pytest.fixture
-def token(stack: Stack, make_key) -> Iterator[str]:
-    yield from token_for(stack, make_key)
 
 
 def test_completion_callbacks_fire_once_per_job(stack: Stack, token: str) -> None:

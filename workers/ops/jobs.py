@@ -119,16 +119,8 @@ def show_cmd(
     job_id: Annotated[str, typer.Argument(help="The job's id.")], as_json: JsonOpt = False
 ) -> None:
     """One job: state, payload, result, error and every attempt."""
-    from store.db import transaction
-    from store.queries import attempts_of, find_job
-
     jid = _parse_id(job_id)
-    with transaction() as session:
-        job = find_job(session, jid, producer=None)
-        history = attempts_of(session, jid) if job else []
-    if job is None:
-        fail(f"no job {jid}")
-        raise typer.Exit(1)
+    job, history = _load_or_exit(jid)
     data = job_dict(job, history)
     if as_json:
         emit_json(data)
@@ -145,6 +137,20 @@ def show_cmd(
     )  # fmt: skip
 
 
+def _load_or_exit(jid: uuid.UUID) -> tuple[Any, list[Any]]:
+    """The job and its attempts, or exit 1 saying it does not exist."""
+    from store.db import transaction
+    from store.queries import attempts_of, find_job
+
+    with transaction() as session:
+        job = find_job(session, jid, producer=None)
+        history = attempts_of(session, jid) if job else []
+    if job is None:
+        fail(f"no job {jid}")
+        raise typer.Exit(1)
+    return job, history
+
+
 def _replay_one(jid: uuid.UUID, job_type: str) -> bool:
     from store.db import transaction
     from store.jobs import replay_job
@@ -159,15 +165,8 @@ def retry_cmd(
     job_id: Annotated[str, typer.Argument(help="A dead job's id.")], as_json: JsonOpt = False
 ) -> None:
     """Replay one dead job with a fresh budget of attempts."""
-    from store.db import transaction
-    from store.queries import find_job
-
     jid = _parse_id(job_id)
-    with transaction() as session:
-        job = find_job(session, jid, producer=None)
-    if job is None:
-        fail(f"no job {jid}")
-        raise typer.Exit(1)
+    job, _ = _load_or_exit(jid)
     if not _replay_one(jid, job.type):
         fail(f"job {jid} is {job.state}, not dead")
         raise typer.Exit(1)

@@ -1,0 +1,23 @@
+"""Fixtures of the notifications e2e modules: a whole stack per module, and a key per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from config import Settings
+from tests.notifications_stack import Stack, run_stack, token_for
+
+
+@pytest.fixture(scope="module")
+def stack(settings: Settings, logs_dir: Path) -> Iterator[Stack]:
+    """API, relay, beat and a worker wired to a real SMTP server and HTTP receiver."""
+    yield from run_stack(settings, logs_dir)
+
+
+@pytest.fixture
+def token(stack: Stack, make_key) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A key with the notification scopes; the test's notifications are removed afterwards."""
+    yield from token_for(stack, make_key)
