@@ -111,8 +111,7 @@ def worker(
     metrics_port = metrics_port if metrics_port is not None else settings.metrics.worker_port
     # The pool's children count in their own processes: serving them needs multiprocess mode.
     _setup("worker", own_multiproc_dir=metrics_port is not None)
-    import workers.signals  # (connects our logging)
-    import workers.telemetry  # noqa: F401  (per-delivery metrics and log context)
+    import workers.signals  # noqa: F401  (connects our logging)
     from workers.app import create_celery
 
     _require_migrated()

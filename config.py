@@ -49,6 +49,9 @@ class JobPolicy(BaseModel):
     backoff_cap: float = Field(default=600.0, ge=0)
     jitter: bool = True
     lease_timeout: int = Field(default=300, ge=1)
+    # How many due jobs of this type one broker message may carry (one claim, one task run);
+    # unset means the job type's own choice (`JobSpec.batch_size`).
+    batch_size: int | None = Field(default=None, ge=1, le=500)
 
 
 class RelaySettings(BaseModel):

@@ -1,4 +1,4 @@
-"""Prebuilt SQL for the worker's hot path: the claim and the end of an attempt.
+"""Prebuilt SQL for the worker's hot path: the claim, the end of an attempt, the release.
 
 Each is one statement (data-modifying CTEs), so a transition costs one round trip, and each is
 built once per shape: an execution only binds its parameters (no statement construction or
@@ -11,9 +11,11 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     Interval,
     Select,
     String,
+    any_,
     bindparam,
     func,
     insert,
@@ -22,6 +24,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import UUID
 
 from store.models import Job, JobAttempt, JobState
 
@@ -32,15 +35,17 @@ _CLAIMED_COLUMNS = (
 
 @cache
 def claim_statement(claimable: tuple[str, ...]) -> Select[Any]:
-    """The claim: move a claimable job to `running` and open its attempt, in one statement."""
+    """The claim: move the claimable jobs among `claim_ids` to `running` and open an attempt
+    for each, in one statement."""
     jobs, attempts = Job.__table__, JobAttempt.__table__
-    # One statement (the guarded UPDATE and the attempt row as data-modifying CTEs): one round
-    # trip, and atomic on its own, so the worker runs it without BEGIN/COMMIT. Built once:
-    # each execution then only binds its parameters.
+    # One statement (the guarded UPDATE and the attempt rows as data-modifying CTEs): one round
+    # trip for a whole delivery, and atomic on its own, so the worker runs it without
+    # BEGIN/COMMIT. Built once: each execution then only binds its parameters.
+    ids = bindparam("claim_ids", type_=ARRAY(UUID(as_uuid=True)))
     claimed = (
         update(jobs)
         .where(
-            jobs.c.id == bindparam("claim_id"),
+            jobs.c.id == any_(ids),
             jobs.c.state.in_(claimable),
             jobs.c.run_at <= func.now(),
         )

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, select, update
+from sqlalchemy import and_, case, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from store.job_statements import claim_statement, finish_statement
 from store.models import Job, JobAttempt, JobState, OutboxMessage
-from store.outbox import add_outbox
+from store.outbox import add_outbox, add_outbox_rows
 
 CLAIMABLE = (JobState.ACCEPTED, JobState.QUEUED, JobState.RETRYING)
 CANCELLABLE = (JobState.ACCEPTED, JobState.QUEUED, JobState.RETRYING)
@@ -36,28 +37,72 @@ class LeaseLostError(RuntimeError):
     """The job is no longer ours: its lease expired and someone else moved it."""
 
 
-def claim_job(
-    session: Session, job_id: uuid.UUID, *, worker: str, lease_seconds: float
-) -> ClaimedJob | None:
-    """Take the job for one attempt, or None if it is not ours to run (duplicate, early, done)."""
+def claim_jobs(
+    session: Session, job_ids: Sequence[uuid.UUID], *, worker: str, lease_seconds: float
+) -> list[ClaimedJob]:
+    """Take each job for one attempt, in the order given; a job not ours to run (duplicate,
+    early, done) is left out."""
     params = {
-        "claim_id": job_id,
+        "claim_ids": list(job_ids),
         "claim_lease": timedelta(seconds=lease_seconds),
         "claim_worker": worker,
     }
-    row = session.execute(claim_statement(CLAIMABLE), params).one_or_none()
-    if row is None:
-        return None
-    return ClaimedJob(
-        id=row.id,
-        type=row.type,
-        queue=row.queue,
-        payload=row.payload,
-        priority=row.priority,
-        attempt=row.attempts,
-        max_attempts=row.max_attempts,
-        producer=row.producer,
+    rows = session.execute(claim_statement(CLAIMABLE), params).all()
+    claimed = {
+        row.id: ClaimedJob(
+            id=row.id,
+            type=row.type,
+            queue=row.queue,
+            payload=row.payload,
+            priority=row.priority,
+            attempt=row.attempts,
+            max_attempts=row.max_attempts,
+            producer=row.producer,
+        )
+        for row in rows
+    }
+    return [claimed[job_id] for job_id in job_ids if job_id in claimed]
+
+
+def release_jobs(session: Session, jobs: Sequence[ClaimedJob]) -> int:
+    """Undo the claim of jobs that were never started (their delivery ran out of lease): back
+    to `queued` with the attempt uncounted and erased, and published again. Returns how many."""
+    if not jobs:
+        return 0
+    pairs = [(job.id, job.attempt) for job in jobs]
+    rows = session.execute(
+        update(Job)
+        .where(Job.state == JobState.RUNNING, tuple_(Job.id, Job.attempts).in_(pairs))
+        .values(
+            state=JobState.QUEUED,
+            attempts=Job.attempts - 1,
+            lease_until=None,
+            started_at=case((Job.attempts == 1, None), else_=Job.started_at),
+            updated_at=func.now(),
+        )
+        .returning(Job.id, Job.type, Job.queue, Job.priority, Job.attempts)
+    ).all()
+    if not rows:
+        return 0
+    session.execute(
+        delete(JobAttempt).where(
+            tuple_(JobAttempt.job_id, JobAttempt.number).in_([(r.id, r.attempts + 1) for r in rows])
+        )
     )
+    add_outbox_rows(
+        session,
+        [
+            {
+                "job_id": r.id,
+                "job_type": r.type,
+                "queue": r.queue,
+                "priority": r.priority,
+                "available_at": None,
+            }
+            for r in rows
+        ],
+    )
+    return len(rows)
 
 
 def _finish(

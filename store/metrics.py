@@ -40,7 +40,7 @@ JOBS_RETRIED = Counter(
 JOBS_DEAD = Counter("switchyard_jobs_dead", "Attempts that left the job dead.", ["job_type"])
 DELIVERIES_DROPPED = Counter(
     "switchyard_deliveries_dropped",
-    "Messages a worker dropped: duplicate deliveries and lost leases.",
+    "Jobs a delivery did not run: duplicates (dropped), lost leases, released unstarted.",
     ["job_type", "reason"],
 )
 WAIT_SECONDS = Histogram(

@@ -53,6 +53,7 @@ class DueMessage:
     job_type: str
     queue: str
     priority: int
+    lost_count: int = 0
 
 
 def lock_due(session: Session, *, limit: int) -> list[DueMessage]:
@@ -64,11 +65,13 @@ def lock_due(session: Session, *, limit: int) -> list[DueMessage]:
             OutboxMessage.job_type,
             OutboxMessage.queue,
             OutboxMessage.priority,
+            Job.lost_count,
         )
+        .join(Job, Job.id == OutboxMessage.job_id)
         .where(OutboxMessage.available_at <= func.now())
         .order_by(OutboxMessage.available_at, OutboxMessage.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .with_for_update(of=OutboxMessage, skip_locked=True)
     )
     return [DueMessage(*row) for row in session.execute(stmt)]
 

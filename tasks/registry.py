@@ -27,6 +27,10 @@ class JobSpec:
     payload: type[BaseModel]
     queue: str
     description: str
+    # The most jobs of this type one delivery may carry. A delivery claims them in one
+    # statement and runs them one after another in one worker process, so only short
+    # handlers should batch; anything that may run for long keeps 1.
+    batch_size: int = 1
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,14 @@ def load_handlers() -> dict[str, Handler]:
     if missing:
         raise RuntimeError(f"job types without a handler: {', '.join(sorted(missing))}")
     return dict(_handlers)
+
+
+def batch_size_for(settings: Settings, name: str) -> int:
+    """How many jobs of type `name` one delivery may carry: the policy's, else the type's
+    (1 for a type this process does not know: a relay older than the job's producer)."""
+    _import_schemas()
+    spec = _specs.get(name)
+    return settings.policy_for(name).batch_size or (spec.batch_size if spec else 1)
 
 
 def get_spec(name: str) -> JobSpec:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from config import Settings
+from producers.enqueue import enqueue
 from store.db import transaction
+from store.models import Job, JobAttempt
 from tests.support import wait_until
 
 TERMINAL = {"succeeded", "dead", "cancelled"}
@@ -47,3 +50,33 @@ def count_rows(settings: Settings, table: str) -> int:
     """Rows in one of the run's own tables."""
     with transaction(settings) as session:
         return int(session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def submit_all(settings: Settings, jobs: list[tuple[str, dict[str, Any]]]) -> list[uuid.UUID]:
+    """Enqueue the jobs in one transaction, so the relay finds them due together."""
+    with transaction(settings) as session:
+        return [
+            enqueue(session, kind, payload, producer="tests", settings=settings).job.id
+            for kind, payload in jobs
+        ]
+
+
+def finished(settings: Settings, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[str, list[str]]]:
+    """Each job's state and its attempts' outcomes, once all are terminal."""
+
+    def read() -> dict[uuid.UUID, tuple[str, list[str]]] | None:
+        with transaction(settings) as s:
+            states = dict(s.execute(select(Job.id, Job.state).where(Job.id.in_(ids))).all())
+            if set(states.values()) - TERMINAL:
+                return None
+            rows = s.execute(
+                select(JobAttempt.job_id, JobAttempt.outcome)
+                .where(JobAttempt.job_id.in_(ids))
+                .order_by(JobAttempt.job_id, JobAttempt.number)
+            ).all()
+        outcomes: dict[uuid.UUID, list[str]] = {i: [] for i in ids}
+        for job_id, outcome in rows:
+            outcomes[job_id].append(outcome)
+        return {i: (states[i], outcomes[i]) for i in ids}
+
+    return wait_until(read, timeout=60, what="every job to finish")

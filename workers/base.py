@@ -22,17 +22,19 @@ from store.db import autocommit, transaction
 from store.jobs import (
     ClaimedJob,
     LeaseLostError,
-    claim_job,
+    claim_jobs,
     mark_dead,
     mark_retrying,
     mark_succeeded,
+    release_jobs,
 )
-from store.metrics import job_started
+from store.metrics import attempt_finished, job_started
 from tasks.errors import PermanentError, RetryableError
 from tasks.registry import Handler, JobContext, JobSpec
 
 log = get_logger("switchyard.worker")
 DB_DOWN_REQUEUE_DELAY = 1.0
+RAN = frozenset({"succeeded", "retrying", "dead"})  # outcomes whose run time is observed
 
 
 def backoff_delay(policy: JobPolicy, attempt: int, *, retry_after: float | None = None) -> float:
@@ -58,14 +60,18 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _claim(job_id: uuid.UUID, *, settings: Settings, lease: int) -> ClaimedJob | None:
+def _claim(job_ids: list[uuid.UUID], *, settings: Settings, lease: int) -> list[ClaimedJob]:
     try:
         # The claim is one statement, atomic on its own: no BEGIN/COMMIT round trips.
         with autocommit(settings) as session:
-            return claim_job(session, job_id, worker=worker_name(), lease_seconds=lease)
+            return claim_jobs(session, job_ids, worker=worker_name(), lease_seconds=lease)
     except DBAPIError as exc:
         # The ledger is unreachable: hand the message back to the broker rather than lose it.
-        log.warning("claim_failed_database_unavailable", job_id=str(job_id), error=str(exc))
+        log.warning(
+            "claim_failed_database_unavailable",
+            job_ids=[str(i) for i in job_ids],
+            error=str(exc),
+        )
         time.sleep(DB_DOWN_REQUEUE_DELAY)
         raise Reject("database unavailable", requeue=True) from exc
 
@@ -96,18 +102,15 @@ def _parse_payload(spec: JobSpec, job: ClaimedJob) -> Any:
         raise PermanentError(f"payload no longer matches {spec.name}: {exc}") from exc
 
 
-def run_job(job_id: str, *, spec: JobSpec, handler: Handler, settings: Settings) -> str:
-    """Run one delivery of a job; returns what happened (for logs and tests)."""
-    policy = settings.policy_for(spec.name)
-    job = _claim(uuid.UUID(job_id), settings=settings, lease=policy.lease_timeout)
-    if job is None:
-        log.info("duplicate_delivery_dropped", job_id=job_id, job_type=spec.name)
-        return "dropped"
+def _run_one(
+    job: ClaimedJob, *, spec: JobSpec, handler: Handler, settings: Settings, policy: JobPolicy
+) -> str:
     with structlog.contextvars.bound_contextvars(
-        job_id=job_id, job_type=spec.name, attempt=job.attempt
+        job_id=str(job.id), job_type=spec.name, attempt=job.attempt
     ):
         log.info("job_started")
         job_started(job.id, job_type=spec.name, attempt=job.attempt)
+        started = time.perf_counter()
         try:
             payload = _parse_payload(spec, job)
             with transaction(settings) as session:
@@ -115,19 +118,64 @@ def run_job(job_id: str, *, spec: JobSpec, handler: Handler, settings: Settings)
                 mark_succeeded(session, job, result=result)
         except LeaseLostError as exc:
             log.warning("job_lease_lost", error=str(exc))
-            return "lease_lost"
+            outcome = "lease_lost"
         except Exception as exc:
-            return _record_failure(job, exc, settings=settings, policy=policy)
-        log.info("job_succeeded")
-        return "succeeded"
+            outcome = _record_failure(job, exc, settings=settings, policy=policy)
+        else:
+            log.info("job_succeeded")
+            outcome = "succeeded"
+        ran = outcome in RAN
+        attempt_finished(
+            spec.name, outcome=outcome, seconds=time.perf_counter() - started if ran else None
+        )
+        return outcome
+
+
+def _release(jobs: list[ClaimedJob], *, settings: Settings, job_type: str) -> None:
+    with transaction(settings) as session:
+        released = release_jobs(session, jobs)
+    log.warning("delivery_out_of_lease_released", job_type=job_type, released=released)
+    for _ in range(released):
+        attempt_finished(job_type, outcome="released", seconds=None)
+
+
+def run_delivery(
+    job_ids: list[str], *, spec: JobSpec, handler: Handler, settings: Settings
+) -> dict[str, str]:
+    """Run one delivery: claim its jobs in one statement, then run them one after another.
+
+    Every job commits its own outcome. Once half the lease has gone, the jobs not yet started
+    are released (unclaimed and published again) rather than risk running past their lease.
+    Returns what happened to each job (for logs and tests).
+    """
+    policy = settings.policy_for(spec.name)
+    claimed_at = time.monotonic()
+    jobs = _claim([uuid.UUID(i) for i in job_ids], settings=settings, lease=policy.lease_timeout)
+    outcomes = dict.fromkeys(job_ids, "dropped")
+    claimed = {str(j.id) for j in jobs}
+    dropped = [i for i in job_ids if i not in claimed]
+    if dropped:
+        log.info("duplicate_delivery_dropped", job_ids=dropped, job_type=spec.name)
+    for _ in dropped:
+        attempt_finished(spec.name, outcome="dropped", seconds=None)
+    for n, job in enumerate(jobs):
+        if time.monotonic() - claimed_at > policy.lease_timeout / 2:
+            _release(jobs[n:], settings=settings, job_type=spec.name)
+            outcomes.update({str(j.id): "released" for j in jobs[n:]})
+            break
+        outcomes[str(job.id)] = _run_one(
+            job, spec=spec, handler=handler, settings=settings, policy=policy
+        )
+    return outcomes
 
 
 def register_job_task(app: Celery, *, spec: JobSpec, handler: Handler, settings: Settings) -> Task:
-    """Register the Celery task that runs job type `spec`; its lease bounds its time limit."""
+    """Register the Celery task that runs deliveries of job type `spec` (its argument: the
+    delivery's job ids); the lease bounds its time limit."""
     lease = settings.policy_for(spec.name).lease_timeout
 
-    def run(job_id: str) -> str:
-        return run_job(job_id, spec=spec, handler=handler, settings=settings)
+    def run(job_ids: list[str]) -> dict[str, str]:
+        return run_delivery(job_ids, spec=spec, handler=handler, settings=settings)
 
     run.__doc__ = spec.description
     return app.task(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import psycopg
 from celery import Celery
@@ -15,6 +16,7 @@ from config import Settings
 from logs import get_logger
 from store.db import transaction
 from store.outbox import NOTIFY_CHANNEL, DueMessage, lock_due, mark_sent, seconds_until_next_due
+from tasks.registry import batch_size_for
 
 log = get_logger("switchyard.relay")
 BROKER_ERRORS = (KombuOperationalError, RedisError, ConnectionError, OSError)
@@ -26,16 +28,40 @@ def kombu_priority(priority: int) -> int:
     return 9 - priority
 
 
-def publish(app: Celery, messages: list[DueMessage]) -> None:
-    """Send one message per row through a single Redis pipeline."""
-    with app.producer_or_acquire() as producer, producer.batch(max_size=len(messages)):
-        for m in messages:
+def group_deliveries(
+    messages: list[DueMessage], batch_size: Callable[[str], int]
+) -> list[list[DueMessage]]:
+    """Group rows into deliveries: jobs of one type, queue and priority, at most
+    `batch_size(job_type)` each, in the rows' order. A job that has lost a worker before
+    travels alone, so a job that kills its worker takes no other job down with it again."""
+    deliveries: list[list[DueMessage]] = []
+    open_: dict[tuple[str, str, int], list[DueMessage]] = {}
+    for m in messages:
+        if m.lost_count:
+            deliveries.append([m])
+            continue
+        key = (m.job_type, m.queue, m.priority)
+        group = open_.get(key)
+        if group is None or len(group) >= batch_size(m.job_type):
+            group = open_[key] = []
+            deliveries.append(group)
+        group.append(m)
+    return deliveries
+
+
+def publish(app: Celery, messages: list[DueMessage], settings: Settings) -> None:
+    """Send the rows as deliveries (one broker message each) through a single Redis pipeline.
+    A delivery's task id is its first job's id."""
+    deliveries = group_deliveries(messages, lambda name: batch_size_for(settings, name))
+    with app.producer_or_acquire() as producer, producer.batch(max_size=len(deliveries)):
+        for delivery in deliveries:
+            first = delivery[0]
             app.send_task(
-                m.job_type,
-                args=[str(m.job_id)],
-                task_id=str(m.job_id),
-                queue=m.queue,
-                priority=kombu_priority(m.priority),
+                first.job_type,
+                args=[[str(m.job_id) for m in delivery]],
+                task_id=str(first.job_id),
+                queue=first.queue,
+                priority=kombu_priority(first.priority),
                 producer=producer,
             )
 
@@ -47,7 +73,7 @@ def publish_due(app: Celery, settings: Settings) -> int:
         if messages:
             # A crash after publishing and before the commit re-sends these rows:
             # a duplicate message, never a lost job.
-            publish(app, messages)
+            publish(app, messages, settings)
             mark_sent(session, messages)
     return len(messages)
 

@@ -26,7 +26,9 @@ class DeliverPayload(BaseModel):
 
 
 DELIVER = register(
-    JobSpec("notifications.deliver", DeliverPayload, QUEUE, "Delivers one notification.")
+    JobSpec(
+        "notifications.deliver", DeliverPayload, QUEUE, "Delivers one notification.", batch_size=16
+    )
 )
 
 

@@ -35,7 +35,7 @@ class FailPayload(BaseModel):
     message: str = Field(default="failing on purpose", max_length=500)
 
 
-ECHO = register(JobSpec("system.echo", EchoPayload, QUEUE, "Result is the payload."))
+ECHO = register(JobSpec("system.echo", EchoPayload, QUEUE, "Result is the payload.", batch_size=50))
 SLEEP = register(JobSpec("system.sleep", SleepPayload, QUEUE, "Sleeps `seconds`, then succeeds."))
 FAIL = register(
     JobSpec("system.fail", FailPayload, QUEUE, "Fails `times` attempts (`mode`), then succeeds.")

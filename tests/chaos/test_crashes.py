@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from sqlalchemy import text
 
 from config import Settings
 from store.db import transaction
-from tests.api_support import get_job, submit, wait_state
+from tests.api_support import finished, get_job, submit, submit_all, wait_state
 from tests.conftest import start_api, start_process, start_worker
 from tests.support import isolated, wait_until
 
@@ -50,6 +51,41 @@ def test_a_job_survives_kill_9_of_its_worker_and_succeeds_once(
         for proc in (survivor, doomed, beat, relay, api):
             if proc is not None:
                 proc.stop()
+
+
+def test_every_job_of_a_delivery_whose_worker_is_killed_succeeds_once(
+    settings: Settings, logs_dir: Path, clean_ledger: None
+) -> None:
+    sleep = settings.policy_for("system.sleep").model_copy(update={"batch_size": 3})
+    own = isolated(settings, job_policies={**settings.job_policies, "system.sleep": sleep})
+    relay = start_process(own, logs_dir, "relay")
+    beat = start_process(own, logs_dir, "beat")  # the reaper, every 0.5 s; leases are 3 s
+    doomed = start_worker(own, logs_dir, name="doomed-delivery", concurrency=1)
+    survivor = None
+    try:
+        ids = submit_all(own, [("system.sleep", {"seconds": 1.0})] * 3)  # one delivery
+        wait_until(lambda: running(own, ids) == 3, what="the delivery to claim its three jobs")
+        doomed.kill()
+        doomed.popen.wait(10)
+        survivor = start_worker(own, logs_dir, name="survivor-delivery", concurrency=1)
+        result = finished(own, ids)
+        # Each lost its worker once (the reaper), then ran alone and succeeded exactly once.
+        assert all(r == ("succeeded", ["lost", "succeeded"]) for r in result.values()), result
+    finally:
+        for proc in (survivor, doomed, beat, relay):
+            if proc is not None:
+                proc.stop()
+
+
+def running(settings: Settings, ids: list[uuid.UUID]) -> int:
+    """How many of the jobs are `running`."""
+    with transaction(settings) as s:
+        return int(
+            s.execute(
+                text("SELECT count(*) FROM jobs WHERE state = 'running' AND id = ANY(:ids)"),
+                {"ids": ids},
+            ).scalar_one()
+        )
 
 
 def test_two_beats_fire_each_slot_once(settings: Settings, logs_dir: Path, clean_ledger) -> None:

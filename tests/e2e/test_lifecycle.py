@@ -115,7 +115,7 @@ def test_a_duplicate_delivery_is_dropped(pipeline: str, make_key, settings: Sett
     duplicate = DueMessage(
         id=0, job_id=uuid.UUID(job_id), job_type="system.sleep", queue="maintenance", priority=0
     )
-    publish(create_celery(settings), [duplicate])
+    publish(create_celery(settings), [duplicate], settings)
     wait_state(pipeline, token, job_id, {"succeeded"})
     wait_until(lambda: broker_idle(settings), what="the duplicate to be consumed")
     job = get_job(pipeline, token, job_id)

@@ -11,7 +11,7 @@ from typing import Any
 from config import Settings
 from producers.enqueue import enqueue
 from store.db import transaction
-from store.jobs import claim_job, mark_dead
+from store.jobs import claim_jobs, mark_dead
 from store.models import Job
 from tests.support import settings_env, switchyard
 
@@ -35,8 +35,7 @@ def make_dead(settings: Settings, *, job_type: str, payload: dict[str, Any], err
     """A job that ran once and died with an error of type `error`."""
     with transaction(settings) as session:
         job = enqueue(session, job_type, payload, producer="ops-cli", settings=settings).job
-        claimed = claim_job(session, job.id, worker="test", lease_seconds=30)
-        assert claimed is not None
+        [claimed] = claim_jobs(session, [job.id], worker="test", lease_seconds=30)
         mark_dead(session, claimed, error={"type": error, "message": f"{error} on purpose"})
     return str(job.id)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from config import Settings
 from producers.enqueue import enqueue
 from store.db import transaction
-from store.jobs import LeaseLostError, claim_job, mark_succeeded
+from store.jobs import LeaseLostError, claim_jobs, mark_succeeded, release_jobs
 from store.models import Job, JobAttempt, OutboxMessage
 from tasks.maintenance import reap
 from tests.api_support import count_rows
@@ -48,24 +49,23 @@ def test_a_failed_transaction_leaves_neither_job_nor_outbox_row(
 def test_only_one_of_two_claims_wins(settings: Settings, clean_ledger: None) -> None:
     job_id = new_job(settings)
     with transaction(settings) as s:
-        first = claim_job(s, job_id, worker="a", lease_seconds=30)
+        [first] = claim_jobs(s, [job_id], worker="a", lease_seconds=30)
     with transaction(settings) as s:
-        second = claim_job(s, job_id, worker="b", lease_seconds=30)
-    assert first is not None and first.attempt == 1
-    assert second is None
+        second = claim_jobs(s, [job_id], worker="b", lease_seconds=30)
+    assert first.attempt == 1
+    assert second == []
 
 
 def test_a_stale_attempt_cannot_record_a_result(settings: Settings, clean_ledger: None) -> None:
     job_id = new_job(settings)
     with transaction(settings) as s:
-        stale = claim_job(s, job_id, worker="a", lease_seconds=0.05)
-    assert stale is not None
+        [stale] = claim_jobs(s, [job_id], worker="a", lease_seconds=0.05)
     time.sleep(0.1)  # let the lease lapse
     with transaction(settings) as s:
         assert reap(s, settings).retried == 1
     with transaction(settings) as s:
-        current = claim_job(s, job_id, worker="b", lease_seconds=30)
-    assert current is not None and current.attempt == 2
+        [current] = claim_jobs(s, [job_id], worker="b", lease_seconds=30)
+    assert current.attempt == 2
     with pytest.raises(LeaseLostError), transaction(settings) as s:
         mark_succeeded(s, stale, result={"from": "stale"})
     with transaction(settings) as s:
@@ -80,7 +80,7 @@ def test_the_reaper_quarantines_a_job_that_keeps_losing_its_worker(
     job_id = new_job(settings)
     for round_ in range(1, settings.reaper.quarantine_after + 1):
         with transaction(settings) as s:
-            assert claim_job(s, job_id, worker=f"w{round_}", lease_seconds=0.01) is not None
+            assert claim_jobs(s, [job_id], worker=f"w{round_}", lease_seconds=0.01) != []
         time.sleep(0.05)
         with transaction(settings) as s:
             reap(s, settings)
@@ -126,3 +126,50 @@ def test_republishes_queued_jobs_whose_message_was_lost(quiet: Settings) -> None
         assert reap(s, fast).republished == 1
     with transaction(settings) as s:
         assert s.scalars(select(OutboxMessage.job_id)).all() == [job_id]
+
+
+def test_the_relay_sends_due_jobs_of_one_type_as_deliveries_of_its_batch_size(
+    quiet: Settings,
+) -> None:
+    settings = quiet
+    with transaction(settings) as s:
+        ids = [
+            enqueue(s, "system.echo", {"n": n}, producer="tests", settings=settings).job.id
+            for n in range(120)
+        ]
+    assert drain(create_celery(settings), settings) == 120
+    client = redis.Redis.from_url(settings.redis.url)
+    key = f"{settings.redis.key_prefix}maintenance:9"
+    raw = [json.loads(m) for m in reversed(client.lrange(key, 0, -1))]  # LPUSHed: oldest last
+    client.delete(key)
+    client.close()
+    deliveries = [json.loads(base64.b64decode(m["body"]))[0][0] for m in raw]
+    assert [len(d) for d in deliveries] == [50, 50, 20]  # system.echo's batch size is 50
+    assert [i for d in deliveries for i in d] == [str(i) for i in ids]
+    assert [m["headers"]["id"] for m in raw] == [d[0] for d in deliveries]
+
+
+def test_releasing_a_claimed_job_undoes_the_claim_and_publishes_it_again(quiet: Settings) -> None:
+    settings = quiet
+    first, second = new_job(settings), new_job(settings)
+    app = create_celery(settings)
+    drain(app, settings)
+    with transaction(settings) as s:
+        claimed = claim_jobs(s, [first, second], worker="w", lease_seconds=30)
+    assert [j.id for j in claimed] == [first, second]
+    with transaction(settings) as s:
+        mark_succeeded(s, claimed[0], result={})
+        assert release_jobs(s, claimed) == 1  # the finished one is no longer released
+    with transaction(settings) as s:
+        job = s.get_one(Job, second)
+        assert (job.state, job.attempts, job.started_at, job.lease_until) == (
+            "queued",
+            0,
+            None,
+            None,
+        )
+        assert s.scalars(select(JobAttempt).where(JobAttempt.job_id == second)).all() == []
+        assert s.scalars(select(OutboxMessage.job_id)).all() == [second]
+    with transaction(settings) as s:  # and it can be claimed afresh as attempt 1
+        [again] = claim_jobs(s, [second], worker="w2", lease_seconds=30)
+    assert again.attempt == 1

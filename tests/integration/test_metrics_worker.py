@@ -50,7 +50,7 @@ def test_a_worker_serves_the_counters_of_its_pool_children(
             session.execute(
                 delete(OutboxMessage).where(OutboxMessage.job_id.in_([j.id for j in jobs]))
             )
-        publish(create_celery(own), [DueMessage(0, j.id, j.type, j.queue, 0) for j in jobs])
+        publish(create_celery(own), [DueMessage(0, j.id, j.type, j.queue, 0) for j in jobs], own)
         url = f"http://127.0.0.1:{port}/metrics"
         wait_until(
             lambda: samples(url).get(("switchyard_jobs_succeeded_total", "system.echo")) == 3,

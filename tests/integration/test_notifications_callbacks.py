@@ -16,7 +16,7 @@ from producers.enqueue import enqueue
 from store.db import transaction
 from store.jobs import (
     cancel_job,
-    claim_job,
+    claim_jobs,
     mark_dead,
     mark_retrying,
     mark_succeeded,
@@ -46,7 +46,8 @@ def new_job(settings: Settings, *, callback: bool = True, job_type: str = "syste
 def claim(settings: Settings, job_id: uuid.UUID) -> Any:
     with transaction(settings) as session:
         session.execute(text("UPDATE jobs SET state = 'queued' WHERE id = :id"), {"id": job_id})
-        return claim_job(session, job_id, worker="test", lease_seconds=30)
+        [claimed] = claim_jobs(session, [job_id], worker="test", lease_seconds=30)
+        return claimed
 
 
 def callbacks(settings: Settings, job_id: uuid.UUID) -> list[Notification]:
