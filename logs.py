@@ -82,6 +82,8 @@ def configure_logging(fmt: str, *, level: int = logging.INFO, prefix: str | None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # httpx logs every request at INFO; the notification attempt log already records each one.
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
 
 
 def get_logger(name: str) -> Any:

@@ -6,10 +6,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import httpx
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Row, Select, Update, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -34,24 +35,62 @@ class Gateways:
     sms: SmsProvider
 
 
-def _webhook_secrets(
-    row: Notification, endpoint: WebhookEndpoint | None, *, settings: Settings
-) -> list[str]:
+@cache
+def _load_statement() -> Select[Any]:
+    """A notification as its delivery needs it, with its endpoint's secrets (built once)."""
+    n, e = Notification.__table__, WebhookEndpoint.__table__
+    return (
+        select(
+            n.c.id,
+            n.c.channel,
+            n.c.recipient,
+            n.c.subject,
+            n.c.body_text,
+            n.c.body_html,
+            n.c.job_id,
+            n.c.callback_secret,
+            n.c.delivered_at,
+            e.c.secrets.label("endpoint_secrets"),
+        )
+        .select_from(n.outerjoin(e, e.c.id == n.c.endpoint_id))
+        .where(n.c.id == bindparam("d_id"))
+    )
+
+
+@cache
+def _delivered_statement() -> Update:
+    """`delivered_at` and the attempt row, in one statement (built once)."""
+    n, a = Notification.__table__, NotificationAttempt.__table__
+    attempt = (
+        insert(a)
+        .values(
+            notification_id=bindparam("d_id"),
+            number=bindparam("d_number"),
+            outcome="delivered",
+            status_code=bindparam("d_status"),
+            reply=bindparam("d_reply"),
+            duration_ms=bindparam("d_ms"),
+        )
+        .returning(a.c.id)
+        .cte("attempt")
+    )
+    # clock_timestamp(), not now(): now() is the transaction's start, before the send.
+    delivered = update(n).where(n.c.id == bindparam("d_id"))
+    delivered = delivered.values(delivered_at=func.clock_timestamp())
+    return delivered.add_cte(attempt)
+
+
+def _webhook_secrets(row: Row[Any], *, settings: Settings) -> list[str]:
     if row.callback_secret is not None:
         return [unseal(row.callback_secret, settings=settings)]
-    secrets = active_secrets(endpoint, settings=settings) if endpoint else []
+    sealed = row.endpoint_secrets or []
+    secrets = active_secrets(sealed, settings=settings)
     if not secrets:
         raise RejectedDeliveryError("the webhook endpoint was deleted or has no secret")
     return secrets
 
 
-def _send(
-    row: Notification,
-    endpoint: WebhookEndpoint | None,
-    *,
-    settings: Settings,
-    gateways: Gateways,
-) -> DeliveryReport:
+def _send(row: Row[Any], *, settings: Settings, gateways: Gateways) -> DeliveryReport:
     if row.channel == "email":
         email = OutgoingEmail(
             to=row.recipient,
@@ -68,7 +107,7 @@ def _send(
             row.recipient,
             (row.body_text or "").encode(),
             msg_id=webhook_id_for(row.job_id),
-            secrets=_webhook_secrets(row, endpoint, settings=settings),
+            secrets=_webhook_secrets(row, settings=settings),
             client=gateways.webhook_client,
             total_timeout=settings.notifications.webhook_total_timeout,
         )
@@ -87,19 +126,14 @@ def deliver(
     record_failure: RecordAttempt,
 ) -> dict[str, Any]:
     """Send the notification; a failure is logged via `record_failure`, then retried or final."""
-    found = session.execute(
-        select(Notification, WebhookEndpoint)
-        .outerjoin(WebhookEndpoint, WebhookEndpoint.id == Notification.endpoint_id)
-        .where(Notification.id == notification_id)
-    ).one_or_none()
-    if found is None:
+    row = session.execute(_load_statement(), {"d_id": notification_id}).one_or_none()
+    if row is None:
         raise PermanentError(f"notification {notification_id} does not exist")
-    row, endpoint = found
     if row.delivered_at is not None:
         return {"status": "delivered", "already": True}
     started = time.monotonic()
     try:
-        report = _send(row, endpoint, settings=settings, gateways=gateways)
+        report = _send(row, settings=settings, gateways=gateways)
     except DeliveryError as exc:
         record_failure(
             {
@@ -117,24 +151,14 @@ def deliver(
             raise PermanentError(str(exc)) from exc
         raise RetryableError(str(exc), retry_after=schedule[job.attempt - 1]) from exc
     # One round trip: the attempt row and `delivered_at`, in the job's own transaction.
-    attempt = (
-        insert(NotificationAttempt)
-        .values(
-            notification_id=row.id,
-            number=job.attempt,
-            outcome="delivered",
-            status_code=report.status_code,
-            reply=report.reply,
-            duration_ms=int((time.monotonic() - started) * 1_000),
-        )
-        .returning(NotificationAttempt.id)
-        .cte("attempt")
-    )
     session.execute(
-        update(Notification)
-        .where(Notification.id == row.id)
-        .values(delivered_at=func.now())
-        .add_cte(attempt)
-        .execution_options(synchronize_session=False)
+        _delivered_statement(),
+        {
+            "d_id": row.id,
+            "d_number": job.attempt,
+            "d_status": report.status_code,
+            "d_reply": report.reply,
+            "d_ms": int((time.monotonic() - started) * 1_000),
+        },
     )
     return {"status": "delivered", "status_code": report.status_code, "reply": report.reply}

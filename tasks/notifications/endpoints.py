@@ -28,19 +28,19 @@ class EndpointExistsError(SwitchyardError):
     code = "endpoint_exists"
 
 
-def live(endpoint: WebhookEndpoint) -> list[dict[str, Any]]:
-    """The sealed secrets not yet past their grace period, newest first."""
+def live(secrets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sealed secrets (an endpoint's `secrets`) not yet past their grace period."""
     now = datetime.now(UTC)
     return [
         s
-        for s in endpoint.secrets
+        for s in secrets
         if s.get("expires_at") is None or datetime.fromisoformat(s["expires_at"]) > now
     ]
 
 
-def active_secrets(endpoint: WebhookEndpoint, *, settings: Settings) -> list[str]:
+def active_secrets(secrets: list[dict[str, Any]], *, settings: Settings) -> list[str]:
     """The plain secrets that sign right now: the current one, then any still in grace."""
-    return [unseal(s["sealed"], settings=settings) for s in live(endpoint)]
+    return [unseal(s["sealed"], settings=settings) for s in live(secrets)]
 
 
 def register_endpoint(
@@ -84,7 +84,7 @@ def rotate_secret(
         old
         if old.get("expires_at")
         else {"sealed": old["sealed"], "expires_at": grace_end.isoformat()}
-        for old in live(endpoint)
+        for old in live(endpoint.secrets)
     ]
     endpoint.secrets = [{"sealed": seal(plain, settings=settings)}, *kept]
     session.flush()

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hashlib
 import secrets
+from functools import cache, lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -33,7 +34,12 @@ def _fernet(settings: Settings) -> Fernet:
     configured = settings.notifications.secret_key
     if configured is None and settings.env == "prod":
         raise SealingKeyMissingError("set SWITCHYARD_NOTIFICATIONS__SECRET_KEY in prod")
-    material = configured.get_secret_value() if configured is not None else DEV_KEY
+    return _fernet_for(configured.get_secret_value() if configured is not None else DEV_KEY)
+
+
+@cache
+def _fernet_for(material: str) -> Fernet:
+    # Built once per key: every webhook delivery unseals its endpoint's secrets.
     return Fernet(base64.urlsafe_b64encode(hashlib.sha256(material.encode()).digest()))
 
 
@@ -44,8 +50,15 @@ def seal(plain: str, *, settings: Settings) -> str:
 
 def unseal(sealed: str, *, settings: Settings) -> str:
     """Decrypt a stored secret (SecretFormatError if the key changed under it)."""
+    return _unseal(sealed, _fernet(settings))
+
+
+@lru_cache(maxsize=4_096)
+def _unseal(sealed: str, fernet: Fernet) -> str:
+    # Every webhook delivery signs with its endpoint's secrets: decrypt each sealed value once
+    # per process (a rotated secret is a new sealed value; a new key, a new Fernet).
     try:
-        return _fernet(settings).decrypt(sealed.encode()).decode()
+        return fernet.decrypt(sealed.encode()).decode()
     except InvalidToken as exc:
         raise SecretFormatError("stored secret cannot be decrypted with the current key") from exc
 
