@@ -112,7 +112,7 @@ def remove_template(name: Name, session: SessionDep, principal: Writer) -> Respo
 
 def _endpoint_view(row: WebhookEndpoint) -> EndpointView:
     return EndpointView(
-        id=row.id, url=row.url, active_secrets=len(live(row)), created_at=row.created_at
+        id=row.id, url=row.url, active_secrets=len(live(row.secrets)), created_at=row.created_at
     )
 
 
