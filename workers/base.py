@@ -108,7 +108,6 @@ def _run_one(
     with structlog.contextvars.bound_contextvars(
         job_id=str(job.id), job_type=spec.name, attempt=job.attempt
     ):
-        log.info("job_started")
         job_started(job.id, job_type=spec.name, attempt=job.attempt)
         started = time.perf_counter()
         try:
@@ -122,12 +121,11 @@ def _run_one(
         except Exception as exc:
             outcome = _record_failure(job, exc, settings=settings, policy=policy)
         else:
-            log.info("job_succeeded")
             outcome = "succeeded"
-        ran = outcome in RAN
-        attempt_finished(
-            spec.name, outcome=outcome, seconds=time.perf_counter() - started if ran else None
-        )
+        seconds = time.perf_counter() - started
+        if outcome == "succeeded":
+            log.info("job_succeeded", ms=round(seconds * 1_000, 1))
+        attempt_finished(spec.name, outcome=outcome, seconds=seconds if outcome in RAN else None)
         return outcome
 
 
@@ -152,6 +150,8 @@ def run_delivery(
     claimed_at = time.monotonic()
     jobs = _claim([uuid.UUID(i) for i in job_ids], settings=settings, lease=policy.lease_timeout)
     outcomes = dict.fromkeys(job_ids, "dropped")
+    if jobs:  # one line per delivery; each job's own line says how it ended
+        log.info("delivery_claimed", job_type=spec.name, job_ids=[str(j.id) for j in jobs])
     claimed = {str(j.id) for j in jobs}
     dropped = [i for i in job_ids if i not in claimed]
     if dropped:
