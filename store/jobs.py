@@ -61,7 +61,8 @@ def claim_jobs(
         )
         for row in rows
     }
-    return [claimed[job_id] for job_id in job_ids if job_id in claimed]
+    # A job listed twice (two outbox rows for it in one delivery) is claimed and run once.
+    return [claimed[job_id] for job_id in dict.fromkeys(job_ids) if job_id in claimed]
 
 
 def release_jobs(session: Session, jobs: Sequence[ClaimedJob]) -> int:
