@@ -46,7 +46,9 @@ def test_a_failed_transaction_leaves_neither_job_nor_outbox_row(
     assert count_rows(settings, "jobs") == count_rows(settings, "outbox") == 0
 
 
-def test_only_one_of_two_claims_wins_and_a_job_listed_twice_is_claimed_once(settings: Settings, clean_ledger: None) -> None:
+def test_only_one_of_two_claims_wins_and_a_job_listed_twice_is_claimed_once(
+    settings: Settings, clean_ledger: None
+) -> None:
     job_id = new_job(settings)
     with transaction(settings) as s:
         [first] = claim_jobs(s, [job_id, job_id], worker="a", lease_seconds=30)
