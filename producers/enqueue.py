@@ -10,16 +10,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg import AsyncConnection
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from config import Settings, get_settings
-from store.bulk import insert_job_rows
+from store.bulk import (
+    KeyedJobs,
+    insert_job_rows,
+    insert_job_rows_async,
+    jobs_by_key,
+    jobs_by_key_async,
+)
 from store.errors import SwitchyardError
 from store.ids import uuid7
 from store.models import Job, JobState
-from store.outbox import add_outbox_rows
+from store.outbox import NOTIFY_CHANNEL
 from tasks.notifications.callbacks import CallbackError, callback_columns
 from tasks.registry import get_spec
 
@@ -173,32 +179,47 @@ def draft_job(
 def insert_jobs(
     session: Session, drafts: Sequence[JobDraft]
 ) -> list[Inserted | IdempotencyKeyReusedError]:
-    """Insert jobs and their outbox rows in the caller's transaction, a few statements for all."""
-    rows = [{"callback_url": None, "callback_secret": None, **d.values} for d in drafts]
-    created = insert_job_rows(session, rows)
-    fresh = [d.values for d in drafts if d.values["id"] in created]
-    if fresh:
-        add_outbox_rows(
-            session,
-            [
-                {
-                    "job_id": v["id"],
-                    "job_type": v["type"],
-                    "queue": v["queue"],
-                    "priority": v["priority"],
-                    "available_at": v["run_at"],
-                }
-                for v in fresh
-            ],
-        )
-    replays = _earlier_jobs(session, [d for d in drafts if d.values["id"] not in created])
+    """Insert jobs and their outbox rows in the caller's transaction: one statement (two when
+    an Idempotency-Key was seen before)."""
+    created = insert_job_rows(session, [d.values for d in drafts], notify=NOTIFY_CHANNEL)
+    keys = _replayed_keys(drafts, created)
+    return _outcomes(drafts, created, jobs_by_key(session, keys) if keys else {})
+
+
+async def insert_jobs_async(
+    conn: AsyncConnection[Any], drafts: Sequence[JobDraft]
+) -> list[Inserted | Exception]:
+    """`insert_jobs` on an autocommit psycopg connection, where the insert commits on its own."""
+    created = await insert_job_rows_async(conn, [d.values for d in drafts], notify=NOTIFY_CHANNEL)
+    keys = _replayed_keys(drafts, created)
+    try:
+        earlier = await jobs_by_key_async(conn, keys) if keys else {}
+    except Exception as exc:
+        # The new jobs are committed and say so: only the replays learn of the failure.
+        return [
+            Inserted(d.values["id"], created=True) if d.values["id"] in created else exc
+            for d in drafts
+        ]
+    return list(_outcomes(drafts, created, earlier))
+
+
+def _replayed_keys(drafts: Sequence[JobDraft], created: set[uuid.UUID]) -> set[tuple[str, str]]:
+    """(producer, Idempotency-Key) of the drafts not inserted: an earlier job holds the key."""
+    return {
+        (d.producer, d.values["idempotency_key"]) for d in drafts if d.values["id"] not in created
+    }
+
+
+def _outcomes(
+    drafts: Sequence[JobDraft], created: set[uuid.UUID], earlier: KeyedJobs
+) -> list[Inserted | IdempotencyKeyReusedError]:
     outcomes: list[Inserted | IdempotencyKeyReusedError] = []
     for draft in drafts:
         if draft.values["id"] in created:
             outcomes.append(Inserted(draft.values["id"], created=True))
             continue
         key = draft.values["idempotency_key"]
-        job_id, fingerprint = replays[(draft.producer, key)]
+        job_id, fingerprint = earlier[(draft.producer, key)]
         if fingerprint != draft.values["request_hash"]:
             outcomes.append(
                 IdempotencyKeyReusedError(
@@ -208,20 +229,6 @@ def insert_jobs(
         else:
             outcomes.append(Inserted(job_id, created=False))
     return outcomes
-
-
-def _earlier_jobs(
-    session: Session, drafts: Sequence[JobDraft]
-) -> dict[tuple[str, str], tuple[uuid.UUID, str | None]]:
-    if not drafts:
-        return {}
-    keys = {(d.producer, d.values["idempotency_key"]) for d in drafts}
-    found = session.execute(
-        select(Job.producer, Job.idempotency_key, Job.id, Job.request_hash).where(
-            tuple_(Job.producer, Job.idempotency_key).in_(list(keys))
-        )
-    )
-    return {(r.producer, r.idempotency_key): (r.id, r.request_hash) for r in found}
 
 
 def enqueue(

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import AsyncConnection
+from psycopg.rows import namedtuple_row
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -24,6 +26,10 @@ KNOWN_SCOPES = frozenset(
         "metrics:read",
         "admin",
     }
+)
+_KEYS_BY_ID = (
+    f"SELECT id, name, secret_hash, scopes, revoked_at FROM {ApiKey.__tablename__} "
+    "WHERE id = ANY(%s)"
 )
 
 
@@ -72,6 +78,31 @@ def _verify(row: Any, secret: str) -> Principal | None:
     return Principal(producer=row.name, key_id=row.id, scopes=frozenset(row.scopes))
 
 
+@dataclass(frozen=True)
+class _KeyLookup:
+    """Tokens split into key id and secret: the ids to fetch, then each token's principal."""
+
+    split: dict[str, tuple[str, str] | None]
+
+    @classmethod
+    def of(cls, tokens: Iterable[str]) -> _KeyLookup:
+        """Split each distinct token (None: malformed)."""
+        return cls({token: _split(token) for token in set(tokens)})
+
+    @property
+    def ids(self) -> list[str]:
+        """The key ids to fetch."""
+        return list({parts[0] for parts in self.split.values() if parts is not None})
+
+    def principals(self, rows: Iterable[Any]) -> dict[str, Principal | None]:
+        """Each token's principal, given the fetched rows (anything with `ApiKey`'s columns)."""
+        by_id = {row.id: row for row in rows}
+        return {
+            token: None if parts is None else _verify(by_id.get(parts[0]), parts[1])
+            for token, parts in self.split.items()
+        }
+
+
 def authenticate(session: Session, token: str) -> Principal | None:
     """The principal behind a token, or None if it is malformed, unknown or revoked."""
     return authenticate_many(session, [token])[token]
@@ -79,15 +110,21 @@ def authenticate(session: Session, token: str) -> Principal | None:
 
 def authenticate_many(session: Session, tokens: Iterable[str]) -> dict[str, Principal | None]:
     """Each token's principal (None if malformed, unknown or revoked), in one query."""
-    split = {token: _split(token) for token in set(tokens)}
-    ids = {parts[0] for parts in split.values() if parts is not None}
-    rows = (
-        {r.id: r for r in session.scalars(select(ApiKey).where(ApiKey.id.in_(ids)))} if ids else {}
-    )
-    return {
-        token: None if parts is None else _verify(rows.get(parts[0]), parts[1])
-        for token, parts in split.items()
-    }
+    lookup = _KeyLookup.of(tokens)
+    rows = session.scalars(select(ApiKey).where(ApiKey.id.in_(lookup.ids))) if lookup.ids else []
+    return lookup.principals(rows)
+
+
+async def authenticate_many_async(
+    conn: AsyncConnection[Any], tokens: Iterable[str]
+) -> dict[str, Principal | None]:
+    """`authenticate_many` on a raw psycopg connection (the intake writer's), in one query."""
+    lookup = _KeyLookup.of(tokens)
+    if not lookup.ids:
+        return lookup.principals([])
+    async with conn.cursor(row_factory=namedtuple_row) as cursor:
+        await cursor.execute(_KEYS_BY_ID, [lookup.ids])
+        return lookup.principals(await cursor.fetchall())
 
 
 def list_keys(session: Session) -> list[ApiKey]:

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from psycopg import AsyncConnection
+from sqlalchemy import Engine, create_engine, event, inspect, make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings, get_settings
@@ -52,12 +52,19 @@ def _engine_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_async(settings: Settings) -> AsyncEngine:
-    """An asyncio engine (psycopg's async driver) for code that runs on an event loop."""
-    url = sqlalchemy_url(settings.database.url)
-    engine = create_async_engine(url, **_engine_options(settings))
-    _ping_idle_connections(engine.sync_engine)
-    return engine
+async def connect_async(settings: Settings, *, application_name: str) -> AsyncConnection[Any]:
+    """A raw psycopg asyncio connection in autocommit, with the engines' timeouts.
+
+    For a single task that owns its connection (the intake writer): no pool, no SQLAlchemy
+    adapter between it and the driver. `application_name` names it in `pg_stat_activity`.
+    """
+    url = make_url(sqlalchemy_url(settings.database.url)).set(drivername="postgresql")
+    return await AsyncConnection.connect(
+        url.render_as_string(hide_password=False),
+        autocommit=True,
+        application_name=application_name,
+        **_engine_options(settings)["connect_args"],
+    )
 
 
 def dispose_engines() -> None:

@@ -12,8 +12,15 @@ from config import Settings, get_settings
 from producers.api.errors import install_error_handlers
 from producers.api.intake import IntakeWriter
 from producers.api.limits import BodySizeLimit
-from producers.api.routes import health, jobs, metrics, notification_templates, notifications
-from store.db import create_async, get_engine
+from producers.api.routes import (
+    health,
+    jobs,
+    metrics,
+    notification_templates,
+    notifications,
+    submit,
+)
+from store.db import get_engine
 
 DESCRIPTION = """
 Submit jobs to Switchyard. A `202 Accepted` means the job is committed to the
@@ -36,9 +43,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Switchyard", version="0.1.0", description=DESCRIPTION, lifespan=_lifespan)
     app.state.settings = settings
     app.state.session_factory = sessionmaker(get_engine(settings), expire_on_commit=False)
-    app.state.intake = IntakeWriter(create_async(settings))
+    app.state.intake = IntakeWriter(settings)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    submit.install(app)  # first: the hottest route, matched before any router
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(metrics.router)

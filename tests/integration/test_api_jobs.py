@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 
+from producers.api.schemas import JobAccepted, links_for
 from tests.api_support import auth, get_job, submit
 
 
@@ -12,7 +15,10 @@ def test_a_job_is_durable_and_readable_right_after_the_202(api: str, make_key) -
     accepted = submit(api, token, {"type": "system.echo", "payload": {"x": 1}, "priority": 4})
     assert accepted.status_code == 202
     body = accepted.json()
-    assert body["links"]["self"] == f"/v1/jobs/{body['id']}"
+    assert body == JobAccepted(
+        id=body["id"], state="accepted", links=links_for(uuid.UUID(body["id"]))
+    ).model_dump(mode="json")
+    assert accepted.headers["location"] == f"/v1/jobs/{body['id']}"
     job = get_job(api, token, body["id"])
     assert job["state"] == "accepted"
     assert job["payload"] == {"x": 1}

@@ -39,15 +39,37 @@ def test_bad_bodies_name_the_field_and_write_no_row(
     assert count_rows(settings, "outbox") == 0
 
 
-def test_malformed_json_is_a_400(api: str, make_key) -> None:
+@pytest.mark.parametrize(
+    "content",
+    # The second is valid JSON to Python's json module, yet no text PostgreSQL can store.
+    [b"{not json", b'{"type": "system.echo", "payload": {"x": "\\ud800"}}'],
+)
+def test_malformed_json_is_a_400(api: str, make_key, content: bytes) -> None:
     resp = httpx.post(
         f"{api}/v1/jobs",
-        content=b"{not json",
+        content=content,
         timeout=5,
         headers={**auth(make_key()), "Content-Type": "application/json"},
     )
     assert resp.status_code == 400
     assert resp.json()["code"] == "malformed_json"
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [(b"", "application/json"), (b'{"type": "system.echo"}', "text/plain")],
+)
+def test_a_missing_or_non_json_body_names_the_body(
+    api: str, make_key, content: bytes, content_type: str
+) -> None:
+    resp = httpx.post(
+        f"{api}/v1/jobs",
+        content=content,
+        timeout=5,
+        headers={**auth(make_key()), "Content-Type": content_type},
+    )
+    assert resp.status_code == 422
+    assert resp.json()["field"] == "body"
 
 
 def test_an_oversized_body_is_a_413(api: str, make_key, settings: Settings) -> None:
@@ -92,3 +114,13 @@ def test_openapi_documents_the_intake(api: str) -> None:
         "/readyz",
     } <= set(spec["paths"])
     assert httpx.get(f"{api}/docs", timeout=5).status_code == 200
+    submit_op = spec["paths"]["/v1/jobs"]["post"]
+    body = submit_op["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["type"]
+    assert {"type", "payload", "priority", "run_at", "callback_url"} <= set(body["properties"])
+    assert [p["name"] for p in submit_op["parameters"]] == ["Idempotency-Key"]
+    assert submit_op["security"] == [{"HTTPBearer": []}]
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+    assert submit_op["responses"]["202"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/JobAccepted"
+    }

@@ -1,16 +1,18 @@
-"""The group-commit writer: one refused row must not fail the rest of its batch."""
+"""The group-commit writer: one refused row fails alone; a lost connection fails no one else."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
-from sqlalchemy.exc import IntegrityError
+from psycopg import OperationalError
+from psycopg.errors import CheckViolation
 
 from config import Settings
-from producers.api.intake import IntakeWriter
+from producers.api.intake import WRITER_NAME, IntakeWriter
 from producers.enqueue import Inserted, InvalidJobError, JobDraft, draft_job
-from store.db import create_async
+from store.db import connect_async
 from tests.api_support import count_rows
 
 
@@ -23,7 +25,7 @@ def test_a_row_postgres_refuses_fails_alone(settings: Settings, make_key) -> Non
     )
 
     async def run() -> list[object]:
-        writer = IntakeWriter(create_async(settings))
+        writer = IntakeWriter(settings)
         both = asyncio.gather(
             writer.submit(token, good), writer.submit(token, bad), return_exceptions=True
         )
@@ -36,7 +38,7 @@ def test_a_row_postgres_refuses_fails_alone(settings: Settings, make_key) -> Non
 
     first, second = asyncio.run(run())
     assert isinstance(first, Inserted) and first.created
-    assert isinstance(second, IntegrityError)
+    assert isinstance(second, CheckViolation)
     assert count_rows(settings, "jobs") == 1
     assert count_rows(settings, "outbox") == 1
 
@@ -45,7 +47,7 @@ def test_a_refused_body_waits_for_the_key_check(settings: Settings, make_key) ->
     refusal = InvalidJobError("bad", field="payload.x")
 
     async def run(token: str) -> object:
-        writer = IntakeWriter(create_async(settings))
+        writer = IntakeWriter(settings)
         writer.start()
         try:
             return await asyncio.gather(writer.submit(token, refusal), return_exceptions=True)
@@ -61,3 +63,66 @@ def test_a_refused_body_waits_for_the_key_check(settings: Settings, make_key) ->
 @pytest.fixture(autouse=True)
 def _empty(clean_ledger: None) -> None:
     """Each test starts from empty tables."""
+
+
+def test_a_connection_broken_while_idle_is_replaced(settings: Settings, make_key) -> None:
+    token = make_key()
+
+    async def run() -> list[Inserted]:
+        writer = IntakeWriter(settings)
+        writer.start()
+        try:
+            first = await writer.submit(token, _draft(settings))
+            await _terminate_intake_backends(settings)  # as a PostgreSQL restart would
+            return [first, await writer.submit(token, _draft(settings))]
+        finally:
+            await writer.stop()
+
+    outcomes = asyncio.run(run())
+    assert all(o.created for o in outcomes)
+    assert count_rows(settings, "jobs") == 2
+
+
+def test_when_replays_cannot_be_looked_up_the_new_jobs_still_succeed(
+    settings: Settings, make_key, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = make_key()
+    earlier = _draft(settings, idempotency_key="k")
+
+    async def lookup_fails(*_: object) -> object:
+        raise OperationalError("connection lost after the commit")
+
+    async def run() -> list[object]:
+        writer = IntakeWriter(settings)
+        writer.start()
+        try:
+            await writer.submit(token, earlier)
+            monkeypatch.setattr("producers.enqueue.jobs_by_key_async", lookup_fails)
+            both = asyncio.gather(
+                writer.submit(token, _draft(settings)),
+                writer.submit(token, _draft(settings, idempotency_key="k")),
+                return_exceptions=True,
+            )
+            return list(await both)
+        finally:
+            await writer.stop()
+
+    fresh, replay = asyncio.run(run())
+    assert isinstance(fresh, Inserted) and fresh.created
+    assert isinstance(replay, OperationalError)
+    assert count_rows(settings, "jobs") == 2
+    assert count_rows(settings, "outbox") == 2
+
+
+def _draft(settings: Settings, **options: Any) -> JobDraft:
+    return draft_job("system.echo", {"n": 1}, producer="", settings=settings, **options)
+
+
+async def _terminate_intake_backends(settings: Settings) -> None:
+    """Close, server side, the intake writers' connections to the run's database."""
+    async with await connect_async(settings, application_name="tests") as conn:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = %s",
+            [WRITER_NAME],
+        )

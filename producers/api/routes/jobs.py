@@ -1,43 +1,25 @@
-"""`/v1/jobs`: submit, read, list, cancel and replay jobs."""
+"""`/v1/jobs`: read, list, cancel and replay jobs (submitting is `routes.submit`)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, status
 
-from producers.api.auth import (
-    WRITE_SCOPE,
-    CredentialsDep,
-    require_scope,
-    unauthenticated,
-    visible_to,
-)
+from producers.api.auth import WRITE_SCOPE, require_scope, visible_to
 from producers.api.deps import SessionDep, SettingsDep
 from producers.api.errors import ProblemError
 from producers.api.paging import decode_cursor, encode_cursor
-from producers.api.schemas import JobAccepted, JobPage, JobRequest, JobView, links_for
-from producers.enqueue import InvalidJobError, JobDraft, draft_job
+from producers.api.schemas import JobPage, JobView
 from store.api_keys import Principal
-from store.errors import SwitchyardError
 from store.jobs import cancel_job, replay_job
-from store.metrics import job_accepted
 from store.models import Job, JobState
 from store.queries import attempts_of, find_job, list_jobs
-from tasks.registry import UnknownJobTypeError
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 Writer = Annotated[Principal, Depends(require_scope(WRITE_SCOPE))]
 Reader = Annotated[Principal, Depends(require_scope("jobs:read"))]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=255,
-        description="Same key and body within 24 h returns the original job.",
-    ),
-]
 
 
 def _load(session: SessionDep, job_id: uuid.UUID, principal: Principal) -> Job:
@@ -45,50 +27,6 @@ def _load(session: SessionDep, job_id: uuid.UUID, principal: Principal) -> Job:
     if job is None:
         raise ProblemError(404, "job_not_found", f"no job {job_id}")
     return job
-
-
-@router.post(
-    "",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=JobAccepted,
-)
-async def submit_job(
-    body: JobRequest,
-    request: Request,
-    credentials: CredentialsDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    """Accept a job: 202 means it is committed to the ledger and will reach a terminal state."""
-    if credentials is None:
-        raise unauthenticated()
-    try:
-        draft: JobDraft | SwitchyardError = draft_job(
-            body.type,
-            body.payload,
-            producer="",  # the writer fills in the key's producer once it has authenticated it
-            priority=body.priority,
-            run_at=body.run_at,
-            max_attempts=body.max_attempts,
-            idempotency_key=idempotency_key,
-            callback_url=body.callback_url,
-            callback_secret=body.callback_secret,
-            settings=request.app.state.settings,
-        )
-    except (InvalidJobError, UnknownJobTypeError) as exc:
-        draft = exc  # told only after the key checks out: a bad key gets 401, not the schema
-    outcome = await request.app.state.intake.submit(credentials.credentials, draft)
-    job_accepted(body.type, created=outcome.created)
-    headers = {"Location": f"/v1/jobs/{outcome.job_id}"}
-    if not outcome.created:
-        headers["Idempotent-Replayed"] = "true"
-    accepted = JobAccepted(
-        id=outcome.job_id, state=JobState.ACCEPTED, links=links_for(outcome.job_id)
-    )
-    # Built here rather than through response_model (kept for the OpenAPI docs): one
-    # serialisation instead of a validate-then-serialise round on the hottest route.
-    return Response(
-        accepted.model_dump_json(), status.HTTP_202_ACCEPTED, headers, media_type="application/json"
-    )
 
 
 @router.get("/{job_id}", response_model=JobView)
