@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -35,12 +35,18 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class JobContext:
-    """What a handler gets besides its payload: the open transaction and the claimed job."""
+    """What a handler gets besides its payload: the open transaction and the claimed job.
+
+    `delivery` holds every job of the delivery this one came in (itself included) and `memo`
+    is shared by their handlers, so one job may load, in one query, what all of them need.
+    """
 
     session: Session
     job: ClaimedJob
     settings: Settings
     log: logging.Logger | Any
+    delivery: Sequence[ClaimedJob] = ()
+    memo: dict[str, Any] = field(default_factory=dict)
 
 
 Handler = Callable[[JobContext, Any], Any]

@@ -103,7 +103,14 @@ def _parse_payload(spec: JobSpec, job: ClaimedJob) -> Any:
 
 
 def _run_one(
-    job: ClaimedJob, *, spec: JobSpec, handler: Handler, settings: Settings, policy: JobPolicy
+    job: ClaimedJob,
+    *,
+    spec: JobSpec,
+    handler: Handler,
+    settings: Settings,
+    policy: JobPolicy,
+    delivery: list[ClaimedJob],
+    memo: dict[str, Any],
 ) -> str:
     with structlog.contextvars.bound_contextvars(
         job_id=str(job.id), job_type=spec.name, attempt=job.attempt
@@ -113,7 +120,8 @@ def _run_one(
         try:
             payload = _parse_payload(spec, job)
             with transaction(settings) as session:
-                result = handler(JobContext(session, job, settings, log), payload)
+                context = JobContext(session, job, settings, log, delivery, memo)
+                result = handler(context, payload)
                 mark_succeeded(session, job, result=result)
         except LeaseLostError as exc:
             log.warning("job_lease_lost", error=str(exc))
@@ -158,13 +166,20 @@ def run_delivery(
         log.info("duplicate_delivery_dropped", job_ids=dropped, job_type=spec.name)
     for _ in dropped:
         attempt_finished(spec.name, outcome="dropped", seconds=None)
+    memo: dict[str, Any] = {}  # shared by the handlers of this delivery's jobs
     for n, job in enumerate(jobs):
         if time.monotonic() - claimed_at > policy.lease_timeout / 2:
             _release(jobs[n:], settings=settings, job_type=spec.name)
             outcomes.update({str(j.id): "released" for j in jobs[n:]})
             break
         outcomes[str(job.id)] = _run_one(
-            job, spec=spec, handler=handler, settings=settings, policy=policy
+            job,
+            spec=spec,
+            handler=handler,
+            settings=settings,
+            policy=policy,
+            delivery=jobs,
+            memo=memo,
         )
     return outcomes
 

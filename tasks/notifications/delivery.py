@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import httpx
-from sqlalchemy import Row, Select, Update, bindparam, func, insert, select, update
+from sqlalchemy import ARRAY, Row, Select, Update, any_, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -37,7 +38,7 @@ class Gateways:
 
 @cache
 def _load_statement() -> Select[Any]:
-    """A notification as its delivery needs it, with its endpoint's secrets (built once)."""
+    """Notifications as their delivery needs them, with their endpoints' secrets (built once)."""
     n, e = Notification.__table__, WebhookEndpoint.__table__
     return (
         select(
@@ -53,7 +54,7 @@ def _load_statement() -> Select[Any]:
             e.c.secrets.label("endpoint_secrets"),
         )
         .select_from(n.outerjoin(e, e.c.id == n.c.endpoint_id))
-        .where(n.c.id == bindparam("d_id"))
+        .where(n.c.id == any_(bindparam("d_ids", type_=ARRAY(UUID(as_uuid=True)))))
     )
 
 
@@ -116,8 +117,15 @@ def _send(row: Row[Any], *, settings: Settings, gateways: Gateways) -> DeliveryR
     )
 
 
+def load_outgoing(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Row[Any]]:
+    """The notifications with these ids, as their deliveries need them, in one query."""
+    rows = session.execute(_load_statement(), {"d_ids": list(ids)}).all()
+    return {row.id: row for row in rows}
+
+
 def deliver(
     session: Session,
+    row: Row[Any] | None,
     notification_id: uuid.UUID,
     *,
     job: ClaimedJob,
@@ -125,8 +133,8 @@ def deliver(
     gateways: Gateways,
     record_failure: RecordAttempt,
 ) -> dict[str, Any]:
-    """Send the notification; a failure is logged via `record_failure`, then retried or final."""
-    row = session.execute(_load_statement(), {"d_id": notification_id}).one_or_none()
+    """Send the notification (`row`, from `load_outgoing`); a failure is logged via
+    `record_failure`, then retried or final."""
     if row is None:
         raise PermanentError(f"notification {notification_id} does not exist")
     if row.delivered_at is not None:

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Row, insert
 
 from config import Settings
 from store.db import transaction
+from store.jobs import ClaimedJob
 from tasks.notifications.channels.sms import sms_provider
-from tasks.notifications.delivery import Gateways, deliver
+from tasks.notifications.delivery import Gateways, deliver, load_outgoing
 from tasks.notifications.models import NotificationAttempt
 from tasks.notifications.schemas import DELIVER, DeliverPayload
 from tasks.notifications.ssrf import guarded_client, parse_networks
 from tasks.registry import JobContext, handles
 
 _gateways: dict[int, Gateways] = {}
+OUTGOING = "notifications.outgoing"  # this delivery's notifications, in JobContext.memo
 
 
 def gateways_for(settings: Settings) -> Gateways:
@@ -42,11 +45,28 @@ def _recorder(settings: Settings) -> Any:
     return record
 
 
+def _notification_id(job: ClaimedJob) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(job.payload.get("notification_id")))
+    except ValueError:  # its own handler reports the bad payload
+        return None
+
+
+def _outgoing(ctx: JobContext, wanted: uuid.UUID) -> Row[Any] | None:
+    """The notification to send. The delivery's first job loads every job's in one query."""
+    rows = ctx.memo.get(OUTGOING)
+    if rows is None or wanted not in rows:
+        ids = {wanted} | {i for j in ctx.delivery if (i := _notification_id(j)) is not None}
+        rows = ctx.memo[OUTGOING] = load_outgoing(ctx.session, ids)
+    return rows.get(wanted)
+
+
 @handles(DELIVER.name)
 def deliver_notification(ctx: JobContext, payload: DeliverPayload) -> dict[str, Any]:
     """Deliver one notification."""
     return deliver(
         ctx.session,
+        _outgoing(ctx, payload.notification_id),
         payload.notification_id,
         job=ctx.job,
         settings=ctx.settings,

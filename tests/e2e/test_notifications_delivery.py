@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.api_support import auth
+from producers.enqueue import enqueue
+from store.db import transaction
+from tasks.notifications.endpoints import register_endpoint
+from tasks.notifications.schemas import DELIVER, NotificationRequest
+from tasks.notifications.service import prepare, record
+from tests.api_support import auth, finished
 from tests.notifications_stack import (
     Stack,
     endpoint,
@@ -127,3 +133,29 @@ def test_sms_goes_through_the_http_provider_with_our_idempotency_key(
     (sent,) = stack.receiver.requests("/sms")
     assert json.loads(sent["body"]) == {"to": "+16502530000", "body": "Your code: 1234"}
     assert sent["headers"]["idempotency-key"] == f"{accepted['job_id']}:sms"
+
+
+def test_webhooks_sharing_a_delivery_each_go_out_once_and_a_missing_one_fails_alone(
+    stack: Stack,
+) -> None:
+    own = stack.settings
+    url = f"{stack.receiver.base}/ok/batch"
+    with transaction(own) as session:
+        register_endpoint(session, url, producer="batch-e2e", secret=None, settings=own)
+    with transaction(own) as session:  # one transaction: the relay sends them as one delivery
+        jobs = []
+        for n in range(5):
+            request = NotificationRequest(channel="webhook", to=url, data={"n": n})
+            prepared = prepare(session, request, producer="batch-e2e", settings=own.notifications)
+            payload = {"notification_id": str(prepared.id)}
+            job = enqueue(session, DELIVER.name, payload, producer="batch-e2e", settings=own).job
+            record(session, prepared, job_id=job.id)
+            jobs.append(job.id)
+        ghost = {"notification_id": str(uuid.uuid4())}
+        missing = enqueue(session, DELIVER.name, ghost, producer="batch-e2e", settings=own).job.id
+    result = finished(own, [*jobs, missing])
+    assert all(result[j] == ("succeeded", ["succeeded"]) for j in jobs), result
+    assert result[missing] == ("dead", ["dead"])
+    received = stack.receiver.requests("/ok/batch")
+    assert sorted(r["headers"]["webhook-id"] for r in received) == sorted(f"msg_{j}" for j in jobs)
+    assert sorted(json.loads(r["body"])["data"]["n"] for r in received) == list(range(5))
