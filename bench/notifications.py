@@ -4,7 +4,7 @@ Both contenders post to the same local receiver process, in the same run, altern
 The pipeline round commits N notifications in one transaction (the service's own accept path),
 then times commit → the last notification's `delivered_at` (stamped after its POST returned):
 outbox → relay → Redis → worker (claim, sign, POST through the SSRF-guarded client, attempt
-row, `succeeded`). Completion is polled every 50 ms; the poll does not set the end time.
+row, `succeeded`). Completion is polled every 250 ms; the poll does not set the end time.
 The bare loop is one `httpx.Client` posting the same body with freshly signed headers, in series.
 Each is run against a receiver answering at once and one answering after a little latency.
 
@@ -87,7 +87,7 @@ def pipeline_round(settings: Settings, url: str, count: int) -> float:
     wait_until(
         lambda: delivered(settings, ids)[0] >= count,
         timeout=600,
-        interval=0.05,
+        interval=0.25,
         what=f"{count} webhooks to be delivered",
     )
     last = delivered(settings, ids)[1]
