@@ -114,8 +114,14 @@ def test_two_beats_fire_each_slot_once(settings: Settings, logs_dir: Path, clean
     fires = dict(rows)
     sent = _messages_by_task(own)
     assert fires["relay-sweep"] >= 2
-    assert sent["maintenance.relay_sweep"] == fires["relay-sweep"]
-    assert sent["maintenance.reap"] == fires["reaper"]
+    # Every recorded fire is sent at most once (slots are unique, so no slot runs twice). A
+    # beat stopped between recording a fire and sending it leaves that one unsent: at most one
+    # per beat at teardown.
+    for task, schedule in (
+        ("maintenance.relay_sweep", "relay-sweep"),
+        ("maintenance.reap", "reaper"),
+    ):
+        assert fires[schedule] - len(beats) <= sent[task] <= fires[schedule], (task, sent, fires)
     assert fires["relay-sweep"] <= elapsed + 2  # one fire per one-second slot, not two
 
 
