@@ -17,7 +17,6 @@ from functools import cache
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
@@ -52,11 +51,9 @@ def _statement(table: Table, columns: tuple[str, ...], default_now: str, suffix:
     )
 
 
-def _arrays(table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> dict:
-    jsonb = {c for c in columns if isinstance(table.c[c].type, postgresql.JSONB)}
-    return {
-        c: [Jsonb(r[c]) if c in jsonb and r[c] is not None else r[c] for r in rows] for c in columns
-    }
+def _arrays(columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """One array per column; a column missing from a row is NULL."""
+    return {c: [r.get(c) for r in rows] for c in columns}
 
 
 @cache
@@ -129,4 +126,4 @@ def insert_outbox_rows(session: Session, rows: Sequence[dict[str, Any]], *, noti
     table = OutboxMessage.__table__
     insert = _statement(table, OUTBOX_COLUMNS, "available_at", "RETURNING 1")
     sql = f"WITH queued AS ({insert}) SELECT pg_notify('{notify}', '')"
-    session.connection().exec_driver_sql(sql, _arrays(table, OUTBOX_COLUMNS, rows))
+    session.connection().exec_driver_sql(sql, _arrays(OUTBOX_COLUMNS, rows))

@@ -90,20 +90,18 @@ def release_jobs(session: Session, jobs: Sequence[ClaimedJob]) -> int:
             tuple_(JobAttempt.job_id, JobAttempt.number).in_([(r.id, r.attempts + 1) for r in rows])
         )
     )
-    add_outbox_rows(
-        session,
-        [
-            {
-                "job_id": r.id,
-                "job_type": r.type,
-                "queue": r.queue,
-                "priority": r.priority,
-                "available_at": None,
-            }
-            for r in rows
-        ],
-    )
+    _publish_again(session, rows)
     return len(rows)
+
+
+def _publish_again(session: Session, jobs: Sequence[Any]) -> None:
+    """Queue jobs (rows with id, type, queue, priority) for the relay, due now."""
+    if jobs:
+        rows = [
+            {"job_id": j.id, "job_type": j.type, "queue": j.queue, "priority": j.priority}
+            for j in jobs
+        ]
+        add_outbox_rows(session, rows)
 
 
 def _finish(
@@ -278,6 +276,5 @@ def reap_expired_leases(
                 error={"type": "worker_lost", "message": "lease expired"},
             )
         )
-        if row.state == JobState.RETRYING:
-            add_outbox(session, row.id, job_type=row.type, queue=row.queue, priority=row.priority)
+    _publish_again(session, [r for r in rows if r.state == JobState.RETRYING])
     return [ReapedJob(id=r.id, type=r.type, state=r.state, attempt=r.attempts) for r in rows]
