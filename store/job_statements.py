@@ -7,11 +7,13 @@ cache-key walk per job).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    CTE,
     Interval,
     Select,
     String,
@@ -25,8 +27,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.sql.dml import UpdateBase
 
 from store.models import Job, JobAttempt, JobState
+
+# A write that commits with a job's success: given `moved` (the job's id, if it still held its
+# lease), an INSERT/UPDATE that applies only with it. Module-level functions, so the statement
+# built with them is cached like the rest.
+Completion = Callable[[CTE], UpdateBase]
 
 _CLAIMED_COLUMNS = (
     *("id", "type", "queue", "payload", "priority", "attempts", "max_attempts", "producer"),
@@ -72,8 +80,11 @@ def claim_statement(claimable: tuple[str, ...]) -> Select[Any]:
 
 
 @cache
-def finish_statement(columns: tuple[str, ...], now: tuple[str, ...]) -> Select[Any]:
-    """End an attempt: set `columns` (bound) and `now` (now()) on the job; close the attempt."""
+def finish_statement(
+    columns: tuple[str, ...], now: tuple[str, ...], writes: tuple[Completion, ...] = ()
+) -> Select[Any]:
+    """End an attempt: set `columns` (bound) and `now` (now()) on the job; close the attempt;
+    apply the handler's `writes` — all only if the attempt still holds its lease."""
     jobs, attempts = Job.__table__, JobAttempt.__table__
     # One round trip: the guarded UPDATE of the job and the close of its attempt row.
     values: dict[str, Any] = {c: bindparam(f"set_{c}", type_=jobs.c[c].type) for c in columns}
@@ -102,4 +113,7 @@ def finish_statement(columns: tuple[str, ...], now: tuple[str, ...]) -> Select[A
             error=bindparam("finish_error", type_=attempts.c.error.type),
         )
     )
-    return select(moved.c.id).add_cte(close.cte("close"))
+    statement = select(moved.c.id).add_cte(close.cte("close"))
+    for n, write in enumerate(writes):
+        statement = statement.add_cte(write(moved).cte(f"write_{n}"))
+    return statement

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from store.job_statements import claim_statement, finish_statement
+from store.job_statements import Completion, claim_statement, finish_statement
 from store.models import Job, JobAttempt, JobState, OutboxMessage
 from store.outbox import add_outbox, add_outbox_rows
 
@@ -111,25 +111,38 @@ def _finish(
     outcome: str,
     error: dict[str, Any] | None,
     now: tuple[str, ...] = (),
+    writes: tuple[Completion, ...] = (),
+    write_params: dict[str, Any] | None = None,
     **values: Any,
 ) -> None:
     params = {f"set_{c}": v for c, v in values.items()}
+    params.update(write_params or {})
     params.update(
         finish_id=job.id, finish_attempt=job.attempt, finish_outcome=outcome, finish_error=error
     )
-    statement = finish_statement(tuple(sorted(values)), now)
+    statement = finish_statement(tuple(sorted(values)), now, writes)
     if session.execute(statement, params).one_or_none() is None:
         raise LeaseLostError(f"job {job.id} attempt {job.attempt} no longer holds its lease")
 
 
-def mark_succeeded(session: Session, job: ClaimedJob, *, result: Any) -> None:
-    """Record the result and `succeeded`."""
+def mark_succeeded(
+    session: Session,
+    job: ClaimedJob,
+    *,
+    result: Any,
+    writes: tuple[Completion, ...] = (),
+    write_params: dict[str, Any] | None = None,
+) -> None:
+    """Record the result and `succeeded`, with the handler's `writes` (bound to `write_params`),
+    in one statement."""
     _finish(
         session,
         job,
         outcome="succeeded",
         error=None,
         now=("finished_at",),
+        writes=writes,
+        write_params=write_params,
         state=JobState.SUCCEEDED,
         result=result,
     )

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from store.errors import SwitchyardError
+from store.job_statements import Completion
 from store.jobs import ClaimedJob
 
 DOMAINS = ("tasks.system", "tasks.notifications")
@@ -33,20 +34,43 @@ class JobSpec:
     batch_size: int = 1
 
 
-@dataclass(frozen=True)
+@dataclass
 class JobContext:
-    """What a handler gets besides its payload: the open transaction and the claimed job.
+    """What a handler gets besides its payload: the claimed job and ways to the ledger.
+
+    - `autocommit` is the delivery's own connection, each statement committing on its own: for
+      reads, and for writes that must stand even if the job fails (a failed attempt's log).
+    - `session` is the job's transaction, begun on first use; it commits with `succeeded`.
+    - `on_success` adds writes to the very statement that records `succeeded`: they apply only
+      if the job still holds its lease, and a handler that needs nothing else ends in one round
+      trip with no transaction held open while it works.
 
     `delivery` holds every job of the delivery this one came in (itself included) and `memo`
     is shared by their handlers, so one job may load, in one query, what all of them need.
     """
 
-    session: Session
     job: ClaimedJob
     settings: Settings
     log: logging.Logger | Any
+    autocommit: Session
+    begin: Callable[[], Session]
     delivery: Sequence[ClaimedJob] = ()
     memo: dict[str, Any] = field(default_factory=dict)
+    writes: tuple[Completion, ...] = ()
+    write_params: dict[str, Any] = field(default_factory=dict)
+    opened: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        """The job's transaction (begun now if this is its first use)."""
+        if self.opened is None:
+            self.opened = self.begin()
+        return self.opened
+
+    def on_success(self, writes: Sequence[Completion], params: dict[str, Any]) -> None:
+        """Commit `writes` (bound to `params`) in the statement that records `succeeded`."""
+        self.writes += tuple(writes)
+        self.write_params.update(params)
 
 
 Handler = Callable[[JobContext, Any], Any]

@@ -8,6 +8,7 @@ import socket
 import time
 import traceback
 import uuid
+from contextlib import ExitStack
 from typing import Any
 
 import structlog
@@ -15,6 +16,7 @@ from celery import Celery, Task
 from celery.exceptions import Reject
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from config import JobPolicy, Settings
 from logs import get_logger
@@ -60,11 +62,14 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _claim(job_ids: list[uuid.UUID], *, settings: Settings, lease: int) -> list[ClaimedJob]:
+def _connect_and_claim(
+    stack: ExitStack, job_ids: list[uuid.UUID], *, settings: Settings, lease: int
+) -> tuple[Session, list[ClaimedJob]]:
     try:
-        # The claim is one statement, atomic on its own: no BEGIN/COMMIT round trips.
-        with autocommit(settings) as session:
-            return claim_jobs(session, job_ids, worker=worker_name(), lease_seconds=lease)
+        # The delivery's own connection, in autocommit: the claim is one statement, atomic on
+        # its own, and so is each job's end (no BEGIN/COMMIT round trips).
+        session = stack.enter_context(autocommit(settings))
+        return session, claim_jobs(session, job_ids, worker=worker_name(), lease_seconds=lease)
     except DBAPIError as exc:
         # The ledger is unreachable: hand the message back to the broker rather than lose it.
         log.warning(
@@ -105,6 +110,7 @@ def _parse_payload(spec: JobSpec, job: ClaimedJob) -> Any:
 def _run_one(
     job: ClaimedJob,
     *,
+    session: Session,
     spec: JobSpec,
     handler: Handler,
     settings: Settings,
@@ -119,10 +125,25 @@ def _run_one(
         started = time.perf_counter()
         try:
             payload = _parse_payload(spec, job)
-            with transaction(settings) as session:
-                context = JobContext(session, job, settings, log, delivery, memo)
+            with ExitStack() as job_transaction:
+                context = JobContext(
+                    job,
+                    settings,
+                    log,
+                    autocommit=session,
+                    begin=lambda: job_transaction.enter_context(transaction(settings)),
+                    delivery=delivery,
+                    memo=memo,
+                )
                 result = handler(context, payload)
-                mark_succeeded(session, job, result=result)
+                # In the job's transaction if the handler opened one, else one statement.
+                mark_succeeded(
+                    context.opened or session,
+                    job,
+                    result=result,
+                    writes=context.writes,
+                    write_params=context.write_params,
+                )
         except LeaseLostError as exc:
             log.warning("job_lease_lost", error=str(exc))
             outcome = "lease_lost"
@@ -156,31 +177,36 @@ def run_delivery(
     """
     policy = settings.policy_for(spec.name)
     claimed_at = time.monotonic()
-    jobs = _claim([uuid.UUID(i) for i in job_ids], settings=settings, lease=policy.lease_timeout)
-    outcomes = dict.fromkeys(job_ids, "dropped")
-    if jobs:  # one line per delivery; each job's own line says how it ended
-        log.info("delivery_claimed", job_type=spec.name, job_ids=[str(j.id) for j in jobs])
-    claimed = {str(j.id) for j in jobs}
-    dropped = [i for i in job_ids if i not in claimed]
-    if dropped:
-        log.info("duplicate_delivery_dropped", job_ids=dropped, job_type=spec.name)
-    for _ in dropped:
-        attempt_finished(spec.name, outcome="dropped", seconds=None)
-    memo: dict[str, Any] = {}  # shared by the handlers of this delivery's jobs
-    for n, job in enumerate(jobs):
-        if time.monotonic() - claimed_at > policy.lease_timeout / 2:
-            _release(jobs[n:], settings=settings, job_type=spec.name)
-            outcomes.update({str(j.id): "released" for j in jobs[n:]})
-            break
-        outcomes[str(job.id)] = _run_one(
-            job,
-            spec=spec,
-            handler=handler,
-            settings=settings,
-            policy=policy,
-            delivery=jobs,
-            memo=memo,
+    ids = [uuid.UUID(i) for i in job_ids]
+    with ExitStack() as stack:
+        session, jobs = _connect_and_claim(
+            stack, ids, settings=settings, lease=policy.lease_timeout
         )
+        outcomes = dict.fromkeys(job_ids, "dropped")
+        if jobs:  # one line per delivery; each job's own line says how it ended
+            log.info("delivery_claimed", job_type=spec.name, job_ids=[str(j.id) for j in jobs])
+        claimed = {str(j.id) for j in jobs}
+        dropped = [i for i in job_ids if i not in claimed]
+        if dropped:
+            log.info("duplicate_delivery_dropped", job_ids=dropped, job_type=spec.name)
+        for _ in dropped:
+            attempt_finished(spec.name, outcome="dropped", seconds=None)
+        memo: dict[str, Any] = {}  # shared by the handlers of this delivery's jobs
+        for n, job in enumerate(jobs):
+            if time.monotonic() - claimed_at > policy.lease_timeout / 2:
+                _release(jobs[n:], settings=settings, job_type=spec.name)
+                outcomes.update({str(j.id): "released" for j in jobs[n:]})
+                break
+            outcomes[str(job.id)] = _run_one(
+                job,
+                session=session,
+                spec=spec,
+                handler=handler,
+                settings=settings,
+                policy=policy,
+                delivery=jobs,
+                memo=memo,
+            )
     return outcomes
 
 

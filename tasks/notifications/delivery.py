@@ -9,12 +9,30 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import httpx
-from sqlalchemy import ARRAY, Row, Select, Update, any_, bindparam, func, insert, select, update
+import httpcore
+from sqlalchemy import (
+    ARRAY,
+    CTE,
+    Insert,
+    Integer,
+    Row,
+    Select,
+    Text,
+    Update,
+    any_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Session
 
 from config import Settings
+from store.job_statements import Completion
 from store.jobs import ClaimedJob
 from tasks.errors import PermanentError, RetryableError
 from tasks.notifications.channels import DeliveryError, DeliveryReport, RejectedDeliveryError
@@ -32,7 +50,7 @@ RecordAttempt = Callable[[dict[str, Any]], None]
 class Gateways:
     """The outside world a delivery talks to."""
 
-    webhook_client: httpx.Client
+    webhook_pool: httpcore.ConnectionPool
     sms: SmsProvider
 
 
@@ -58,27 +76,34 @@ def _load_statement() -> Select[Any]:
     )
 
 
-@cache
-def _delivered_statement() -> Update:
-    """`delivered_at` and the attempt row, in one statement (built once)."""
-    n, a = Notification.__table__, NotificationAttempt.__table__
-    attempt = (
-        insert(a)
-        .values(
-            notification_id=bindparam("d_id"),
-            number=bindparam("d_number"),
-            outcome="delivered",
-            status_code=bindparam("d_status"),
-            reply=bindparam("d_reply"),
-            duration_ms=bindparam("d_ms"),
-        )
-        .returning(a.c.id)
-        .cte("attempt")
+def _attempt_row(moved: CTE) -> Insert:
+    """The delivered attempt's row (with the job's `succeeded`, see `DELIVERED`)."""
+    a = NotificationAttempt.__table__
+    values = select(
+        bindparam("d_id", type_=UUID(as_uuid=True)),
+        bindparam("d_number", type_=Integer),
+        literal("delivered"),
+        bindparam("d_status", type_=Integer),
+        bindparam("d_reply", type_=Text),
+        bindparam("d_ms", type_=Integer),
+    ).select_from(moved)
+    columns = ["notification_id", "number", "outcome", "status_code", "reply", "duration_ms"]
+    return insert(a).from_select(columns, values)
+
+
+def _stamp_delivered(moved: CTE) -> Update:
+    """`delivered_at` (with the job's `succeeded`, see `DELIVERED`)."""
+    n = Notification.__table__
+    # clock_timestamp(), not now(): now() is the start of the transaction, maybe before the send.
+    return (
+        update(n)
+        .where(n.c.id == bindparam("d_id", type_=UUID(as_uuid=True)), exists(select(moved.c.id)))
+        .values(delivered_at=func.clock_timestamp())
     )
-    # clock_timestamp(), not now(): now() is the transaction's start, before the send.
-    delivered = update(n).where(n.c.id == bindparam("d_id"))
-    delivered = delivered.values(delivered_at=func.clock_timestamp())
-    return delivered.add_cte(attempt)
+
+
+# What a delivery writes, in the statement that records its job's `succeeded`: one round trip.
+DELIVERED: tuple[Completion, ...] = (_attempt_row, _stamp_delivered)
 
 
 def _webhook_secrets(row: Row[Any], *, settings: Settings) -> list[str]:
@@ -109,7 +134,8 @@ def _send(row: Row[Any], *, settings: Settings, gateways: Gateways) -> DeliveryR
             (row.body_text or "").encode(),
             msg_id=webhook_id_for(row.job_id),
             secrets=_webhook_secrets(row, settings=settings),
-            client=gateways.webhook_client,
+            pool=gateways.webhook_pool,
+            connect_timeout=settings.notifications.webhook_connect_timeout,
             total_timeout=settings.notifications.webhook_total_timeout,
         )
     return gateways.sms.send(
@@ -124,7 +150,6 @@ def load_outgoing(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID,
 
 
 def deliver(
-    session: Session,
     row: Row[Any] | None,
     notification_id: uuid.UUID,
     *,
@@ -132,9 +157,11 @@ def deliver(
     settings: Settings,
     gateways: Gateways,
     record_failure: RecordAttempt,
+    record_delivered: RecordAttempt,
 ) -> dict[str, Any]:
-    """Send the notification (`row`, from `load_outgoing`); a failure is logged via
-    `record_failure`, then retried or final."""
+    """Send the notification (`row`, from `load_outgoing`). A failure is logged via
+    `record_failure`, then retried or final; a success is handed to `record_delivered`
+    (the `DELIVERED` writes' parameters), which commits it with the job."""
     if row is None:
         raise PermanentError(f"notification {notification_id} does not exist")
     if row.delivered_at is not None:
@@ -158,15 +185,13 @@ def deliver(
         if not exc.retryable or job.attempt > len(schedule):
             raise PermanentError(str(exc)) from exc
         raise RetryableError(str(exc), retry_after=schedule[job.attempt - 1]) from exc
-    # One round trip: the attempt row and `delivered_at`, in the job's own transaction.
-    session.execute(
-        _delivered_statement(),
+    record_delivered(
         {
             "d_id": row.id,
             "d_number": job.attempt,
             "d_status": report.status_code,
             "d_reply": report.reply,
             "d_ms": int((time.monotonic() - started) * 1_000),
-        },
+        }
     )
     return {"status": "delivered", "status_code": report.status_code, "reply": report.reply}

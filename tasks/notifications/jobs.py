@@ -9,13 +9,18 @@ from typing import Any
 from sqlalchemy import Row, insert
 
 from config import Settings
-from store.db import transaction
 from store.jobs import ClaimedJob
 from tasks.notifications.channels.sms import sms_provider
-from tasks.notifications.delivery import Gateways, deliver, load_outgoing
+from tasks.notifications.delivery import (
+    DELIVERED,
+    Gateways,
+    RecordAttempt,
+    deliver,
+    load_outgoing,
+)
 from tasks.notifications.models import NotificationAttempt
 from tasks.notifications.schemas import DELIVER, DeliverPayload
-from tasks.notifications.ssrf import guarded_client, parse_networks
+from tasks.notifications.ssrf import guarded_pool, parse_networks
 from tasks.registry import JobContext, handles
 
 _gateways: dict[int, Gateways] = {}
@@ -27,20 +32,15 @@ def gateways_for(settings: Settings) -> Gateways:
     found = _gateways.get(os.getpid())
     if found is None:
         cfg = settings.notifications
-        client = guarded_client(
-            allowed=parse_networks(cfg.webhook_allowed_networks),
-            connect_timeout=cfg.webhook_connect_timeout,
-            total_timeout=cfg.webhook_total_timeout,
-        )
-        found = _gateways[os.getpid()] = Gateways(webhook_client=client, sms=sms_provider(cfg))
+        pool = guarded_pool(allowed=parse_networks(cfg.webhook_allowed_networks))
+        found = _gateways[os.getpid()] = Gateways(webhook_pool=pool, sms=sms_provider(cfg))
     return found
 
 
-def _recorder(settings: Settings) -> Any:
+def _recorder(ctx: JobContext) -> RecordAttempt:
     def record(values: dict[str, Any]) -> None:
-        # Its own transaction: the job's rolls back on failure, the delivery log must not.
-        with transaction(settings) as session:
-            session.execute(insert(NotificationAttempt).values(**values))
+        # Committed at once: the job's own writes roll back on failure, the delivery log must not.
+        ctx.autocommit.execute(insert(NotificationAttempt).values(**values))
 
     return record
 
@@ -57,7 +57,7 @@ def _outgoing(ctx: JobContext, wanted: uuid.UUID) -> Row[Any] | None:
     rows = ctx.memo.get(OUTGOING)
     if rows is None or wanted not in rows:
         ids = {wanted} | {i for j in ctx.delivery if (i := _notification_id(j)) is not None}
-        rows = ctx.memo[OUTGOING] = load_outgoing(ctx.session, ids)
+        rows = ctx.memo[OUTGOING] = load_outgoing(ctx.autocommit, ids)
     return rows.get(wanted)
 
 
@@ -65,11 +65,11 @@ def _outgoing(ctx: JobContext, wanted: uuid.UUID) -> Row[Any] | None:
 def deliver_notification(ctx: JobContext, payload: DeliverPayload) -> dict[str, Any]:
     """Deliver one notification."""
     return deliver(
-        ctx.session,
         _outgoing(ctx, payload.notification_id),
         payload.notification_id,
         job=ctx.job,
         settings=ctx.settings,
         gateways=gateways_for(ctx.settings),
-        record_failure=_recorder(ctx.settings),
+        record_failure=_recorder(ctx),
+        record_delivered=lambda params: ctx.on_success(DELIVERED, params),
     )

@@ -144,24 +144,15 @@ class GuardedBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-def guarded_client(
-    *,
-    allowed: Sequence[Network],
-    connect_timeout: float,
-    total_timeout: float,
-    resolver: Resolver = system_resolver,
-) -> httpx.Client:
-    """An httpx client that never follows redirects, ignores proxies, and vets every address."""
-    transport = httpx.HTTPTransport()
-    # httpx has no public hook for the network backend; swap the pool it built for one using ours.
-    transport._pool = httpcore.ConnectionPool(
+def guarded_pool(
+    *, allowed: Sequence[Network], resolver: Resolver = system_resolver
+) -> httpcore.ConnectionPool:
+    """A connection pool that vets every address it connects to; no proxies, no redirects
+    (it is the bare transport: it follows nothing)."""
+    return httpcore.ConnectionPool(
         ssl_context=httpx.create_ssl_context(),
         network_backend=GuardedBackend(allowed=allowed, resolver=resolver),
         max_connections=100,
         max_keepalive_connections=20,
         keepalive_expiry=5.0,
-    )
-    timeout = httpx.Timeout(total_timeout, connect=connect_timeout)
-    return httpx.Client(
-        transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
     )

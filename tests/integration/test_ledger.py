@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
-from sqlalchemy import select
+from sqlalchemy import CTE, Insert, insert, literal, select
 
 from config import Settings
 from producers.enqueue import enqueue
-from store.db import transaction
+from store.db import autocommit, transaction
 from store.jobs import LeaseLostError, claim_jobs, mark_succeeded, release_jobs
 from store.models import Job, JobAttempt, OutboxMessage
 from tasks.maintenance import reap
@@ -74,6 +74,36 @@ def test_a_stale_attempt_cannot_record_a_result(settings: Settings, clean_ledger
         mark_succeeded(s, current, result={"from": "current"})
         job = s.get_one(Job, job_id)
         assert (job.state, job.result) == ("succeeded", {"from": "current"})
+
+
+def _note_in_outbox(moved: CTE) -> Insert:
+    """A handler's write for the test: an outbox row naming `moved` (the job, if still held)."""
+    table = OutboxMessage.__table__
+    row = select(moved.c.id, literal("note"), literal("default"), literal(0)).select_from(moved)
+    return insert(table).from_select(["job_id", "job_type", "queue", "priority"], row)
+
+
+def test_a_handler_write_commits_with_success_only_while_the_lease_holds(
+    settings: Settings, clean_ledger: None
+) -> None:
+    job_id = new_job(settings)
+    with transaction(settings) as s:
+        [stale] = claim_jobs(s, [job_id], worker="a", lease_seconds=0.05)
+    time.sleep(0.1)
+    with transaction(settings) as s:
+        assert reap(s, settings).retried == 1
+    with transaction(settings) as s:
+        [current] = claim_jobs(s, [job_id], worker="b", lease_seconds=30)
+    notes = select(OutboxMessage.job_id).where(OutboxMessage.job_type == "note")
+    with pytest.raises(LeaseLostError), autocommit(settings) as s:
+        mark_succeeded(s, stale, result=None, writes=(_note_in_outbox,))
+    with transaction(settings) as s:
+        assert s.scalars(notes).all() == []  # the stale attempt wrote nothing
+    with autocommit(settings) as s:  # one statement: no transaction around it
+        mark_succeeded(s, current, result={"ok": True}, writes=(_note_in_outbox,))
+    with transaction(settings) as s:
+        assert s.scalars(notes).all() == [job_id]
+        assert s.get_one(Job, job_id).state == "succeeded"
 
 
 def test_the_reaper_quarantines_a_job_that_keeps_losing_its_worker(

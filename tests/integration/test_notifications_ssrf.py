@@ -11,7 +11,7 @@ from config import Settings
 from tasks.notifications.channels import RefusedDestinationError, TransientDeliveryError
 from tasks.notifications.channels.webhook import send_webhook
 from tasks.notifications.secrets import new_secret
-from tasks.notifications.ssrf import BlockedAddressError, check_url, guarded_client, parse_networks
+from tasks.notifications.ssrf import BlockedAddressError, check_url, guarded_pool, parse_networks
 from tests.notifications_support import Receiver, start_receiver
 
 SECRET = new_secret()
@@ -26,11 +26,15 @@ def receiver(logs_dir: Path) -> Iterator[Receiver]:
 
 def post(url: str, *, allowed: list[str], resolver=None) -> object:  # type: ignore[no-untyped-def]
     extra = {"resolver": resolver} if resolver else {}
-    with guarded_client(
-        allowed=parse_networks(allowed), connect_timeout=2, total_timeout=5, **extra
-    ) as client:
+    with guarded_pool(allowed=parse_networks(allowed), **extra) as pool:
         return send_webhook(
-            url, b"{}", msg_id="msg_test", secrets=[SECRET], client=client, total_timeout=5
+            url,
+            b"{}",
+            msg_id="msg_test",
+            secrets=[SECRET],
+            pool=pool,
+            connect_timeout=2,
+            total_timeout=5,
         )
 
 

@@ -8,6 +8,7 @@ import hmac
 import time
 from collections.abc import Sequence
 
+import httpcore
 import httpx
 
 from tasks.notifications.channels import (
@@ -49,42 +50,77 @@ def signed_headers(
     }
 
 
+# Every error httpcore raises for one request (it has no common base class).
+TRANSPORT_ERRORS = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+)
+
+
+def _target(url: str) -> httpcore.URL:
+    """`url` as httpx parses and normalises it (IDNA, IPv4 forms), for the transport."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:  # e.g. octal IPv4, which httpx will not parse
+        raise RefusedDestinationError(f"invalid URL: {exc}") from exc
+    return httpcore.URL(
+        scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
+    )
+
+
 def send_webhook(
     url: str,
     body: bytes,
     *,
     msg_id: str,
     secrets: Sequence[str],
-    client: httpx.Client,
+    pool: httpcore.ConnectionPool,
+    connect_timeout: float,
     total_timeout: float,
 ) -> DeliveryReport:
-    """POST once; 2xx is delivered, anything else (3xx included: never followed) is a failure."""
+    """POST once; 2xx is delivered, anything else (3xx included: never followed) is a failure.
+
+    Straight on httpx's transport (httpcore): a webhook needs no cookie jar, auth flow or
+    redirect handling, so none is kept from one endpoint's answer to the next request.
+    """
     headers = signed_headers(msg_id, body, secrets=secrets)
+    timeouts = {"connect": connect_timeout, "read": total_timeout, "write": total_timeout}
     deadline = time.monotonic() + total_timeout
     try:
-        with client.stream("POST", url, content=body, headers=headers) as resp:
+        with pool.stream(
+            "POST",
+            _target(url),
+            headers=list(headers.items()),
+            content=body,
+            extensions={"timeout": {**timeouts, "pool": total_timeout}},
+        ) as resp:
             excerpt = b""
-            for chunk in resp.iter_bytes():
+            for chunk in resp.iter_stream():
                 excerpt = (excerpt + chunk)[:EXCERPT_BYTES]
                 if time.monotonic() > deadline:
                     raise TransientDeliveryError(
-                        f"webhook exceeded {total_timeout}s", status_code=resp.status_code
+                        f"webhook exceeded {total_timeout}s", status_code=resp.status
                     )
     except BlockedAddressError as exc:
         raise RefusedDestinationError(str(exc)) from exc
-    except httpx.InvalidURL as exc:  # e.g. octal IPv4, which httpx will not parse
-        raise RefusedDestinationError(f"invalid URL: {exc}") from exc
-    except httpx.HTTPError as exc:
+    except TRANSPORT_ERRORS as exc:
         raise TransientDeliveryError(f"{type(exc).__name__}: {exc}") from exc
     reply = excerpt.decode(errors="replace")
-    code = resp.status_code
+    code = resp.status
     if 200 <= code < 300:
         return DeliveryReport(status_code=code, reply=reply)
     if 300 <= code < 400:
-        where = resp.headers.get("location", "?")
+        where = _header(resp, b"location") or "?"
         raise TransientDeliveryError(
             f"redirect to {where} not followed", status_code=code, reply=reply
         )
     if code == 410:
         raise RejectedDeliveryError("endpoint is gone (410)", status_code=code, reply=reply)
     raise TransientDeliveryError(f"endpoint answered {code}", status_code=code, reply=reply)
+
+
+def _header(resp: httpcore.Response, name: bytes) -> str | None:
+    found = next((v for k, v in resp.headers if k.lower() == name), None)
+    return None if found is None else found.decode("latin-1")
