@@ -27,7 +27,7 @@ class DeliverPayload(BaseModel):
 
 DELIVER = register(
     JobSpec(
-        "notifications.deliver", DeliverPayload, QUEUE, "Delivers one notification.", batch_size=16
+        "notifications.deliver", DeliverPayload, QUEUE, "Delivers one notification.", batch_size=32
     )
 )
 

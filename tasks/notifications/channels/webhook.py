@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 
 import httpcore
 import httpx
@@ -59,8 +60,10 @@ TRANSPORT_ERRORS = (
 )
 
 
+@lru_cache(maxsize=4_096)
 def _target(url: str) -> httpcore.URL:
-    """`url` as httpx parses and normalises it (IDNA, IPv4 forms), for the transport."""
+    """`url` as httpx parses and normalises it (IDNA, IPv4 forms), for the transport; cached,
+    since an endpoint's deliveries all go to one URL."""
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:  # e.g. octal IPv4, which httpx will not parse
@@ -92,7 +95,7 @@ def send_webhook(
         with pool.stream(
             "POST",
             _target(url),
-            headers=list(headers.items()),
+            headers=headers,
             content=body,
             extensions={"timeout": {**timeouts, "pool": total_timeout}},
         ) as resp:
