@@ -158,12 +158,24 @@ def _run_one(
         return outcome
 
 
-def _release(jobs: list[ClaimedJob], *, settings: Settings, job_type: str) -> None:
+def _release(jobs: list[ClaimedJob], *, settings: Settings, job_type: str, why: str) -> None:
     with transaction(settings) as session:
         released = release_jobs(session, jobs)
-    log.warning("delivery_out_of_lease_released", job_type=job_type, released=released)
+    log.warning("delivery_released", why=why, job_type=job_type, released=released)
     for _ in range(released):
         attempt_finished(job_type, outcome="released", seconds=None)
+
+
+def _stop_reason(session: Session, *, claimed_at: float, lease: int) -> str | None:
+    """Why the rest of a delivery must be handed back rather than run, if it must."""
+    if time.monotonic() - claimed_at > lease / 2:
+        return "out_of_lease"  # the next job might run past its lease
+    if session.connection().invalidated:
+        # The ledger connection dropped (a job's failure was recorded on a new one). The rest
+        # go back to the relay rather than run here: SQLAlchemy would reconnect this session
+        # without its autocommit, and their outcomes would never commit.
+        return "connection_lost"
+    return None
 
 
 def run_delivery(
@@ -171,8 +183,9 @@ def run_delivery(
 ) -> dict[str, str]:
     """Run one delivery: claim its jobs in one statement, then run them one after another.
 
-    Every job commits its own outcome. Once half the lease has gone, the jobs not yet started
-    are released (unclaimed and published again) rather than risk running past their lease.
+    Every job commits its own outcome. Once half the lease has gone, or if the delivery's
+    ledger connection dropped, the jobs not yet started are released (unclaimed and published
+    again) rather than risk running past their lease or recording nothing.
     Returns what happened to each job (for logs and tests).
     """
     policy = settings.policy_for(spec.name)
@@ -193,8 +206,9 @@ def run_delivery(
             attempt_finished(spec.name, outcome="dropped", seconds=None)
         memo: dict[str, Any] = {}  # shared by the handlers of this delivery's jobs
         for n, job in enumerate(jobs):
-            if time.monotonic() - claimed_at > policy.lease_timeout / 2:
-                _release(jobs[n:], settings=settings, job_type=spec.name)
+            why = _stop_reason(session, claimed_at=claimed_at, lease=policy.lease_timeout)
+            if why:
+                _release(jobs[n:], settings=settings, job_type=spec.name, why=why)
                 outcomes.update({str(j.id): "released" for j in jobs[n:]})
                 break
             outcomes[str(job.id)] = _run_one(

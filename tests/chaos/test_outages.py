@@ -13,8 +13,9 @@ import redis
 from sqlalchemy.engine import make_url
 
 from config import Settings
-from tests.api_support import auth, count_rows, submit, wait_state
+from tests.api_support import auth, count_rows, finished, submit, submit_all, wait_state
 from tests.chaos.proxy import Proxy
+from tests.chaos.test_crashes import running
 from tests.conftest import start_api, start_process, start_worker
 from tests.support import free_port, isolated, wait_until
 
@@ -164,4 +165,30 @@ def test_a_worker_cut_off_from_postgres_hands_the_message_back_and_finishes_late
         worker.stop()
         relay.stop()
         api.stop()
+        proxy.close()
+
+
+def test_a_delivery_whose_ledger_connection_drops_runs_its_next_jobs_on_a_new_one(
+    settings: Settings, logs_dir: Path, clean_ledger: None
+) -> None:
+    sleep = settings.policy_for("system.sleep").model_copy(update={"batch_size": 3})
+    own = isolated(settings, job_policies={**settings.job_policies, "system.sleep": sleep})
+    proxy, via_proxy = through_proxy(own)
+    relay = start_process(own, logs_dir, "relay")
+    worker = start_worker(via_proxy, logs_dir, name="worker-pgdrop", concurrency=1)
+    try:
+        # One delivery of three 0.5 s jobs (the test lease is 3 s: all start before half of it).
+        ids = submit_all(own, [("system.sleep", {"seconds": 0.5})] * 3)
+        wait_until(lambda: running(own, ids) == 3, interval=0.02, what="the delivery's claim")
+        proxy.cut()  # drops the delivery's connection while its first job sleeps
+        proxy.restore()
+        result = finished(own, ids)
+        first, *others = ids
+        # The first job's success could not be recorded: its attempt failed and it ran again.
+        assert result[first] == ("succeeded", ["retrying", "succeeded"]), result
+        # The next ones found a new connection rather than the dead one: once each.
+        assert [result[i] for i in others] == [("succeeded", ["succeeded"])] * 2, result
+    finally:
+        worker.stop()
+        relay.stop()
         proxy.close()
