@@ -1,0 +1,95 @@
+"""What a handler writes, and when it commits: run_delivery in process on the real ledger."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import CTE, Column, Insert, MetaData, String, Table, insert, literal, select, text
+from sqlalchemy.dialects.postgresql import UUID
+
+from config import Settings
+from store.db import get_engine, transaction
+from store.models import Job
+from tasks.errors import RetryableError
+from tasks.registry import JobContext, get_spec
+from tests.api_support import submit_all
+from workers.base import run_delivery
+
+# A table of this test's own (in the run's database) for what handlers write.
+NOTES = Table(
+    "test_job_context_notes",
+    MetaData(),
+    Column("job_id", UUID(as_uuid=True)),
+    Column("kind", String),
+)
+NOTE = text("INSERT INTO test_job_context_notes (job_id, kind) VALUES (:id, :kind)")
+
+
+@pytest.fixture(autouse=True)
+def notes_table(settings: Settings) -> Iterator[None]:
+    NOTES.create(get_engine(settings))
+    yield
+    NOTES.drop(get_engine(settings))
+
+
+def _completion_note(moved: CTE) -> Insert:
+    row = select(moved.c.id, literal("on_success")).select_from(moved)
+    return insert(NOTES).from_select(["job_id", "kind"], row)
+
+
+def notes(settings: Settings, job_id: uuid.UUID) -> list[str]:
+    """The kinds of note the handler left for `job_id`."""
+    with transaction(settings) as s:
+        return sorted(s.scalars(select(NOTES.c.kind).where(NOTES.c.job_id == job_id)).all())
+
+
+def run(settings: Settings, handler: Any) -> tuple[uuid.UUID, str, str]:
+    """Run one system.echo job through `handler`: its id, outcome and final state."""
+    [job_id] = submit_all(settings, [("system.echo", {"n": 1})])
+    outcomes = run_delivery(
+        [str(job_id)], spec=get_spec("system.echo"), handler=handler, settings=settings
+    )
+    with transaction(settings) as s:
+        state = s.get_one(Job, job_id).state
+    return job_id, outcomes[str(job_id)], state
+
+
+def test_writes_in_the_job_transaction_commit_with_success(
+    settings: Settings, clean_ledger: None
+) -> None:
+    def handler(ctx: JobContext, payload: Any) -> dict[str, str]:
+        ctx.session.execute(NOTE, {"id": ctx.job.id, "kind": "session"})
+        ctx.on_success([_completion_note], {})
+        return {"ok": "yes"}
+
+    job_id, outcome, state = run(settings, handler)
+    assert (outcome, state) == ("succeeded", "succeeded")
+    assert notes(settings, job_id) == ["on_success", "session"]
+
+
+def test_a_failed_job_keeps_its_autocommit_writes_and_loses_the_rest(
+    settings: Settings, clean_ledger: None
+) -> None:
+    def handler(ctx: JobContext, payload: Any) -> None:
+        ctx.autocommit.execute(NOTE, {"id": ctx.job.id, "kind": "autocommit"})
+        ctx.session.execute(NOTE, {"id": ctx.job.id, "kind": "session"})
+        ctx.on_success([_completion_note], {})
+        raise RetryableError("the far side is down")
+
+    job_id, outcome, state = run(settings, handler)
+    assert (outcome, state) == ("retrying", "retrying")
+    assert notes(settings, job_id) == ["autocommit"]
+
+
+def test_a_handler_that_never_opens_a_transaction_still_commits_its_success(
+    settings: Settings, clean_ledger: None
+) -> None:
+    def handler(ctx: JobContext, payload: Any) -> None:
+        ctx.on_success([_completion_note], {})
+
+    job_id, outcome, state = run(settings, handler)
+    assert (outcome, state) == ("succeeded", "succeeded")
+    assert notes(settings, job_id) == ["on_success"]
