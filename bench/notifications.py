@@ -8,7 +8,7 @@ row, `succeeded`). Completion is polled every 250 ms; the poll does not set the 
 The bare loop is one `httpx.Client` posting the same body with freshly signed headers, in series.
 Each is run against a receiver answering at once and one answering after a little latency.
 
-    python -m bench.notifications [--count 600] [--rounds 3] [--concurrency 4] [--delays 0,20]
+    python -m bench.notifications [--count 600] [--rounds 5] [--concurrency 4] [--delays 0,20]
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from tasks.notifications.endpoints import register_endpoint
 from tasks.notifications.models import Notification
 from tasks.notifications.schemas import DELIVER, NotificationRequest
 from tasks.notifications.service import prepare, record
+from tasks.registry import batch_size_for
 from tests.notifications_support import start_receiver
 
 BODY = json.dumps({"type": "bench", "timestamp": "2026-01-01T00:00:00Z", "data": {"n": 1}}).encode()
@@ -99,7 +100,7 @@ def main() -> None:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=600)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument(
         "--delays", default="0,20", help="Receiver latencies to try, in ms (comma-separated)."
@@ -125,7 +126,10 @@ def main() -> None:
                         session, url, producer="bench", secret=None, settings=settings
                     )
                 progress(f"receiver latency {delay} ms: warming up")
-                pipeline_round(settings, url, 20)
+                # A delivery for every pool child, so none starts cold (TLS context, SQL cache).
+                pipeline_round(
+                    settings, url, args.concurrency * batch_size_for(settings, DELIVER.name)
+                )
                 bare_round(url, secret, 20, offset=-20)
                 ours, bare = Series("pipeline (relay + worker)"), Series("bare httpx loop")
                 for n in range(1, args.rounds + 1):
