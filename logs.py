@@ -72,7 +72,13 @@ def configure_logging(fmt: str, *, level: int = logging.INFO, prefix: str | None
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, _redact_exception, renderer],
+        processors=[
+            _name_as_logger,
+            *shared,
+            structlog.processors.format_exc_info,
+            _redact_exception,
+            renderer,
+        ],
         logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
@@ -96,6 +102,13 @@ def configure_logging(fmt: str, *, level: int = logging.INFO, prefix: str | None
     logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
 
 
+def _name_as_logger(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    if "logger_name" in event:  # the key stdlib records carry too
+        event["logger"] = event.pop("logger_name")
+    return event
+
+
 def get_logger(name: str) -> Any:
-    """A structlog logger whose lines carry `logger: name`."""
-    return structlog.get_logger().bind(logger=name)
+    """A structlog logger whose lines carry `logger: name`. Lazy: one made at import time,
+    before `configure_logging`, still follows the configuration in force when it logs."""
+    return structlog.get_logger(logger_name=name)

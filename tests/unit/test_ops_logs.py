@@ -13,8 +13,8 @@ TOKEN = "sy_0123456789ab_" + "Q" * 43
 EMIT = f"""
 import structlog
 from logs import configure_logging, get_logger
+log = get_logger("probe")  # made at import time, before the configuration: must follow it
 configure_logging("json")
-log = get_logger("probe")
 with structlog.contextvars.bound_contextvars(job_id="j-1", job_type="system.echo", attempt=2):
     log.info("inside_job", payload={{"to": "a@b.c", "webhook_secret": "whsec_1", "smtp": {{
         "password": "pw-1"}}}})
@@ -36,6 +36,7 @@ def test_every_line_is_json_with_job_context_and_no_secret() -> None:
     assert [line["event"] for line in lines][:2] == ["inside_job", "job_crashed"]
     for line in lines[:2]:
         assert (line["job_id"], line["job_type"], line["attempt"]) == ("j-1", "system.echo", 2)
+        assert line["logger"] == "probe"
     for secret in ("whsec_1", "pw-1", "pw-2", "pw-3", TOKEN):
         assert secret not in done.stderr, f"{secret} leaked"
     assert lines[0]["payload"]["webhook_secret"] == REDACTED
