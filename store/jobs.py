@@ -115,8 +115,8 @@ def _finish(
     write_params: dict[str, Any] | None = None,
     **values: Any,
 ) -> None:
-    params = {f"set_{c}": v for c, v in values.items()}
-    params.update(write_params or {})
+    params = dict(write_params or {})  # first: a write's parameter never overrides the finish's
+    params.update({f"set_{c}": v for c, v in values.items()})
     params.update(
         finish_id=job.id, finish_attempt=job.attempt, finish_outcome=outcome, finish_error=error
     )

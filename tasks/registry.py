@@ -39,7 +39,7 @@ class JobContext:
     """What a handler gets besides its payload: the claimed job and ways to the ledger.
 
     - `autocommit` is the delivery's own connection, each statement committing on its own: for
-      reads, and for writes that must stand even if the job fails (a failed attempt's log).
+      reads, and for one-statement writes that must stand even if the job fails.
     - `session` is the job's transaction, begun on first use; it commits with `succeeded`.
     - `on_success` adds writes to the very statement that records `succeeded`: they apply only
       if the job still holds its lease, and a handler that needs nothing else ends in one round
@@ -68,7 +68,11 @@ class JobContext:
         return self.opened
 
     def on_success(self, writes: Sequence[Completion], params: dict[str, Any]) -> None:
-        """Commit `writes` (bound to `params`) in the statement that records `succeeded`."""
+        """Commit `writes` (bound to `params`) in the statement that records `succeeded`.
+
+        Each write is a module-level function (the statement is built once per combination)
+        whose bound parameters carry a prefix of its own (`d_…`), apart from the finish's.
+        """
         self.writes += tuple(writes)
         self.write_params.update(params)
 

@@ -15,7 +15,7 @@ import structlog
 from celery import Celery, Task
 from celery.exceptions import Reject
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from config import JobPolicy, Settings
@@ -107,6 +107,25 @@ def _parse_payload(spec: JobSpec, job: ClaimedJob) -> Any:
         raise PermanentError(f"payload no longer matches {spec.name}: {exc}") from exc
 
 
+def _succeed(context: JobContext, session: Session, *, result: Any) -> None:
+    """Record `succeeded`: in the job's transaction if the handler opened one, else as one
+    statement on the delivery's connection."""
+    record = {"result": result, "writes": context.writes, "write_params": context.write_params}
+    if context.opened is not None:
+        mark_succeeded(context.opened, context.job, **record)
+        return
+    try:
+        mark_succeeded(session, context.job, **record)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        # The delivery's connection dropped (it sat idle while the handler worked): try once
+        # more on a new one. The finish is guarded, so if the first one did commit, this one
+        # finds nothing to move (LeaseLostError) rather than recording twice.
+        with autocommit(context.settings) as fresh:
+            mark_succeeded(fresh, context.job, **record)
+
+
 def _run_one(
     job: ClaimedJob,
     *,
@@ -136,19 +155,16 @@ def _run_one(
                     memo=memo,
                 )
                 result = handler(context, payload)
-                # In the job's transaction if the handler opened one, else one statement.
-                mark_succeeded(
-                    context.opened or session,
-                    job,
-                    result=result,
-                    writes=context.writes,
-                    write_params=context.write_params,
-                )
+                _succeed(context, session, result=result)
         except LeaseLostError as exc:
             log.warning("job_lease_lost", error=str(exc))
             outcome = "lease_lost"
         except Exception as exc:
-            outcome = _record_failure(job, exc, settings=settings, policy=policy)
+            try:
+                outcome = _record_failure(job, exc, settings=settings, policy=policy)
+            except LeaseLostError as lost:  # e.g. the reaper moved it while it failed
+                log.warning("job_lease_lost", error=str(lost))
+                outcome = "lease_lost"
         else:
             outcome = "succeeded"
         seconds = time.perf_counter() - started
@@ -170,7 +186,11 @@ def _stop_reason(session: Session, *, claimed_at: float, lease: int) -> str | No
     """Why the rest of a delivery must be handed back rather than run, if it must."""
     if time.monotonic() - claimed_at > lease / 2:
         return "out_of_lease"  # the next job might run past its lease
-    if session.connection().invalidated:
+    try:
+        lost = session.connection().invalidated
+    except SQLAlchemyError:  # e.g. a handler's failed ORM flush left it needing a rollback
+        lost = True
+    if lost:
         # The ledger connection dropped (a job's failure was recorded on a new one). The rest
         # go back to the relay rather than run here: SQLAlchemy would reconnect this session
         # without its autocommit, and their outcomes would never commit.

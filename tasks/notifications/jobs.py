@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Row, insert
 
 from config import Settings
+from store.db import transaction
 from store.jobs import ClaimedJob
 from tasks.notifications.channels.sms import sms_provider
 from tasks.notifications.delivery import (
@@ -37,10 +38,13 @@ def gateways_for(settings: Settings) -> Gateways:
     return found
 
 
-def _recorder(ctx: JobContext) -> RecordAttempt:
+def _recorder(settings: Settings) -> RecordAttempt:
     def record(values: dict[str, Any]) -> None:
-        # Committed at once: the job's own writes roll back on failure, the delivery log must not.
-        ctx.autocommit.execute(insert(NotificationAttempt).values(**values))
+        # Its own transaction on a pooled connection (pinged if it sat idle): the job's writes
+        # are dropped on failure, the delivery log must not be, and the delivery's connection
+        # may have gone stale during the send.
+        with transaction(settings) as session:
+            session.execute(insert(NotificationAttempt).values(**values))
 
     return record
 
@@ -70,6 +74,6 @@ def deliver_notification(ctx: JobContext, payload: DeliverPayload) -> dict[str, 
         job=ctx.job,
         settings=ctx.settings,
         gateways=gateways_for(ctx.settings),
-        record_failure=_recorder(ctx),
+        record_failure=_recorder(ctx.settings),
         record_delivered=lambda params: ctx.on_success(DELIVERED, params),
     )

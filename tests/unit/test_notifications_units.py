@@ -11,7 +11,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from config import Settings
 from tasks.notifications.channels.email import OutgoingEmail, build_message, message_id_for
-from tasks.notifications.channels.webhook import signed_headers
+from tasks.notifications.channels.webhook import _target, signed_headers
 from tasks.notifications.scheduling import after_quiet_hours, rate_limited_slot
 from tasks.notifications.schemas import QuietHours
 from tasks.notifications.secrets import (
@@ -136,3 +136,9 @@ def test_the_email_is_multipart_alternative_with_a_job_derived_id() -> None:
     assert msg["Message-ID"] == "<job-1@example.org>"
     assert msg.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_the_host_header_keeps_an_ipv6_literal_in_brackets_and_drops_a_default_port() -> None:
+    assert _target("http://[::1]:8080/hook?x=1")[1] == "[::1]:8080"
+    assert _target("https://hooks.example.com/in")[1] == "hooks.example.com"
+    assert _target("https://bücher.example:8443/")[1] == "xn--bcher-kva.example:8443"

@@ -61,16 +61,18 @@ TRANSPORT_ERRORS = (
 
 
 @lru_cache(maxsize=4_096)
-def _target(url: str) -> httpcore.URL:
-    """`url` as httpx parses and normalises it (IDNA, IPv4 forms), for the transport; cached,
-    since an endpoint's deliveries all go to one URL."""
+def _target(url: str) -> tuple[httpcore.URL, str]:
+    """`url` as httpx parses and normalises it (IDNA, IPv4 forms), for the transport, and its
+    `Host` header (httpcore's own would leave an IPv6 literal unbracketed); cached, since an
+    endpoint's deliveries all go to one URL."""
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:  # e.g. octal IPv4, which httpx will not parse
         raise RefusedDestinationError(f"invalid URL: {exc}") from exc
-    return httpcore.URL(
+    target = httpcore.URL(
         scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
     )
+    return target, parsed.netloc.decode("ascii")
 
 
 def send_webhook(
@@ -88,13 +90,14 @@ def send_webhook(
     Straight on httpx's transport (httpcore): a webhook needs no cookie jar, auth flow or
     redirect handling, so none is kept from one endpoint's answer to the next request.
     """
-    headers = signed_headers(msg_id, body, secrets=secrets)
+    target, host = _target(url)
+    headers = {"host": host, **signed_headers(msg_id, body, secrets=secrets)}
     timeouts = {"connect": connect_timeout, "read": total_timeout, "write": total_timeout}
     deadline = time.monotonic() + total_timeout
     try:
         with pool.stream(
             "POST",
-            _target(url),
+            target,
             headers=headers,
             content=body,
             extensions={"timeout": {**timeouts, "pool": total_timeout}},
