@@ -92,7 +92,12 @@ def send_webhook(
     """
     target, host = _target(url)
     headers = {"host": host, **signed_headers(msg_id, body, secrets=secrets)}
-    timeouts = {"connect": connect_timeout, "read": total_timeout, "write": total_timeout}
+    timeouts = {
+        "connect": connect_timeout,
+        "read": total_timeout,
+        "write": total_timeout,
+        "pool": total_timeout,
+    }
     deadline = time.monotonic() + total_timeout
     try:
         with pool.stream(
@@ -100,7 +105,7 @@ def send_webhook(
             target,
             headers=headers,
             content=body,
-            extensions={"timeout": {**timeouts, "pool": total_timeout}},
+            extensions={"timeout": timeouts},
         ) as resp:
             excerpt = b""
             for chunk in resp.iter_stream():
