@@ -15,11 +15,11 @@ import typer
 from sqlalchemy.exc import OperationalError
 
 from config import get_settings
+from devstack.bootstrap import attach_to_running_stack
+from devstack.children import die_with_parent
 from logs import configure_logging, scrub
-from workers.devstack.bootstrap import attach_to_running_stack
-from workers.devstack.children import die_with_parent
-from workers.ops.jobs import jobs_app
-from workers.ops.keys import keys_app
+from ops.jobs import jobs_app
+from ops.keys import keys_app
 
 app = typer.Typer(
     help="Switchyard: durable jobs over HTTP, a PostgreSQL ledger and Celery workers on Redis.",
@@ -167,7 +167,7 @@ def dev() -> None:
     Set `SWITCHYARD_DATABASE_URL` / `SWITCHYARD_REDIS_URL` to use servers of your own instead.
     Ctrl-C stops every process.
     """
-    from workers.devstack.stack import run_dev
+    from devstack.stack import run_dev
 
     _setup("dev", metrics=False)
     raise typer.Exit(run_dev(get_settings()))
@@ -193,7 +193,7 @@ def flower(
 @app.command()
 def queues(as_json: JsonOpt = False) -> None:
     """Per queue: messages in Redis, due jobs in the ledger and the oldest one's age; relay lag."""
-    from workers.ops.queues import show_queues
+    from ops.queues import show_queues
 
     _require_migrated()
     show_queues(get_settings(), as_json=as_json)
@@ -204,7 +204,7 @@ def healthcheck(
     component: Annotated[str, typer.Argument(help="api, relay, worker, beat or flower.")],
 ) -> None:
     """Exit 0 if this host's COMPONENT does its job (for container healthchecks)."""
-    from workers.ops.health import Component, check
+    from ops.health import Component, check
 
     try:
         ok, why = check(Component(component), get_settings())

@@ -1,6 +1,6 @@
 """Drain benchmark: `system.echo` jobs/s through the whole pipeline vs bare Celery no-op tasks.
 
-Ours: N jobs enqueued through `producers.enqueue` in one transaction (the intake is not
+Ours: N jobs enqueued through `tasks.enqueue` in one transaction (the intake is not
 measured), then relay → Redis → `switchyard worker` → ledger `succeeded`; timed from the commit
 (just before the relay's first publish) to the last `finished_at`. Baselines, on the same Redis
 with the same worker concurrency, each published in pipelined batches of the relay's size:
@@ -31,9 +31,9 @@ from bench.common import (
     switchyard,
     wait_ready,
 )
-from producers.enqueue import enqueue
 from store.db import transaction
 from store.models import Job, JobAttempt, JobState
+from tasks.enqueue import enqueue
 
 TARGET = 1.0
 POLL = 0.01

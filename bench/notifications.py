@@ -33,15 +33,15 @@ from bench.common import (
 )
 from bench.common import wait_ready as wait_marker
 from config import NotificationSettings, Settings
-from producers.enqueue import enqueue
+from devstack.receiver import start_receiver
 from store.db import transaction
+from tasks.enqueue import enqueue
 from tasks.notifications.channels.webhook import signed_headers
 from tasks.notifications.endpoints import register_endpoint
 from tasks.notifications.models import Notification
 from tasks.notifications.schemas import DELIVER, NotificationRequest
 from tasks.notifications.service import prepare, record
 from tasks.registry import batch_size_for
-from tests.notifications_support import start_receiver
 
 BODY = json.dumps({"type": "bench", "timestamp": "2026-01-01T00:00:00Z", "data": {"n": 1}}).encode()
 

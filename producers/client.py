@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from store.errors import SwitchyardError
+from errors import SwitchyardError
 
 TERMINAL_STATES = frozenset({"succeeded", "dead", "cancelled"})
 

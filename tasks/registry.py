@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from config import Settings
-from store.errors import SwitchyardError
+from errors import SwitchyardError
 from store.job_statements import Completion
 from store.jobs import ClaimedJob
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 import redis
@@ -25,13 +22,9 @@ from config import (
 from store.api_keys import create_key
 from store.db import dispose_engines, transaction
 from store.migrate import upgrade
-from tests.support import Process, free_port, settings_env, switchyard, wait_until
+from tests.support.servers import ADMIN_URL, REDIS_URL, RUN_ID
+from tests.support.stack import start_api, start_process, start_worker
 
-ADMIN_URL = os.environ.get(
-    "SWITCHYARD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-REDIS_URL = os.environ.get("SWITCHYARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-RUN_ID = uuid.uuid4().hex[:10]
 LEDGER_TABLES = ("outbox", "job_attempts", "jobs", "api_keys", "schedule_fires")
 
 
@@ -119,56 +112,6 @@ def make_key(settings: Settings, clean_ledger: None):  # type: ignore[no-untyped
 def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where child processes write their output."""
     return tmp_path_factory.mktemp("logs")
-
-
-def start_api(settings: Settings, logs_dir: Path, name: str = "api") -> tuple[Process, str]:
-    """Run `switchyard api` on a free port; returns the process and its base URL."""
-    port = free_port()
-    proc = Process(
-        switchyard("api", "--port", str(port)),
-        env=settings_env(settings),
-        log_path=logs_dir / f"{name}.log",
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if proc.popen.poll() is not None:
-            raise AssertionError(f"api exited:\n{proc.output()}")
-        try:
-            return httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, timeout=30, what="the API to answer")
-    return proc, base
-
-
-def start_worker(
-    settings: Settings, logs_dir: Path, name: str = "worker", concurrency: int = 2
-) -> Process:
-    """Run `switchyard worker` on every queue and wait until it consumes."""
-    proc = Process(
-        switchyard("worker", "--concurrency", str(concurrency), "--hostname", f"{name}@%h"),
-        env=settings_env(settings),
-        log_path=logs_dir / f"{name}-{free_port()}.log",
-    )
-
-    def ready() -> bool:
-        if proc.popen.poll() is not None:
-            raise AssertionError(f"worker exited:\n{proc.output()}")
-        return "ready." in proc.output()
-
-    wait_until(ready, timeout=60, what=f"worker {name} to be ready")
-    return proc
-
-
-def start_process(settings: Settings, logs_dir: Path, command: str) -> Process:
-    """Run `switchyard COMMAND` (relay, beat) in the background."""
-    return Process(
-        switchyard(command),
-        env=settings_env(settings),
-        log_path=logs_dir / f"{command}-{free_port()}.log",
-    )
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from kombu import Queue
 
 from config import PRIORITY_SEP, PRIORITY_STEPS, QUEUES, Settings, get_settings
 from tasks.registry import load_handlers, load_specs
-from workers.base import register_job_task
+from workers.runner import register_job_task
 from workers.schedule import beat_schedule, register_maintenance_tasks
 
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from config import Settings
-from store.errors import SwitchyardError
+from errors import SwitchyardError
 
 
 class FlowerConfigError(SwitchyardError):

@@ -16,8 +16,8 @@ from logs import get_logger
 from store.db import transaction
 from store.models import ScheduleFire
 from tasks.maintenance import apply_retention, reap
-from workers.base import worker_name
 from workers.relay import drain
+from workers.runner import worker_name
 
 log = get_logger("switchyard.beat")
 

@@ -12,15 +12,10 @@ from config import Settings, get_settings
 from producers.api.errors import install_error_handlers
 from producers.api.intake import IntakeWriter
 from producers.api.limits import BodySizeLimit
-from producers.api.routes import (
-    health,
-    jobs,
-    metrics,
-    notification_templates,
-    notifications,
-    submit,
-)
+from producers.api.routes import health, jobs, metrics, submit
 from store.db import get_engine
+from tasks.notifications import routes as notifications
+from tasks.notifications import template_routes as notification_templates
 
 DESCRIPTION = """
 Submit jobs to Switchyard. A `202 Accepted` means the job is committed to the

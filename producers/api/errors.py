@@ -12,33 +12,14 @@ from psycopg import OperationalError as DriverOperationalError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from errors import ProblemError
 from logs import get_logger
-from producers.enqueue import IdempotencyKeyReusedError, InvalidJobError
+from tasks.enqueue import IdempotencyKeyReusedError, InvalidJobError
 from tasks.registry import UnknownJobTypeError
 
 log = get_logger("switchyard.api")
 PROBLEM_BASE = "https://switchyard.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
-
-
-class ProblemError(Exception):
-    """An HTTP error the intake raises on purpose."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        detail: str,
-        *,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.headers = headers
-        self.extra = extra
 
 
 def problem(

@@ -21,11 +21,11 @@ from typing import Any
 from psycopg import AsyncConnection, InterfaceError, OperationalError
 
 from config import Settings
-from producers.api.auth import WRITE_SCOPE, invalid_key, missing_scope
-from producers.enqueue import Inserted, JobDraft, insert_jobs_async
+from errors import SwitchyardError
 from store.api_keys import Principal, authenticate_many_async
 from store.db import connect_async
-from store.errors import SwitchyardError
+from tasks.enqueue import Inserted, JobDraft, insert_jobs_async
+from tasks.web.auth import WRITE_SCOPE, invalid_key, missing_scope
 
 Outcome = Inserted | Exception
 GATHER_SECONDS = 0.002

@@ -7,7 +7,7 @@ transaction that records the terminal state, whichever code path moved the job.
 from __future__ import annotations
 
 from config import Settings
-from store.errors import SwitchyardError
+from errors import SwitchyardError
 from tasks.notifications.secrets import SecretFormatError, seal, secret_bytes
 from tasks.notifications.ssrf import BlockedAddressError, check_url, parse_networks
 

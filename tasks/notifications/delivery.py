@@ -32,9 +32,9 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Session
 
 from config import Settings
+from errors import PermanentError, RetryableError
 from store.job_statements import Completion
 from store.jobs import ClaimedJob
-from tasks.errors import PermanentError, RetryableError
 from tasks.notifications.channels import DeliveryError, DeliveryReport, RejectedDeliveryError
 from tasks.notifications.channels.email import OutgoingEmail, message_id_for, send_email
 from tasks.notifications.channels.sms import SmsProvider

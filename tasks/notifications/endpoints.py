@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config import Settings
-from store.errors import SwitchyardError
+from errors import SwitchyardError
 from tasks.notifications.models import WebhookEndpoint
 from tasks.notifications.secrets import new_secret, seal, secret_bytes, unseal
 from tasks.notifications.ssrf import check_url, parse_networks

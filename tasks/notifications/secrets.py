@@ -11,7 +11,7 @@ from functools import cache, lru_cache
 from cryptography.fernet import Fernet, InvalidToken
 
 from config import Settings
-from store.errors import SwitchyardError
+from errors import SwitchyardError
 
 PREFIX = "whsec_"
 # Only for dev and test; in prod, sealing or unsealing without notifications.secret_key fails.

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config import NotificationSettings
-from store.errors import SwitchyardError
+from errors import SwitchyardError
 from store.ids import uuid7
 from tasks.notifications.models import Notification, WebhookEndpoint
 from tasks.notifications.scheduling import (

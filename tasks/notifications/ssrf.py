@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from store.errors import SwitchyardError
+from errors import SwitchyardError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

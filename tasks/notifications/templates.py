@@ -11,7 +11,7 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from store.errors import SwitchyardError
+from errors import SwitchyardError
 from tasks.notifications.models import NotificationTemplate
 
 PARTS = ("subject", "text", "html")

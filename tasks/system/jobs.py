@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tasks.errors import PermanentError, RetryableError
+from errors import PermanentError, RetryableError
 from tasks.registry import JobContext, handles
 from tasks.system.schemas import ECHO, FAIL, SLEEP, EchoPayload, FailPayload, SleepPayload
 

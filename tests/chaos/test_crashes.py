@@ -13,10 +13,10 @@ import redis
 from sqlalchemy import text
 
 from config import Settings
+from devstack.processes import isolated, wait_until
 from store.db import transaction
-from tests.api_support import finished, get_job, submit, submit_all, wait_state
-from tests.conftest import start_api, start_process, start_worker
-from tests.support import isolated, wait_until
+from tests.support.api import finished, get_job, submit, submit_all, wait_state
+from tests.support.stack import start_api, start_process, start_worker
 
 pytestmark = pytest.mark.chaos
 

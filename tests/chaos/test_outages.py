@@ -13,11 +13,11 @@ import redis
 from sqlalchemy.engine import make_url
 
 from config import Settings
-from tests.api_support import auth, count_rows, finished, submit, submit_all, wait_state
+from devstack.processes import free_port, isolated, wait_until
 from tests.chaos.proxy import Proxy
 from tests.chaos.test_crashes import running
-from tests.conftest import start_api, start_process, start_worker
-from tests.support import free_port, isolated, wait_until
+from tests.support.api import auth, count_rows, finished, submit, submit_all, wait_state
+from tests.support.stack import start_api, start_process, start_worker
 
 pytestmark = pytest.mark.chaos
 ECHO = {"type": "system.echo", "payload": {"survives": "outages"}}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from config import Settings
-from tests.notifications_stack import Stack, run_stack, token_for
+from tests.support.notifications_stack import Stack, run_stack, token_for
 
 
 @pytest.fixture(scope="module")

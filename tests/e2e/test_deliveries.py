@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from config import JobPolicy, Settings
-from tests.api_support import finished, submit_all
-from tests.conftest import start_process, start_worker
-from tests.support import isolated
+from devstack.processes import isolated
+from tests.support.api import finished, submit_all
+from tests.support.stack import start_process, start_worker
 
 POLICIES = {
     "system.fail": JobPolicy(

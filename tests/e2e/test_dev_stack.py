@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.ops_support import Banner, DevStackProcess, alive
-from tests.support import switchyard, wait_until
+from devstack.processes import switchyard, wait_until
+from tests.support.ops import Banner, DevStackProcess, alive
 
 
 def run_printed_curl(banner: Banner) -> dict[str, Any]:

@@ -9,9 +9,9 @@ import httpx
 import redis
 
 from config import Settings
+from devstack.processes import wait_until
 from store.outbox import DueMessage
-from tests.api_support import auth, get_job, submit, wait_state
-from tests.support import wait_until
+from tests.support.api import auth, get_job, submit, wait_state
 from workers.app import create_celery
 from workers.relay import publish
 

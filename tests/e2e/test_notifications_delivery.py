@@ -9,13 +9,13 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from producers.enqueue import enqueue
 from store.db import transaction
+from tasks.enqueue import enqueue
 from tasks.notifications.endpoints import register_endpoint
 from tasks.notifications.schemas import DELIVER, NotificationRequest
 from tasks.notifications.service import prepare, record
-from tests.api_support import auth, finished
-from tests.notifications_stack import (
+from tests.support.api import auth, finished
+from tests.support.notifications_stack import (
     Stack,
     endpoint,
     first_endpoint_id,

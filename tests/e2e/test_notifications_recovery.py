@@ -7,16 +7,16 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from tests.api_support import auth, submit, wait_state
-from tests.conftest import start_worker
-from tests.notifications_stack import (
+from devstack.processes import wait_until
+from tests.support.api import auth, submit, wait_state
+from tests.support.notifications_stack import (
     Stack,
     delivered_callbacks,
     endpoint,
     notify,
     wait_status,
 )
-from tests.support import wait_until
+from tests.support.stack import start_worker
 
 
 def test_completion_callbacks_fire_once_per_job(stack: Stack, token: str) -> None:

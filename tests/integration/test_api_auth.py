@@ -7,7 +7,7 @@ import httpx
 from config import Settings
 from store.api_keys import revoke_key
 from store.db import transaction
-from tests.api_support import auth, submit
+from tests.support.api import auth, submit
 
 ECHO = {"type": "system.echo", "payload": {"n": 1}}
 

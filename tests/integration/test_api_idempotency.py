@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from config import Settings
-from tests.api_support import count_rows, submit
+from tests.support.api import count_rows, submit
 
 ECHO = {"type": "system.echo", "payload": {"order": 7}}
 

@@ -7,7 +7,7 @@ import uuid
 import httpx
 
 from producers.api.schemas import JobAccepted, links_for
-from tests.api_support import auth, get_job, submit
+from tests.support.api import auth, get_job, submit
 
 
 def test_a_job_is_durable_and_readable_right_after_the_202(api: str, make_key) -> None:

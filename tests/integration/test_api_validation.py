@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from config import Settings
-from tests.api_support import auth, count_rows, submit
+from tests.support.api import auth, count_rows, submit
 
 BAD_BODIES = [
     ({"type": "system.nope", "payload": {}}, 422, "type"),

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from config import Settings
-from producers.enqueue import enqueue
+from devstack.processes import settings_env, switchyard
 from store.db import transaction
 from store.jobs import claim_jobs, mark_dead
 from store.models import Job
-from tests.support import settings_env, switchyard
+from tasks.enqueue import enqueue
 
 
 def cli(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

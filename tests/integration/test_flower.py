@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from config import Settings
-from tests.support import Process, free_port, settings_env, switchyard, wait_until
+from devstack.processes import Process, free_port, settings_env, switchyard, wait_until
 
 USER, PASSWORD = "operator", "s3cret-flower-pw"
 

@@ -11,9 +11,9 @@ from psycopg.errors import CheckViolation
 
 from config import Settings
 from producers.api.intake import WRITER_NAME, IntakeWriter
-from producers.enqueue import Inserted, InvalidJobError, JobDraft, draft_job
 from store.db import connect_async
-from tests.api_support import count_rows
+from tasks.enqueue import Inserted, InvalidJobError, JobDraft, draft_job
+from tests.support.api import count_rows
 
 
 def test_a_row_postgres_refuses_fails_alone(settings: Settings, make_key) -> None:
@@ -97,7 +97,7 @@ def test_when_replays_cannot_be_looked_up_the_new_jobs_still_succeed(
         writer.start()
         try:
             await writer.submit(token, earlier)
-            monkeypatch.setattr("producers.enqueue.jobs_by_key_async", lookup_fails)
+            monkeypatch.setattr("tasks.enqueue.jobs_by_key_async", lookup_fails)
             both = asyncio.gather(
                 writer.submit(token, _draft(settings)),
                 writer.submit(token, _draft(settings, idempotency_key="k")),

@@ -11,12 +11,12 @@ from sqlalchemy import CTE, Column, Insert, MetaData, String, Table, insert, lit
 from sqlalchemy.dialects.postgresql import UUID
 
 from config import Settings
+from errors import RetryableError
 from store.db import get_engine, transaction
 from store.models import Job
-from tasks.errors import RetryableError
 from tasks.registry import JobContext, get_spec
-from tests.api_support import submit_all
-from workers.base import run_delivery
+from tests.support.api import submit_all
+from workers.runner import run_delivery
 
 # A table of this test's own (in the run's database) for what handlers write.
 NOTES = Table(

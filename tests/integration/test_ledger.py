@@ -13,13 +13,13 @@ import redis
 from sqlalchemy import CTE, Insert, insert, literal, select
 
 from config import Settings
-from producers.enqueue import enqueue
+from devstack.processes import isolated, wait_until
 from store.db import autocommit, transaction
 from store.jobs import LeaseLostError, claim_jobs, mark_succeeded, release_jobs
 from store.models import Job, JobAttempt, OutboxMessage
+from tasks.enqueue import enqueue
 from tasks.maintenance import reap
-from tests.api_support import count_rows
-from tests.support import isolated, wait_until
+from tests.support.api import count_rows
 from workers.app import create_celery
 from workers.relay import drain
 

@@ -11,11 +11,11 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings
-from producers.enqueue import enqueue
 from store.db import transaction
 from store.metrics import LedgerSnapshot, attempt_finished, job_started
 from store.stats import broker_depths, queue_report, ready_by_queue, relay_lag, state_counts
-from tests.conftest import REDIS_URL
+from tasks.enqueue import enqueue
+from tests.support.servers import REDIS_URL
 
 
 def scrape(api: str, token: str) -> dict[str, float]:

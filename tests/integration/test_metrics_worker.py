@@ -9,11 +9,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete
 
 from config import Settings
-from producers.enqueue import enqueue
+from devstack.processes import Process, free_port, settings_env, switchyard, wait_until
 from store.db import transaction
 from store.models import OutboxMessage
 from store.outbox import DueMessage
-from tests.support import Process, free_port, settings_env, switchyard, wait_until
+from tasks.enqueue import enqueue
 from workers.app import create_celery
 from workers.relay import publish
 

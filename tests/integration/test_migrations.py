@@ -11,9 +11,9 @@ import pytest
 from psycopg import sql
 
 from config import Settings
+from devstack.processes import settings_env, switchyard
 from store.db import dispose_engines, require_migrated
-from tests.conftest import ADMIN_URL
-from tests.support import settings_env, switchyard
+from tests.support.servers import ADMIN_URL
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from config import Settings
-from tests.api_support import auth, count_rows, submit
-from tests.conftest import start_api
-from tests.notifications_support import clean_notifications, stack_settings
+from tests.support.api import auth, count_rows, submit
+from tests.support.notifications import clean_notifications, stack_settings
+from tests.support.stack import start_api
 
 SCOPES = ("notifications:write", "notifications:read", "jobs:write", "jobs:read")
 

@@ -12,7 +12,6 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from config import Settings
-from producers.enqueue import enqueue
 from store.db import transaction
 from store.jobs import (
     cancel_job,
@@ -23,9 +22,10 @@ from store.jobs import (
     reap_expired_leases,
     replay_job,
 )
+from tasks.enqueue import enqueue
 from tasks.notifications.models import Notification
 from tasks.notifications.secrets import unseal
-from tests.notifications_support import clean_notifications
+from tests.support.notifications import clean_notifications
 
 SECRET = "whsec_" + "C" * 32
 URL = "https://hooks.example.com/callback"

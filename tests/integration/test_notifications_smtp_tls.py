@@ -19,10 +19,10 @@ from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
 from config import SmtpSettings
+from devstack.processes import free_port
 from tasks.notifications.channels import TransientDeliveryError
 from tasks.notifications.channels.email import OutgoingEmail, send_email
-from tests.notifications_support import SmtpSink
-from tests.support import free_port
+from tests.support.notifications import SmtpSink
 
 EMAIL = OutgoingEmail(
     to="tls@example.com", subject="S", text="T", html=None, message_id="<tls-1@switchyard.local>"

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from config import Settings
+from devstack.receiver import Receiver, start_receiver
 from tasks.notifications.channels import RefusedDestinationError, TransientDeliveryError
 from tasks.notifications.channels.webhook import send_webhook
 from tasks.notifications.secrets import new_secret
 from tasks.notifications.ssrf import BlockedAddressError, check_url, guarded_pool, parse_networks
-from tests.notifications_support import Receiver, start_receiver
 
 SECRET = new_secret()
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import update
 
 from config import Settings
+from devstack.processes import settings_env, switchyard
 from store.db import transaction
 from store.models import ScheduleFire
-from tests.support import settings_env, switchyard
 
 
 def probe(settings: Settings, component: str) -> subprocess.CompletedProcess[str]:

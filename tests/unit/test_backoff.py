@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from config import JobPolicy
-from workers.base import backoff_delay
+from workers.runner import backoff_delay
 
 
 def test_without_jitter_the_delay_doubles_until_the_cap() -> None:

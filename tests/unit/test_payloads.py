@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from producers.enqueue import InvalidJobError, request_fingerprint, validate_payload
+from tasks.enqueue import InvalidJobError, request_fingerprint, validate_payload
 from tasks.registry import UnknownJobTypeError, get_spec
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from producers.api.deps import SessionDep, SettingsDep
+from tasks.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(tags=["health"])
 

@@ -7,15 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from producers.api.auth import WRITE_SCOPE, require_scope, visible_to
-from producers.api.deps import SessionDep, SettingsDep
-from producers.api.errors import ProblemError
-from producers.api.paging import decode_cursor, encode_cursor
+from errors import ProblemError
 from producers.api.schemas import JobPage, JobView
 from store.api_keys import Principal
 from store.jobs import cancel_job, replay_job
 from store.models import Job, JobState
 from store.queries import attempts_of, find_job, list_jobs
+from tasks.web.auth import WRITE_SCOPE, require_scope, visible_to
+from tasks.web.deps import SessionDep, SettingsDep
+from tasks.web.paging import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 Writer = Annotated[Principal, Depends(require_scope(WRITE_SCOPE))]

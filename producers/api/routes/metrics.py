@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from producers.api.auth import require_scope
-from producers.api.deps import SessionDep, SettingsDep
 from store.api_keys import Principal
 from store.metrics import LedgerSnapshot, process_metrics
 from store.stats import known_queues, queue_report, relay_lag, state_counts
 from tasks.registry import load_specs
+from tasks.web.auth import require_scope
+from tasks.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(tags=["operations"])
 MetricsReader = Annotated[Principal, Depends(require_scope("metrics:read"))]

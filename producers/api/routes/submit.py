@@ -16,15 +16,14 @@ from fastapi import FastAPI, Request, Response, status
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
+from errors import ProblemError, SwitchyardError
 from producers.api import submission
-from producers.api.auth import bearer, unauthenticated
-from producers.api.errors import ProblemError
 from producers.api.routes.jobs import router as jobs_router
 from producers.api.schemas import JobAccepted, JobRequest
-from producers.enqueue import InvalidJobError, JobDraft, draft_job
-from store.errors import SwitchyardError
 from store.metrics import job_accepted
+from tasks.enqueue import InvalidJobError, JobDraft, draft_job
 from tasks.registry import UnknownJobTypeError
+from tasks.web.auth import bearer, unauthenticated
 
 OPENAPI: dict[str, Any] = {
     "security": [{bearer.scheme_name: []}],

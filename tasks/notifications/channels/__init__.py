@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from store.errors import SwitchyardError
+from errors import SwitchyardError
 
 
 @dataclass(frozen=True)

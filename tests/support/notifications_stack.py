@@ -10,19 +10,18 @@ from typing import Any
 import httpx
 
 from config import Settings
-from tests.api_support import auth
-from tests.conftest import start_api, start_process, start_worker
-from tests.notifications_support import (
-    Receiver,
+from devstack.processes import Process, wait_until
+from devstack.receiver import Receiver, start_receiver
+from tests.support.api import auth
+from tests.support.notifications import (
     SmtpSink,
     clean_notifications,
     drop_redis_keys,
     stack_settings,
     start_beat,
-    start_receiver,
     start_smtp,
 )
-from tests.support import Process, wait_until
+from tests.support.stack import start_api, start_process, start_worker
 
 SCOPES = ("notifications:write", "notifications:read", "jobs:write", "jobs:read")
 

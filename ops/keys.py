@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from workers.ops.output import emit_json, table
+from ops.output import emit_json, table
 
 keys_app = typer.Typer(help="Create, list and revoke producers' API keys.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from config import Settings
-from workers.ops.output import emit_json, table
+from ops.output import emit_json, table
 
 
 def show_queues(settings: Settings, *, as_json: bool) -> None:

@@ -18,8 +18,8 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
+from errors import SwitchyardError
 from logs import get_logger
-from store.errors import SwitchyardError
 
 log = get_logger("switchyard.embedded_postgres")
 DATABASE = "switchyard"

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from config import Settings, get_settings
+from errors import SwitchyardError
 from store.bulk import (
     KeyedJobs,
     insert_job_rows,
@@ -22,7 +23,6 @@ from store.bulk import (
     jobs_by_key,
     jobs_by_key_async,
 )
-from store.errors import SwitchyardError
 from store.ids import uuid7
 from store.models import Job, JobState
 from store.outbox import NOTIFY_CHANNEL

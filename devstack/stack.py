@@ -17,11 +17,11 @@ import httpx
 import redis
 
 from config import Settings
+from devstack import bootstrap
+from devstack.children import PARENT_ENV, Child, LogMux, die_with_parent, spawn
+from devstack.postgres import EmbeddedPostgres
+from devstack.redis_server import free_loopback_port, redis_argv
 from logs import get_logger
-from store.embedded import EmbeddedPostgres
-from workers.devstack import bootstrap
-from workers.devstack.children import PARENT_ENV, Child, LogMux, die_with_parent, spawn
-from workers.devstack.redis_server import free_loopback_port, redis_argv
 
 log = get_logger("switchyard.dev")
 READY_TIMEOUT = 90.0

@@ -7,13 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from producers.api.auth import require_scope, visible_to
-from producers.api.deps import SessionDep, SettingsDep
-from producers.api.errors import ProblemError
-from producers.api.paging import decode_cursor, encode_cursor
-from producers.enqueue import enqueue
+from errors import ProblemError, SwitchyardError
 from store.api_keys import Principal
-from store.errors import SwitchyardError
+from tasks.enqueue import enqueue
 from tasks.notifications.queries import find_notification, list_notifications
 from tasks.notifications.schemas import (
     DELIVER,
@@ -27,6 +23,9 @@ from tasks.notifications.schemas import (
 )
 from tasks.notifications.service import InvalidNotificationError, prepare, record
 from tasks.notifications.templates import TemplateError, TemplateNotFoundError
+from tasks.web.auth import require_scope, visible_to
+from tasks.web.deps import SessionDep, SettingsDep
+from tasks.web.paging import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 Writer = Annotated[Principal, Depends(require_scope("notifications:write"))]

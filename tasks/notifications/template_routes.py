@@ -7,10 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from producers.api.auth import require_scope
-from producers.api.deps import SessionDep, SettingsDep
-from producers.api.errors import ProblemError
-from producers.api.routes.notifications import invalid
+from errors import ProblemError
 from store.api_keys import Principal
 from tasks.notifications.endpoints import (
     EndpointExistsError,
@@ -23,6 +20,7 @@ from tasks.notifications.endpoints import (
     rotate_secret,
 )
 from tasks.notifications.models import NotificationTemplate, WebhookEndpoint
+from tasks.notifications.routes import invalid
 from tasks.notifications.schemas import (
     NAME_PATTERN,
     EndpointRequest,
@@ -44,6 +42,8 @@ from tasks.notifications.templates import (
     save_template,
     variables,
 )
+from tasks.web.auth import require_scope
+from tasks.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(tags=["notifications"])
 Writer = Annotated[Principal, Depends(require_scope("notifications:write"))]

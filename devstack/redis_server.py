@@ -6,7 +6,7 @@ import shutil
 import socket
 from pathlib import Path
 
-from store.errors import SwitchyardError
+from errors import SwitchyardError
 
 
 class NoRedisServerError(SwitchyardError):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.support import Process, free_port, switchyard, wait_until
+from devstack.processes import Process, free_port, switchyard, wait_until
 
 READY_LINE = "Switchyard is up"
 

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from config import get_settings
-from workers.ops.output import emit_json, errors, fail, table
+from ops.output import emit_json, errors, fail, table
 
 jobs_app = typer.Typer(
     help="Inspect and repair jobs in the ledger (every producer's; no API key needed).",

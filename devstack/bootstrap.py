@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO
 
 from config import Settings
-from store.errors import SwitchyardError
+from errors import SwitchyardError
 
 DEV_KEY_NAME = "dev"
 DEV_KEY_SCOPES = ["jobs:write", "jobs:read", "metrics:read"]

@@ -9,10 +9,10 @@ import httpx
 from sqlalchemy import select, text
 
 from config import Settings
-from producers.enqueue import enqueue
+from devstack.processes import wait_until
 from store.db import transaction
 from store.models import Job, JobAttempt
-from tests.support import wait_until
+from tasks.enqueue import enqueue
 
 TERMINAL = {"succeeded", "dead", "cancelled"}
 

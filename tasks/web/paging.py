@@ -6,7 +6,7 @@ import base64
 import binascii
 import uuid
 
-from producers.api.errors import ProblemError
+from errors import ProblemError
 
 
 def encode_cursor(row_id: uuid.UUID) -> str:

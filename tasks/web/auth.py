@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from producers.api.deps import SettingsDep
-from producers.api.errors import ProblemError
+from errors import ProblemError
 from store.api_keys import Principal, authenticate
 from store.db import autocommit
+from tasks.web.deps import SettingsDep
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `switchyard keys create`.")
 CHALLENGE = {"WWW-Authenticate": "Bearer"}

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from config import JobPolicy, Settings
+from errors import PermanentError, RetryableError
 from logs import get_logger
 from store.db import autocommit, transaction
 from store.jobs import (
@@ -31,7 +32,6 @@ from store.jobs import (
     release_jobs,
 )
 from store.metrics import attempt_finished, job_started
-from tasks.errors import PermanentError, RetryableError
 from tasks.registry import Handler, JobContext, JobSpec
 
 log = get_logger("switchyard.worker")

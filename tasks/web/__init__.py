@@ -1,0 +1,1 @@
+"""What every domain's HTTP routes build on: authentication, request dependencies, paging."""
