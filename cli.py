@@ -20,6 +20,7 @@ from devstack.children import die_with_parent
 from logs import configure_logging, scrub
 from ops.jobs import jobs_app
 from ops.keys import keys_app
+from ops.migrate import exit_unless_migrated
 
 app = typer.Typer(
     help="Switchyard: durable jobs over HTTP, a PostgreSQL ledger and Celery workers on Redis.",
@@ -50,22 +51,14 @@ def _setup(process: str, *, metrics: bool = True, own_multiproc_dir: bool = Fals
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
-def _require_migrated() -> None:
-    from store.db import NotMigratedError, require_migrated
-
-    try:
-        require_migrated()
-    except NotMigratedError as exc:
-        typer.secho(f"switchyard: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from exc
-
-
 @app.command()
 def migrate(
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    revision: Annotated[
+        str, typer.Argument(help="Target revision (every branch's head by default).")
+    ] = "heads",
 ) -> None:
     """Apply database migrations (the API and workers refuse to start without them)."""
-    from store.migrate import upgrade
+    from ops.migrate import upgrade
 
     _setup("migrate")
     upgrade(revision=revision)
@@ -83,7 +76,7 @@ def api(
 
     from producers.api.app import create_app
 
-    _require_migrated()
+    exit_unless_migrated()
     settings = get_settings()
     uvicorn.run(
         create_app(settings),
@@ -97,8 +90,9 @@ def api(
 @app.command()
 def worker(
     queues: Annotated[
-        str, typer.Option(help="Comma-separated queues to consume.")
-    ] = "iot,notifications,payments,maintenance",
+        str | None,
+        typer.Option(help="Comma-separated queues to consume (default: every declared queue)."),
+    ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
     hostname: Annotated[str | None, typer.Option(help="Celery node name, e.g. `iot@%h`.")] = None,
     metrics_port: Annotated[
@@ -114,15 +108,17 @@ def worker(
     import workers.signals  # noqa: F401  (connects our logging)
     from workers.app import create_celery
 
-    _require_migrated()
+    exit_unless_migrated()
     if metrics_port is not None:
         from workers.telemetry import serve_worker_metrics
 
         serve_worker_metrics(metrics_port)
+    from tasks.registry import domains
+
     argv = [
         "worker",
         "--queues",
-        queues,
+        queues or ",".join(domains(settings).queues),
         "--loglevel",
         "INFO",
         "--concurrency",
@@ -140,7 +136,7 @@ def beat() -> None:
     import workers.signals  # noqa: F401
     from workers.app import create_celery
 
-    _require_migrated()
+    exit_unless_migrated()
     create_celery().start(["beat", "--loglevel", "INFO"])
 
 
@@ -151,7 +147,7 @@ def relay() -> None:
     from workers.app import create_celery
     from workers.relay import run_forever
 
-    _require_migrated()
+    exit_unless_migrated()
     settings = get_settings()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -195,7 +191,7 @@ def queues(as_json: JsonOpt = False) -> None:
     """Per queue: messages in Redis, due jobs in the ledger and the oldest one's age; relay lag."""
     from ops.queues import show_queues
 
-    _require_migrated()
+    exit_unless_migrated()
     show_queues(get_settings(), as_json=as_json)
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Literal
+from functools import cache, lru_cache
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, create_model, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["dev", "test", "prod"]
-# The broker's queues, one per domain; Redis keeps a list per priority step ("name:step").
-QUEUES = ("iot", "notifications", "payments", "maintenance")
+# The core's own queue (beat's work, diagnostic jobs); each domain declares its own queues.
+MAINTENANCE_QUEUE = "maintenance"
+# Redis keeps a list per priority step of each queue ("name:step").
 PRIORITY_STEPS = tuple(range(10))
 PRIORITY_SEP = ":"
 
@@ -111,45 +112,25 @@ class MetricsSettings(BaseModel):
     worker_port: int | None = Field(default=None, ge=0, le=65535)
 
 
-class SmtpSettings(BaseModel):
-    """The SMTP relay that sends notification emails."""
+class Section(BaseModel):
+    """A domain's own settings: `SWITCHYARD_<NAME>__…`, read with `settings.section(Model)`."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=25, ge=1, le=65535)
-    security: Literal["none", "starttls", "tls"] = "none"
-    username: str | None = None
-    password: SecretStr | None = None
-    ca_file: str | None = None  # trust this CA bundle instead of the system's
-    from_address: str = "switchyard@localhost"
-    message_id_domain: str = "switchyard.local"
-    timeout: float = Field(default=15.0, gt=0)
+    section_name: ClassVar[str]
 
 
-class NotificationSettings(BaseModel):
-    """The notifications domain: channels, retry schedule, SSRF allow-list, recipient controls."""
-
-    secret_key: SecretStr | None = None  # seals webhook secrets; a fixed dev key when unset
-    smtp: SmtpSettings = SmtpSettings()
-    sms_provider: Literal["log", "http"] = "log"
-    sms_endpoint: str | None = None
-    sms_token: SecretStr | None = None
-    retry_schedule: list[float] = Field(
-        default=[5, 300, 1_800, 7_200, 18_000, 36_000, 36_000], min_length=1, max_length=50
-    )
-    webhook_connect_timeout: float = Field(default=5.0, gt=0)
-    webhook_total_timeout: float = Field(default=15.0, gt=0)
-    webhook_allowed_networks: list[str] = Field(default_factory=list)
-    secret_rotation_grace: float = Field(default=86_400.0, ge=0)
-    dedup_window_minutes: float = Field(default=60.0, ge=0)
-    rate_limit_count: int = Field(default=10, ge=1)
-    rate_limit_period: float = Field(default=60.0, gt=0)
+SectionT = TypeVar("SectionT", bound=Section)
 
 
 class Settings(BaseSettings):
-    """The whole configuration; nested values use ``__`` (``SWITCHYARD_DATABASE__URL``)."""
+    """The whole configuration; nested values use ``__`` (``SWITCHYARD_DATABASE__URL``).
+
+    The core's sections are fields; a domain's section is passed by name
+    (`Settings(notifications=NotificationSettings(...))`) or read from the environment the
+    first time `section()` asks for it.
+    """
 
     model_config = SettingsConfigDict(
-        env_prefix="SWITCHYARD_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="SWITCHYARD_", env_nested_delimiter="__", extra="allow"
     )
 
     env: Environment = "dev"
@@ -166,7 +147,8 @@ class Settings(BaseSettings):
     data_dir: str = ".switchyard"
     flower: FlowerSettings = FlowerSettings()
     metrics: MetricsSettings = MetricsSettings()
-    notifications: NotificationSettings = NotificationSettings()
+    # Domain packages to load beside the built-in ones (a plugin, or a test's toy domain).
+    extra_domains: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _lease_fits_visibility(self) -> Settings:
@@ -200,16 +182,6 @@ class Settings(BaseSettings):
             return None
         return f"{self.flower.user}:{self.flower.password.get_secret_value()}"
 
-    @model_validator(mode="after")
-    def _policy_queues_exist(self) -> Settings:
-        policies = {"default_policy": self.default_policy, **self.job_policies}
-        for name, policy in policies.items():
-            if policy.queue is not None and policy.queue not in QUEUES:
-                raise ValueError(
-                    f"{name}.queue {policy.queue!r} is not one of the queues {', '.join(QUEUES)}"
-                )
-        return self
-
     @property
     def resolved_log_format(self) -> Literal["console", "json"]:
         """Console logs in dev, JSON elsewhere, unless set explicitly."""
@@ -220,6 +192,36 @@ class Settings(BaseSettings):
     def policy_for(self, job_type: str) -> JobPolicy:
         """The policy of one job type: its override, else the default."""
         return self.job_policies.get(job_type, self.default_policy)
+
+    def section(self, kind: type[SectionT]) -> SectionT:
+        """A domain's settings section: as passed, else from `SWITCHYARD_<NAME>…` variables."""
+        extra = self.__pydantic_extra__
+        assert extra is not None  # extra="allow" always keeps a dict
+        value = extra.get(kind.section_name)
+        if isinstance(value, kind):
+            return value
+        if value is None:
+            value = getattr(_env_reader(kind)(), kind.section_name)
+        else:
+            value = kind.model_validate(value)
+        extra[kind.section_name] = value  # validated once; copies of these settings share it
+        return value
+
+
+class _SectionReader(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SWITCHYARD_", env_nested_delimiter="__", extra="ignore"
+    )
+
+
+@cache
+def _env_reader(kind: type[Section]) -> type[BaseSettings]:
+    """A settings class with one field, `kind`'s section, read the way the core's are."""
+    field: Any = (kind, Field(default_factory=kind))
+    reader: type[BaseSettings] = create_model(
+        f"{kind.__name__}FromEnv", __base__=_SectionReader, **{kind.section_name: field}
+    )
+    return reader
 
 
 @lru_cache

@@ -18,8 +18,8 @@ from psycopg import sql
 
 from config import DatabaseSettings, RedisSettings, Settings, WorkerSettings
 from devstack.processes import Process, free_port, settings_env, switchyard, wait_until
+from ops.migrate import upgrade
 from store.db import get_engine
-from store.migrate import upgrade
 
 ADMIN_URL = os.environ.get(
     "SWITCHYARD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -68,7 +68,9 @@ def measure(*, requests: int, concurrency: int, rounds: int, warmup: int) -> tup
     ours, bare = Series("switchyard api (202 after commit)"), Series("bare FastAPI 202, no I/O")
     with bench_env("intake") as env:
         with transaction(env.settings) as session:
-            _, token = create_key(session, name="bench", scopes=["jobs:write"])
+            _, token = create_key(
+                session, name="bench", scopes=["jobs:write"], known=frozenset({"jobs:write"})
+            )
         api, api_port = _serve(env, switchyard("api"), "api")
         plain, bare_port = _serve(env, [sys.executable, "-m", "bench.bare_api"], "bare")
         try:

@@ -32,7 +32,7 @@ from bench.common import (
     wait_until,
 )
 from bench.common import wait_ready as wait_marker
-from config import NotificationSettings, Settings
+from config import Settings
 from devstack.receiver import start_receiver
 from store.db import transaction
 from tasks.enqueue import enqueue
@@ -41,7 +41,8 @@ from tasks.notifications.endpoints import register_endpoint
 from tasks.notifications.models import Notification
 from tasks.notifications.schemas import DELIVER, NotificationRequest
 from tasks.notifications.service import prepare, record
-from tasks.registry import batch_size_for
+from tasks.notifications.settings import NotificationSettings
+from tasks.registry import domains
 
 BODY = json.dumps({"type": "bench", "timestamp": "2026-01-01T00:00:00Z", "data": {"n": 1}}).encode()
 
@@ -74,7 +75,9 @@ def pipeline_round(settings: Settings, url: str, count: int) -> float:
     with transaction(settings) as session:
         for i in range(count):
             req = NotificationRequest(channel="webhook", to=url, data={"n": i})
-            prepared = prepare(session, req, producer="bench", settings=settings.notifications)
+            prepared = prepare(
+                session, req, producer="bench", settings=settings.section(NotificationSettings)
+            )
             ids.append(prepared.id)
             job = enqueue(
                 session,
@@ -128,7 +131,9 @@ def main() -> None:
                 progress(f"receiver latency {delay} ms: warming up")
                 # A delivery for every pool child, so none starts cold (TLS context, SQL cache).
                 pipeline_round(
-                    settings, url, args.concurrency * batch_size_for(settings, DELIVER.name)
+                    settings,
+                    url,
+                    args.concurrency * domains(settings).batch_size(settings, DELIVER.name),
                 )
                 bare_round(url, secret, 20, offset=-20)
                 ours, bare = Series("pipeline (relay + worker)"), Series("bare httpx loop")

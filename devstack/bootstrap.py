@@ -14,7 +14,6 @@ from config import Settings
 from errors import SwitchyardError
 
 DEV_KEY_NAME = "dev"
-DEV_KEY_SCOPES = ["jobs:write", "jobs:read", "metrics:read"]
 FLOWER_DEV_USER = "admin"
 
 
@@ -81,13 +80,17 @@ def dev_api_key(settings: Settings, data_dir: Path) -> str:
     """The dev key kept in `dev-api-key`; a new one if the file is missing or the key is gone."""
     from store.api_keys import authenticate, create_key
     from store.db import transaction
+    from tasks.registry import domains
 
+    # Every scope but `admin`: enough for every README example, and a key of its own producer.
+    scopes = domains(settings).scopes - {"admin"}
     path = data_dir / "dev-api-key"
     token = path.read_text().strip() if path.exists() else ""
     with transaction(settings) as session:
-        if token and authenticate(session, token) is not None:
+        principal = authenticate(session, token) if token else None
+        if principal is not None and scopes <= principal.scopes:
             return token
-        _, token = create_key(session, name=DEV_KEY_NAME, scopes=DEV_KEY_SCOPES)
+        _, token = create_key(session, name=DEV_KEY_NAME, scopes=sorted(scopes), known=scopes)
     _write_secret(path, token)
     return token
 

@@ -116,7 +116,7 @@ class DevStack:
     # -- the run ---------------------------------------------------------------------------
     def start(self) -> bootstrap.StackInfo:
         """Bring everything up; returns what the banner shows."""
-        from store.migrate import upgrade
+        from ops.migrate import upgrade
 
         s = self.settings
         embedded_db = not _given(s, "database")

@@ -5,9 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from store.models import Base
+from config import get_settings
+from tasks.registry import domains
 
-target_metadata = Base.metadata
+# The ledger's tables and every loaded domain's, so autogenerate sees them all.
+target_metadata = domains(context.config.attributes.get("settings") or get_settings()).metadata
 
 
 def run_migrations_online() -> None:

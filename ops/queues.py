@@ -8,14 +8,11 @@ from ops.output import emit_json, table
 
 def show_queues(settings: Settings, *, as_json: bool) -> None:
     """Print each queue's Redis depth, due jobs in the ledger, and the oldest one's age."""
-    from config import QUEUES
     from store.db import transaction
     from store.stats import known_queues, queue_report, relay_lag
-    from tasks.registry import load_specs
+    from tasks.registry import domains
 
-    names = set(QUEUES) | set(
-        known_queues(settings, spec_queues=(s.queue for s in load_specs().values()))
-    )
+    names = known_queues(settings, declared=domains(settings).queues)
     with transaction(settings) as session:
         report = queue_report(session, settings, queues=names)
         lag = relay_lag(session)

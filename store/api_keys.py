@@ -17,16 +17,6 @@ from sqlalchemy.orm import Session
 from store.models import ApiKey
 
 KEY_PREFIX = "sy"
-KNOWN_SCOPES = frozenset(
-    {
-        "jobs:write",
-        "jobs:read",
-        "notifications:write",
-        "notifications:read",
-        "metrics:read",
-        "admin",
-    }
-)
 _KEYS_BY_ID = (
     f"SELECT id, name, secret_hash, scopes, revoked_at FROM {ApiKey.__tablename__} "
     "WHERE id = ANY(%s)"
@@ -50,9 +40,14 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(session: Session, *, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
-    """Store a new key for producer `name`; returns the row and the only copy of the token."""
-    unknown = set(scopes) - KNOWN_SCOPES
+def create_key(
+    session: Session, *, name: str, scopes: list[str], known: frozenset[str]
+) -> tuple[ApiKey, str]:
+    """Store a new key for producer `name`; returns the row and the only copy of the token.
+
+    `known` is every scope the loaded domains declare: any other is refused.
+    """
+    unknown = set(scopes) - known
     if unknown:
         raise ValueError(f"unknown scopes: {', '.join(sorted(unknown))}")
     key_id = secrets.token_hex(6)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from psycopg import AsyncConnection
-from sqlalchemy import Engine, create_engine, event, inspect, make_url
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -112,25 +112,3 @@ def autocommit(settings: Settings | None = None) -> Iterator[Session]:
         Session(conn, expire_on_commit=False) as session,
     ):
         yield session
-
-
-class NotMigratedError(RuntimeError):
-    """The database lacks the schema this code needs."""
-
-
-def require_migrated(settings: Settings | None = None) -> None:
-    """Refuse to run against a database that `switchyard migrate` has not brought up to date."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    from store.migrate import alembic_config
-
-    head = ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
-    with get_engine(settings).connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-        has_jobs = inspect(conn).has_table("jobs")
-    if current != head or not has_jobs:
-        raise NotMigratedError(
-            f"database is at revision {current or 'none'}, code needs {head}: "
-            "run `switchyard migrate` first"
-        )

@@ -165,3 +165,7 @@ class ScheduleFire(Base):
     slot: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     fired_at: Mapped[datetime] = _now()
     fired_by: Mapped[str] = mapped_column(String(255))
+
+
+# The ledger's own tables (tests empty them between cases).
+LEDGER_TABLES = ("outbox", "job_attempts", "jobs", "api_keys", "schedule_fires")

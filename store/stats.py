@@ -9,7 +9,7 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from config import PRIORITY_SEP, PRIORITY_STEPS, QUEUES, Settings
+from config import PRIORITY_SEP, PRIORITY_STEPS, Settings
 from store.models import Job, JobState, OutboxMessage
 
 READY_STATES = (JobState.ACCEPTED, JobState.QUEUED, JobState.RETRYING)
@@ -42,9 +42,9 @@ class QueueReport:
     oldest_ready_seconds: float | None
 
 
-def known_queues(settings: Settings, *, spec_queues: Iterable[str]) -> list[str]:
-    """The default queues, those job types declare (`spec_queues`) and those policies route to."""
-    names = set(QUEUES) | set(spec_queues)
+def known_queues(settings: Settings, *, declared: Iterable[str]) -> list[str]:
+    """The declared queues (the core's and the domains') and those policies route to."""
+    names = set(declared)
     names.update(p.queue for p in settings.job_policies.values() if p.queue)
     return sorted(names)
 

@@ -27,7 +27,7 @@ from store.ids import uuid7
 from store.models import Job, JobState
 from store.outbox import NOTIFY_CHANNEL
 from tasks.notifications.callbacks import CallbackError, callback_columns
-from tasks.registry import get_spec
+from tasks.registry import domains
 
 
 class InvalidJobError(SwitchyardError):
@@ -62,9 +62,11 @@ def request_fingerprint(job_type: str, payload: Mapping[str, Any], **options: An
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def validate_payload(job_type: str, payload: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
+def validate_payload(
+    job_type: str, payload: Mapping[str, Any] | BaseModel, *, settings: Settings | None = None
+) -> dict[str, Any]:
     """The payload as the job type's schema accepts it, or InvalidJobError naming the field."""
-    spec = get_spec(job_type)
+    spec = domains(settings).spec(job_type)
     try:
         model = spec.payload.model_validate(
             payload.model_dump() if isinstance(payload, BaseModel) else payload
@@ -137,8 +139,8 @@ def draft_job(
 ) -> JobDraft:
     """Validate a job request and apply its type's policy; no I/O, so it fails fast with a 422."""
     settings = settings or get_settings()
-    spec = get_spec(job_type)
-    clean = validate_payload(job_type, payload)
+    spec = domains(settings).spec(job_type)
+    clean = validate_payload(job_type, payload, settings=settings)
     policy = settings.policy_for(job_type)
     fingerprint = None
     if idempotency_key is not None:

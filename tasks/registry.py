@@ -1,23 +1,31 @@
-"""Job types: what each accepts (schema, queue) and, for workers, what runs it (handler)."""
+"""The domains the core loops over, and what each declares: job types, queues, scopes, routes,
+schedule, settings, tables.
+
+Adding a domain is a package whose `__init__` holds `DOMAIN = Domain(...)`, one entry in
+`BUILT_IN` (or `settings.extra_domains` for a plugin), and its migration.
+"""
 
 from __future__ import annotations
 
 import importlib
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
+from sqlalchemy import MetaData
 
-from config import Settings
+from config import MAINTENANCE_QUEUE, Section, Settings, get_settings
 from errors import SwitchyardError
-from store.job_statements import Completion
-from store.jobs import ClaimedJob
+from store.models import LEDGER_TABLES
+from store.models import Base as LedgerBase
+from tasks.context import Handler
 
-DOMAINS = ("tasks.system", "tasks.notifications")
+# The list of built-in domains: each module's `DOMAIN`.
+BUILT_IN = ("tasks.system", "tasks.notifications")
+CORE_SCOPES = frozenset({"jobs:write", "jobs:read", "metrics:read", "admin"})
 
 
 @dataclass(frozen=True)
@@ -28,77 +36,57 @@ class JobSpec:
     payload: type[BaseModel]
     queue: str
     description: str
-    # The most jobs of this type one delivery may carry. A delivery claims them in one
-    # statement and runs them one after another in one worker process, so only short
+    # The most jobs of this type one batch (one broker message) may carry. A batch is claimed
+    # in one statement and its jobs run one after another in one worker process, so only short
     # handlers should batch; anything that may run for long keeps 1.
     batch_size: int = 1
 
 
-@dataclass
-class JobContext:
-    """What a handler gets besides its payload: the claimed job and ways to the ledger.
+@dataclass(frozen=True)
+class Every:
+    """A beat entry: enqueue a job of `job_type` every `seconds`, once per slot across beats."""
 
-    - `autocommit` is the delivery's own connection, each statement committing on its own: for
-      reads, and for one-statement writes that must stand even if the job fails.
-    - `session` is the job's transaction, begun on first use; it commits with `succeeded`.
-    - `on_success` adds writes to the very statement that records `succeeded`: they apply only
-      if the job still holds its lease, and a handler that needs nothing else ends in one round
-      trip with no transaction held open while it works.
+    job_type: str
+    seconds: float | Callable[[Settings], float]
+    payload: Mapping[str, Any] = field(default_factory=dict)
 
-    `delivery` holds every job of the delivery this one came in (itself included) and `memo`
-    is shared by their handlers, so one job may load, in one query, what all of them need.
-    """
-
-    job: ClaimedJob
-    settings: Settings
-    log: logging.Logger | Any
-    autocommit: Session
-    begin: Callable[[], Session]
-    delivery: Sequence[ClaimedJob] = ()
-    memo: dict[str, Any] = field(default_factory=dict)
-    writes: tuple[Completion, ...] = ()
-    write_params: dict[str, Any] = field(default_factory=dict)
-    opened: Session | None = None
-
-    @property
-    def session(self) -> Session:
-        """The job's transaction (begun now if this is its first use)."""
-        if self.opened is None:
-            self.opened = self.begin()
-        return self.opened
-
-    def on_success(self, writes: Sequence[Completion], params: dict[str, Any]) -> None:
-        """Commit `writes` (bound to `params`) in the statement that records `succeeded`.
-
-        Each write is a module-level function (the statement is built once per combination)
-        whose bound parameters carry a prefix of its own (`d_…`), apart from the finish's.
-        """
-        self.writes += tuple(writes)
-        self.write_params.update(params)
+    def interval(self, settings: Settings) -> float:
+        """The period in seconds (some come from settings)."""
+        return self.seconds(settings) if callable(self.seconds) else self.seconds
 
 
-Handler = Callable[[JobContext, Any], Any]
+@dataclass(frozen=True)
+class Domain:
+    """Everything the core needs to know of one domain, declared once in its package."""
 
-_specs: dict[str, JobSpec] = {}
-_handlers: dict[str, Handler] = {}
+    name: str
+    job_types: tuple[JobSpec, ...] = ()
+    queues: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    # Modules imported only by the processes that need them: workers bind handlers
+    # (`@handles`), the API mounts each routes module's `router`.
+    handlers: str | None = None
+    routes: tuple[str, ...] = ()
+    schedule: Mapping[str, Every] = field(default_factory=dict)
+    settings: type[Section] | None = None
+    metadata: MetaData | None = None
+    # The domain's tables, emptied between tests (TRUNCATE … CASCADE).
+    tables: tuple[str, ...] = ()
+    # An Alembic version directory of the domain's own; built-in domains use migrations/.
+    migrations: Path | None = None
 
 
 class UnknownJobTypeError(SwitchyardError):
-    """No job type of that name is registered."""
+    """No job type of that name is declared."""
 
     code = "unknown_job_type"
 
 
-def register(spec: JobSpec) -> JobSpec:
-    """Add a job type; its name must be new."""
-    if spec.name in _specs:
-        raise ValueError(f"job type {spec.name!r} registered twice")
-    _specs[spec.name] = spec
-    return spec
+_handlers: dict[str, Handler] = {}
 
 
 def handles(name: str) -> Callable[[Handler], Handler]:
-    """Decorator binding a handler function to a registered job type."""
+    """Decorator binding a handler function to a declared job type."""
 
     def bind(fn: Handler) -> Handler:
         if name in _handlers:
@@ -109,41 +97,114 @@ def handles(name: str) -> Callable[[Handler], Handler]:
     return bind
 
 
-def load_specs() -> dict[str, JobSpec]:
-    """Import every domain's schemas and return all job types by name."""
-    _import_schemas()
-    return dict(_specs)
+@dataclass(frozen=True)
+class Registry:
+    """The loaded domains, and the core's view of them."""
+
+    domains: tuple[Domain, ...]
+    specs: Mapping[str, JobSpec]
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        """Every broker queue: the core's, then each domain's."""
+        return tuple(
+            dict.fromkeys([MAINTENANCE_QUEUE, *(q for d in self.domains for q in d.queues)])
+        )
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        """Every scope an API key may carry."""
+        return CORE_SCOPES | {s for d in self.domains for s in d.scopes}
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """Every table a test may write: the domains' first (they point at the ledger's)."""
+        return (*(t for d in self.domains for t in d.tables), *LEDGER_TABLES)
+
+    @property
+    def metadata(self) -> list[MetaData]:
+        """The ledger's ORM metadata and each domain's (Alembic's target)."""
+        found = [LedgerBase.metadata, *(d.metadata for d in self.domains if d.metadata)]
+        return list({id(m): m for m in found}.values())
+
+    @property
+    def migrations(self) -> list[Path]:
+        """Alembic version directories of domains that keep their own."""
+        return [d.migrations for d in self.domains if d.migrations is not None]
+
+    def spec(self, name: str) -> JobSpec:
+        """The job type called `name`."""
+        spec = self.specs.get(name)
+        if spec is None:
+            raise UnknownJobTypeError(f"unknown job type {name!r}")
+        return spec
+
+    def batch_size(self, settings: Settings, name: str) -> int:
+        """How many jobs of type `name` one batch may carry: the policy's, else the type's
+        (1 for a type this process does not know: a relay older than the job's producer)."""
+        spec = self.specs.get(name)
+        return settings.policy_for(name).batch_size or (spec.batch_size if spec else 1)
+
+    def schedule(self) -> dict[str, Every]:
+        """Every domain's beat entries by name."""
+        return {name: every for d in self.domains for name, every in d.schedule.items()}
+
+    def handlers(self) -> dict[str, Handler]:
+        """Import every domain's handlers and return them by job type."""
+        for domain in self.domains:
+            if domain.handlers:
+                importlib.import_module(domain.handlers)
+        missing = set(self.specs) - set(_handlers)
+        if missing:
+            raise RuntimeError(f"job types without a handler: {', '.join(sorted(missing))}")
+        return {name: _handlers[name] for name in self.specs}
+
+    def routers(self) -> list[Any]:
+        """Import every domain's routes and return their FastAPI routers."""
+        return [importlib.import_module(m).router for d in self.domains for m in d.routes]
+
+    def check(self, settings: Settings) -> None:
+        """Refuse settings that name an unknown queue or job type, or a bad domain section."""
+        policies = {"default_policy": settings.default_policy, **settings.job_policies}
+        for name, policy in policies.items():
+            if policy.queue is not None and policy.queue not in self.queues:
+                raise ValueError(
+                    f"{name}.queue {policy.queue!r} is not one of the queues "
+                    f"{', '.join(self.queues)}"
+                )
+        for domain in self.domains:
+            if domain.settings is not None:
+                settings.section(domain.settings)
+
+
+def domains(settings: Settings | None = None) -> Registry:
+    """The built-in domains and the settings' extra ones."""
+    settings = settings or get_settings()
+    return _load((*BUILT_IN, *settings.extra_domains))
 
 
 @cache
-def _import_schemas() -> None:
-    for domain in DOMAINS:
-        importlib.import_module(f"{domain}.schemas")
+def _load(modules: tuple[str, ...]) -> Registry:
+    loaded = tuple(importlib.import_module(m).DOMAIN for m in dict.fromkeys(modules))
+    _refuse_clashes(loaded)
+    specs = {spec.name: spec for d in loaded for spec in d.job_types}
+    return Registry(domains=loaded, specs=specs)
 
 
-def load_handlers() -> dict[str, Handler]:
-    """Import every domain's jobs and return all handlers by job type."""
-    load_specs()
-    for domain in DOMAINS:
-        importlib.import_module(f"{domain}.jobs")
-    missing = set(_specs) - set(_handlers)
-    if missing:
-        raise RuntimeError(f"job types without a handler: {', '.join(sorted(missing))}")
-    return dict(_handlers)
-
-
-def batch_size_for(settings: Settings, name: str) -> int:
-    """How many jobs of type `name` one delivery may carry: the policy's, else the type's
-    (1 for a type this process does not know: a relay older than the job's producer)."""
-    _import_schemas()
-    spec = _specs.get(name)
-    return settings.policy_for(name).batch_size or (spec.batch_size if spec else 1)
-
-
-def get_spec(name: str) -> JobSpec:
-    """The job type called `name`."""
-    _import_schemas()
-    spec = _specs.get(name)
-    if spec is None:
-        raise UnknownJobTypeError(f"unknown job type {name!r}")
-    return spec
+def _refuse_clashes(loaded: Iterable[Domain]) -> None:
+    names: set[str] = set()
+    types: set[str] = set()
+    for domain in loaded:
+        if domain.name in names:
+            raise ValueError(f"domain {domain.name!r} declared twice")
+        names.add(domain.name)
+        own_queues = {MAINTENANCE_QUEUE, *domain.queues}
+        for spec in domain.job_types:
+            if spec.name in types:
+                raise ValueError(f"job type {spec.name!r} declared twice")
+            if spec.queue not in own_queues:
+                raise ValueError(f"job type {spec.name!r} uses undeclared queue {spec.queue!r}")
+            types.add(spec.name)
+        for entry, every in domain.schedule.items():
+            if every.job_type not in {s.name for s in domain.job_types}:
+                raise ValueError(f"schedule {entry!r} names unknown job type {every.job_type!r}")

@@ -9,7 +9,6 @@ import psycopg
 import pytest
 import redis
 from psycopg import sql
-from sqlalchemy import text
 
 from config import (
     DatabaseSettings,
@@ -19,13 +18,13 @@ from config import (
     RelaySettings,
     Settings,
 )
+from ops.migrate import upgrade
 from store.api_keys import create_key
 from store.db import dispose_engines, transaction
-from store.migrate import upgrade
+from tasks.registry import domains
+from tests.support.ledger import clean_tables
 from tests.support.servers import ADMIN_URL, REDIS_URL, RUN_ID
 from tests.support.stack import start_api, start_process, start_worker
-
-LEDGER_TABLES = ("outbox", "job_attempts", "jobs", "api_keys", "schedule_fires")
 
 
 def _with_database(url: str, name: str) -> str:
@@ -90,8 +89,7 @@ def settings(database_url: str, redis_prefix: str) -> Settings:
 def clean_ledger(settings: Settings) -> Iterator[None]:
     """Empty the run's own tables after each test that writes to them."""
     yield
-    with transaction(settings) as session:
-        session.execute(text(f"TRUNCATE {', '.join(LEDGER_TABLES)} CASCADE"))
+    clean_tables(settings)
 
 
 @pytest.fixture
@@ -102,7 +100,9 @@ def make_key(settings: Settings, clean_ledger: None):  # type: ignore[no-untyped
         name: str = "billing-svc", scopes: tuple[str, ...] = ("jobs:write", "jobs:read")
     ) -> str:
         with transaction(settings) as session:
-            _, token = create_key(session, name=name, scopes=list(scopes))
+            _, token = create_key(
+                session, name=name, scopes=list(scopes), known=domains(settings).scopes
+            )
         return token
 
     return make

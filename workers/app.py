@@ -5,8 +5,8 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
-from config import PRIORITY_SEP, PRIORITY_STEPS, QUEUES, Settings, get_settings
-from tasks.registry import load_handlers, load_specs
+from config import MAINTENANCE_QUEUE, PRIORITY_SEP, PRIORITY_STEPS, Settings, get_settings
+from tasks.registry import domains
 from workers.runner import register_job_task
 from workers.schedule import beat_schedule, register_maintenance_tasks
 
@@ -26,8 +26,10 @@ def broker_transport_options(settings: Settings) -> dict[str, object]:
 
 
 def create_celery(settings: Settings | None = None) -> Celery:
-    """Build the Celery app with every job type registered as a task."""
+    """Build the Celery app with every declared job type registered as a task."""
     settings = settings or get_settings()
+    registry = domains(settings)
+    registry.check(settings)
     app = Celery("switchyard", broker=settings.redis.url, set_as_current=True)
     app.conf.update(
         task_serializer="json",
@@ -48,15 +50,15 @@ def create_celery(settings: Settings | None = None) -> Celery:
         task_send_sent_event=settings.worker.task_events,
         broker_connection_retry_on_startup=True,
         broker_transport_options=broker_transport_options(settings),
-        task_queues=[Queue(name, routing_key=name) for name in QUEUES],
-        task_default_queue="maintenance",
+        task_queues=[Queue(name, routing_key=name) for name in registry.queues],
+        task_default_queue=MAINTENANCE_QUEUE,
         task_create_missing_queues=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         beat_schedule=beat_schedule(settings),
         beat_scheduler="workers.schedule:LedgerScheduler",
     )
-    handlers = load_handlers()
-    for name, spec in load_specs().items():
+    handlers = registry.handlers()
+    for name, spec in registry.specs.items():
         register_job_task(app, spec=spec, handler=handlers[name], settings=settings)
     register_maintenance_tasks(app, settings)
     app.settings = settings  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ from config import Settings
 from logs import get_logger
 from store.db import transaction
 from store.outbox import NOTIFY_CHANNEL, DueMessage, lock_due, mark_sent, seconds_until_next_due
-from tasks.registry import batch_size_for
+from tasks.registry import domains
 
 log = get_logger("switchyard.relay")
 BROKER_ERRORS = (KombuOperationalError, RedisError, ConnectionError, OSError)
@@ -52,7 +52,8 @@ def group_deliveries(
 def publish(app: Celery, messages: list[DueMessage], settings: Settings) -> None:
     """Send the rows as deliveries (one broker message each) through a single Redis pipeline.
     A delivery's task id is its first job's id."""
-    deliveries = group_deliveries(messages, lambda name: batch_size_for(settings, name))
+    registry = domains(settings)
+    deliveries = group_deliveries(messages, lambda name: registry.batch_size(settings, name))
     with app.producer_or_acquire() as producer, producer.batch(max_size=len(deliveries)):
         for delivery in deliveries:
             first = delivery[0]

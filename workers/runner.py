@@ -32,7 +32,8 @@ from store.jobs import (
     release_jobs,
 )
 from store.metrics import attempt_finished, job_started
-from tasks.registry import Handler, JobContext, JobSpec
+from tasks.context import Handler, JobContext
+from tasks.registry import JobSpec
 
 log = get_logger("switchyard.worker")
 DB_DOWN_REQUEUE_DELAY = 1.0

@@ -15,7 +15,9 @@ from config import Settings
 from logs import get_logger
 from store.db import transaction
 from store.models import ScheduleFire
+from tasks.enqueue import enqueue
 from tasks.maintenance import apply_retention, reap
+from tasks.registry import domains
 from workers.relay import drain
 from workers.runner import worker_name
 
@@ -23,7 +25,11 @@ log = get_logger("switchyard.beat")
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The maintenance entries, with intervals from settings."""
+    """The core's maintenance entries (intervals from settings), then the domains' jobs."""
+    jobs = {
+        name: {"task": every.job_type, "schedule": timedelta(seconds=every.interval(settings))}
+        for name, every in domains(settings).schedule().items()
+    }
     return {
         "relay-sweep": {
             "task": "maintenance.relay_sweep",
@@ -37,6 +43,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "maintenance.retention",
             "schedule": timedelta(seconds=settings.retention.interval),
         },
+        **jobs,
     }
 
 
@@ -48,14 +55,22 @@ def slot_of(entry: ScheduleEntry, now: float) -> int:
 
 
 def claim_slot(app: Celery, name: str, slot: int) -> bool:
-    """Record the fire; False when another beat already fired this slot."""
-    with transaction(app.settings) as session:  # type: ignore[attr-defined]
+    """Record the fire; False when another beat already fired this slot.
+
+    A domain's entry is a job: it is enqueued in the transaction that records the fire, so a
+    slot's job exists exactly when its fire does, whichever beat won and whatever crashed.
+    """
+    settings: Settings = app.settings  # type: ignore[attr-defined]
+    job = domains(settings).schedule().get(name)
+    with transaction(settings) as session:
         inserted = session.execute(
             insert(ScheduleFire)
             .values(schedule=name, slot=slot, fired_by=worker_name())
             .on_conflict_do_nothing()
             .returning(ScheduleFire.slot)
         ).one_or_none()
+        if inserted is not None and job is not None:
+            enqueue(session, job.job_type, dict(job.payload), producer="beat", settings=settings)
     return inserted is not None
 
 
@@ -74,7 +89,8 @@ class LedgerScheduler(Scheduler):
             log.info("beat_slot_taken", schedule=entry.name, slot=slot)
             return
         log.info("beat_fired", schedule=entry.name, slot=slot)
-        super().apply_entry(entry, producer=producer)
+        if entry.task not in domains(self.app.settings).specs:  # type: ignore[attr-defined]
+            super().apply_entry(entry, producer=producer)  # a core task: send it now
 
 
 def register_maintenance_tasks(app: Celery, settings: Settings) -> None:

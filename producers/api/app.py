@@ -14,8 +14,7 @@ from producers.api.intake import IntakeWriter
 from producers.api.limits import BodySizeLimit
 from producers.api.routes import health, jobs, metrics, submit
 from store.db import get_engine
-from tasks.notifications import routes as notifications
-from tasks.notifications import template_routes as notification_templates
+from tasks.registry import domains
 
 DESCRIPTION = """
 Submit jobs to Switchyard. A `202 Accepted` means the job is committed to the
@@ -35,6 +34,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the intake app bound to `settings`."""
     settings = settings or get_settings()
+    registry = domains(settings)
+    registry.check(settings)
     app = FastAPI(title="Switchyard", version="0.1.0", description=DESCRIPTION, lifespan=_lifespan)
     app.state.settings = settings
     app.state.session_factory = sessionmaker(get_engine(settings), expire_on_commit=False)
@@ -45,6 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(metrics.router)
-    app.include_router(notifications.router)
-    app.include_router(notification_templates.router)
+    for router in registry.routers():
+        app.include_router(router)
     return app

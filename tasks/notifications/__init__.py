@@ -1,1 +1,25 @@
 """Notifications: email, signed webhooks and SMS, with an auditable delivery log."""
+
+from __future__ import annotations
+
+from tasks.notifications import models
+from tasks.notifications.schemas import DELIVER, QUEUE
+from tasks.notifications.settings import NotificationSettings
+from tasks.registry import Domain
+
+DOMAIN = Domain(
+    name="notifications",
+    job_types=(DELIVER,),
+    queues=(QUEUE,),
+    scopes=("notifications:write", "notifications:read"),
+    handlers="tasks.notifications.jobs",
+    routes=("tasks.notifications.routes", "tasks.notifications.template_routes"),
+    settings=NotificationSettings,
+    metadata=models.Base.metadata,
+    tables=(
+        "notification_attempts",
+        "notifications",
+        "webhook_endpoints",
+        "notification_templates",
+    ),
+)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from config import Settings
 from errors import SwitchyardError
 from tasks.notifications.secrets import SecretFormatError, seal, secret_bytes
+from tasks.notifications.settings import NotificationSettings
 from tasks.notifications.ssrf import BlockedAddressError, check_url, parse_networks
 
 
@@ -29,7 +30,10 @@ def callback_columns(url: str | None, secret: str | None, *, settings: Settings)
             raise CallbackError("a callback secret needs a callback_url", field="callback_url")
         return {}
     try:
-        check_url(url, allowed=parse_networks(settings.notifications.webhook_allowed_networks))
+        check_url(
+            url,
+            allowed=parse_networks(settings.section(NotificationSettings).webhook_allowed_networks),
+        )
     except BlockedAddressError as exc:
         raise CallbackError(str(exc), field="callback_url") from exc
     if secret is None:

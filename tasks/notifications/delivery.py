@@ -42,6 +42,7 @@ from tasks.notifications.channels.webhook import send_webhook, webhook_id_for
 from tasks.notifications.endpoints import active_secrets
 from tasks.notifications.models import Notification, NotificationAttempt, WebhookEndpoint
 from tasks.notifications.secrets import unseal
+from tasks.notifications.settings import NotificationSettings
 
 RecordAttempt = Callable[[dict[str, Any]], None]
 
@@ -124,10 +125,10 @@ def _send(row: Row[Any], *, settings: Settings, gateways: Gateways) -> DeliveryR
             text=row.body_text or "",
             html=row.body_html,
             message_id=message_id_for(
-                row.job_id, domain=settings.notifications.smtp.message_id_domain
+                row.job_id, domain=settings.section(NotificationSettings).smtp.message_id_domain
             ),
         )
-        return send_email(email, smtp=settings.notifications.smtp)
+        return send_email(email, smtp=settings.section(NotificationSettings).smtp)
     if row.channel == "webhook":
         return send_webhook(
             row.recipient,
@@ -135,8 +136,8 @@ def _send(row: Row[Any], *, settings: Settings, gateways: Gateways) -> DeliveryR
             msg_id=webhook_id_for(row.job_id),
             secrets=_webhook_secrets(row, settings=settings),
             pool=gateways.webhook_pool,
-            connect_timeout=settings.notifications.webhook_connect_timeout,
-            total_timeout=settings.notifications.webhook_total_timeout,
+            connect_timeout=settings.section(NotificationSettings).webhook_connect_timeout,
+            total_timeout=settings.section(NotificationSettings).webhook_total_timeout,
         )
     return gateways.sms.send(
         to=row.recipient, body=row.body_text or "", idempotency_key=f"{row.job_id}:sms"
@@ -181,7 +182,7 @@ def deliver(
                 "duration_ms": int((time.monotonic() - started) * 1_000),
             }
         )
-        schedule = settings.notifications.retry_schedule
+        schedule = settings.section(NotificationSettings).retry_schedule
         if not exc.retryable or job.attempt > len(schedule):
             raise PermanentError(str(exc)) from exc
         raise RetryableError(str(exc), retry_after=schedule[job.attempt - 1]) from exc

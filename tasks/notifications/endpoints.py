@@ -13,6 +13,7 @@ from config import Settings
 from errors import SwitchyardError
 from tasks.notifications.models import WebhookEndpoint
 from tasks.notifications.secrets import new_secret, seal, secret_bytes, unseal
+from tasks.notifications.settings import NotificationSettings
 from tasks.notifications.ssrf import check_url, parse_networks
 
 
@@ -47,7 +48,9 @@ def register_endpoint(
     session: Session, url: str, *, producer: str, secret: str | None, settings: Settings
 ) -> tuple[WebhookEndpoint, str]:
     """Store an endpoint; returns it and its secret (the only time it is shown)."""
-    check_url(url, allowed=parse_networks(settings.notifications.webhook_allowed_networks))
+    check_url(
+        url, allowed=parse_networks(settings.section(NotificationSettings).webhook_allowed_networks)
+    )
     plain = secret or new_secret()
     secret_bytes(plain)
     taken = session.scalars(
@@ -79,7 +82,9 @@ def rotate_secret(
     """Make a new current secret; the previous ones keep signing until the grace ends."""
     plain = secret or new_secret()
     secret_bytes(plain)
-    grace_end = datetime.now(UTC) + timedelta(seconds=settings.notifications.secret_rotation_grace)
+    grace_end = datetime.now(UTC) + timedelta(
+        seconds=settings.section(NotificationSettings).secret_rotation_grace
+    )
     kept = [
         old
         if old.get("expires_at")

@@ -11,6 +11,7 @@ from sqlalchemy import Row, insert
 from config import Settings
 from store.db import transaction
 from store.jobs import ClaimedJob
+from tasks.context import JobContext
 from tasks.notifications.channels.sms import sms_provider
 from tasks.notifications.delivery import (
     DELIVERED,
@@ -21,8 +22,9 @@ from tasks.notifications.delivery import (
 )
 from tasks.notifications.models import NotificationAttempt
 from tasks.notifications.schemas import DELIVER, DeliverPayload
+from tasks.notifications.settings import NotificationSettings
 from tasks.notifications.ssrf import guarded_pool, parse_networks
-from tasks.registry import JobContext, handles
+from tasks.registry import handles
 
 _gateways: dict[int, Gateways] = {}
 OUTGOING = "notifications.outgoing"  # this delivery's notifications, in JobContext.memo
@@ -32,7 +34,7 @@ def gateways_for(settings: Settings) -> Gateways:
     """One set of gateways per process (a forked pool child builds its own)."""
     found = _gateways.get(os.getpid())
     if found is None:
-        cfg = settings.notifications
+        cfg = settings.section(NotificationSettings)
         pool = guarded_pool(allowed=parse_networks(cfg.webhook_allowed_networks))
         found = _gateways[os.getpid()] = Gateways(webhook_pool=pool, sms=sms_provider(cfg))
     return found

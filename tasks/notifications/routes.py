@@ -22,6 +22,7 @@ from tasks.notifications.schemas import (
     links_for,
 )
 from tasks.notifications.service import InvalidNotificationError, prepare, record
+from tasks.notifications.settings import NotificationSettings
 from tasks.notifications.templates import TemplateError, TemplateNotFoundError
 from tasks.web.auth import require_scope, visible_to
 from tasks.web.deps import SessionDep, SettingsDep
@@ -55,7 +56,10 @@ def submit_notification(
     """Accept a notification: 202 means it and its delivery job are committed."""
     try:
         prepared = prepare(
-            session, body, producer=principal.producer, settings=settings.notifications
+            session,
+            body,
+            producer=principal.producer,
+            settings=settings.section(NotificationSettings),
         )
     except (InvalidNotificationError, TemplateError) as exc:
         raise invalid(exc, field=exc.field) from exc
@@ -65,7 +69,7 @@ def submit_notification(
         response.headers["Idempotent-Replayed"] = "true"
         job_id = prepared.existing.job_id
     else:
-        attempts = min(len(settings.notifications.retry_schedule) + 1, 100)
+        attempts = min(len(settings.section(NotificationSettings).retry_schedule) + 1, 100)
         job = enqueue(
             session,
             DELIVER.name,

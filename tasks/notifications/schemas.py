@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from tasks.registry import JobSpec, register
+from tasks.registry import JobSpec
 
 QUEUE = "notifications"
 Channel = Literal["email", "webhook", "sms"]
@@ -25,10 +25,8 @@ class DeliverPayload(BaseModel):
     notification_id: uuid.UUID
 
 
-DELIVER = register(
-    JobSpec(
-        "notifications.deliver", DeliverPayload, QUEUE, "Delivers one notification.", batch_size=32
-    )
+DELIVER = JobSpec(
+    "notifications.deliver", DeliverPayload, QUEUE, "Delivers one notification.", batch_size=32
 )
 
 

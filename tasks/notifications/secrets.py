@@ -12,6 +12,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from config import Settings
 from errors import SwitchyardError
+from tasks.notifications.settings import NotificationSettings
 
 PREFIX = "whsec_"
 # Only for dev and test; in prod, sealing or unsealing without notifications.secret_key fails.
@@ -31,7 +32,7 @@ class SealingKeyMissingError(SwitchyardError):
 
 
 def _fernet(settings: Settings) -> Fernet:
-    configured = settings.notifications.secret_key
+    configured = settings.section(NotificationSettings).secret_key
     if configured is None and settings.env == "prod":
         raise SealingKeyMissingError("set SWITCHYARD_NOTIFICATIONS__SECRET_KEY in prod")
     return _fernet_for(configured.get_secret_value() if configured is not None else DEV_KEY)

@@ -13,7 +13,6 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from config import NotificationSettings
 from errors import SwitchyardError
 from store.ids import uuid7
 from tasks.notifications.models import Notification, WebhookEndpoint
@@ -24,6 +23,7 @@ from tasks.notifications.scheduling import (
     scheduled_sends,
 )
 from tasks.notifications.schemas import NotificationRequest
+from tasks.notifications.settings import NotificationSettings
 from tasks.notifications.ssrf import BlockedAddressError, check_url, parse_networks
 from tasks.notifications.templates import Rendered, find_template, parts_of, render
 

@@ -6,7 +6,8 @@ import time
 from typing import Any
 
 from errors import PermanentError, RetryableError
-from tasks.registry import JobContext, handles
+from tasks.context import JobContext
+from tasks.registry import handles
 from tasks.system.schemas import ECHO, FAIL, SLEEP, EchoPayload, FailPayload, SleepPayload
 
 

@@ -6,9 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.registry import JobSpec, register
+from config import MAINTENANCE_QUEUE
+from tasks.registry import JobSpec
 
-QUEUE = "maintenance"
+QUEUE = MAINTENANCE_QUEUE
 
 
 class EchoPayload(BaseModel):
@@ -35,8 +36,6 @@ class FailPayload(BaseModel):
     message: str = Field(default="failing on purpose", max_length=500)
 
 
-ECHO = register(JobSpec("system.echo", EchoPayload, QUEUE, "Result is the payload.", batch_size=50))
-SLEEP = register(JobSpec("system.sleep", SleepPayload, QUEUE, "Sleeps `seconds`, then succeeds."))
-FAIL = register(
-    JobSpec("system.fail", FailPayload, QUEUE, "Fails `times` attempts (`mode`), then succeeds.")
-)
+ECHO = JobSpec("system.echo", EchoPayload, QUEUE, "Result is the payload.", batch_size=50)
+SLEEP = JobSpec("system.sleep", SleepPayload, QUEUE, "Sleeps `seconds`, then succeeds.")
+FAIL = JobSpec("system.fail", FailPayload, QUEUE, "Fails `times` attempts (`mode`), then succeeds.")

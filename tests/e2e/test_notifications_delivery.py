@@ -14,6 +14,7 @@ from tasks.enqueue import enqueue
 from tasks.notifications.endpoints import register_endpoint
 from tasks.notifications.schemas import DELIVER, NotificationRequest
 from tasks.notifications.service import prepare, record
+from tasks.notifications.settings import NotificationSettings
 from tests.support.api import auth, finished
 from tests.support.notifications_stack import (
     Stack,
@@ -110,7 +111,9 @@ def test_the_retry_schedule_is_followed_with_one_webhook_id(stack: Stack, token:
     for r in seen:
         Webhook(secret).verify(r["body"], r["headers"])
     gaps = [seen[i + 1]["at"] - seen[i]["at"] for i in range(3)]
-    for gap, planned in zip(gaps, stack.settings.notifications.retry_schedule, strict=True):
+    for gap, planned in zip(
+        gaps, stack.settings.section(NotificationSettings).retry_schedule, strict=True
+    ):
         assert gap >= planned, (gaps, "retried earlier than the schedule")
 
 
@@ -119,7 +122,10 @@ def test_an_exhausted_schedule_ends_failed(stack: Stack, token: str) -> None:
     accepted = notify(stack, token, {"channel": "webhook", "to": url, "data": {}})
     done = wait_status(stack, token, accepted["id"], {"delivered", "failed"})
     assert done["status"] == "failed"
-    assert len(done["attempts"]) == len(stack.settings.notifications.retry_schedule) + 1
+    assert (
+        len(done["attempts"])
+        == len(stack.settings.section(NotificationSettings).retry_schedule) + 1
+    )
     assert len(stack.receiver.requests("/fail/99/forever")) == len(done["attempts"])
 
 
@@ -146,7 +152,9 @@ def test_webhooks_sharing_a_delivery_each_go_out_once_and_a_missing_one_fails_al
         jobs = []
         for n in range(5):
             request = NotificationRequest(channel="webhook", to=url, data={"n": n})
-            prepared = prepare(session, request, producer="batch-e2e", settings=own.notifications)
+            prepared = prepare(
+                session, request, producer="batch-e2e", settings=own.section(NotificationSettings)
+            )
             payload = {"notification_id": str(prepared.id)}
             job = enqueue(session, DELIVER.name, payload, producer="batch-e2e", settings=own).job
             record(session, prepared, job_id=job.id)

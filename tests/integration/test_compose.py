@@ -16,10 +16,14 @@ from typing import Any
 import pytest
 import yaml
 
+from config import Settings
+from tasks.registry import domains
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
-WORKER_QUEUES = ("iot", "notifications", "payments", "maintenance")
+# A worker service for every queue the loaded domains declare, and no other.
+WORKER_QUEUES = domains(Settings()).queues
 LONG_RUNNING = {"postgres", "redis", "api", "relay", "beat", "flower"} | {
     f"worker-{q}" for q in WORKER_QUEUES
 }

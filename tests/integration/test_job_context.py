@@ -14,7 +14,8 @@ from config import Settings
 from errors import RetryableError
 from store.db import get_engine, transaction
 from store.models import Job
-from tasks.registry import JobContext, get_spec
+from tasks.context import JobContext
+from tasks.registry import domains
 from tests.support.api import submit_all
 from workers.runner import run_delivery
 
@@ -50,7 +51,10 @@ def run(settings: Settings, handler: Any) -> tuple[uuid.UUID, str, str]:
     """Run one system.echo job through `handler`: its id, outcome and final state."""
     [job_id] = submit_all(settings, [("system.echo", {"n": 1})])
     outcomes = run_delivery(
-        [str(job_id)], spec=get_spec("system.echo"), handler=handler, settings=settings
+        [str(job_id)],
+        spec=domains(settings).spec("system.echo"),
+        handler=handler,
+        settings=settings,
     )
     with transaction(settings) as s:
         state = s.get_one(Job, job_id).state

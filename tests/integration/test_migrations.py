@@ -12,7 +12,8 @@ from psycopg import sql
 
 from config import Settings
 from devstack.processes import settings_env, switchyard
-from store.db import dispose_engines, require_migrated
+from ops.migrate import require_migrated
+from store.db import dispose_engines
 from tests.support.servers import ADMIN_URL
 
 

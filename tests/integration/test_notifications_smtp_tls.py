@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
-from config import SmtpSettings
 from devstack.processes import free_port
 from tasks.notifications.channels import TransientDeliveryError
 from tasks.notifications.channels.email import OutgoingEmail, send_email
+from tasks.notifications.settings import SmtpSettings
 from tests.support.notifications import SmtpSink
 
 EMAIL = OutgoingEmail(

@@ -12,6 +12,7 @@ from devstack.receiver import Receiver, start_receiver
 from tasks.notifications.channels import RefusedDestinationError, TransientDeliveryError
 from tasks.notifications.channels.webhook import send_webhook
 from tasks.notifications.secrets import new_secret
+from tasks.notifications.settings import NotificationSettings
 from tasks.notifications.ssrf import BlockedAddressError, check_url, guarded_pool, parse_networks
 
 SECRET = new_secret()
@@ -71,14 +72,14 @@ def test_private_targets_are_refused_under_the_production_default(
     template: str, receiver: Receiver
 ) -> None:
     url = template.format(port=receiver.base.rsplit(":", 1)[1])
-    default = Settings().notifications.webhook_allowed_networks
+    default = Settings().section(NotificationSettings).webhook_allowed_networks
     with pytest.raises(RefusedDestinationError):
         post(url, allowed=default)
     assert receiver.requests("/t") == []
 
 
 def test_the_production_default_allows_no_network() -> None:
-    assert Settings().notifications.webhook_allowed_networks == []
+    assert Settings().section(NotificationSettings).webhook_allowed_networks == []
 
 
 def test_literal_private_addresses_are_refused_at_intake() -> None:

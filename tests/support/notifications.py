@@ -15,18 +15,11 @@ from typing import Any
 
 import redis
 from aiosmtpd.controller import Controller
-from sqlalchemy import text
 
-from config import JobPolicy, NotificationSettings, Settings, SmtpSettings
+from config import JobPolicy, Settings
 from devstack.processes import Process, free_port, settings_env, switchyard
-from store.db import transaction
-
-NOTIFICATION_TABLES = (
-    "notification_attempts",
-    "notifications",
-    "webhook_endpoints",
-    "notification_templates",
-)
+from tasks.notifications.settings import NotificationSettings, SmtpSettings
+from tests.support.ledger import clean_tables
 
 
 @dataclass
@@ -86,8 +79,7 @@ def stack_settings(settings: Settings, *, smtp_port: int, **notify: Any) -> Sett
 
 def clean_notifications(settings: Settings) -> None:
     """Empty the notification tables of this run."""
-    with transaction(settings) as session:
-        session.execute(text(f"TRUNCATE {', '.join(NOTIFICATION_TABLES)} CASCADE"))
+    clean_tables(settings, domain="notifications")
 
 
 def drop_redis_keys(settings: Settings) -> None:

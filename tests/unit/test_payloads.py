@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from config import Settings
 from tasks.enqueue import InvalidJobError, request_fingerprint, validate_payload
-from tasks.registry import UnknownJobTypeError, get_spec
+from tasks.registry import UnknownJobTypeError, domains
 
 
 def test_an_invalid_payload_names_the_field() -> None:
@@ -22,7 +23,7 @@ def test_an_unknown_field_is_refused_where_the_schema_forbids_it() -> None:
 
 def test_an_unknown_job_type_is_refused() -> None:
     with pytest.raises(UnknownJobTypeError):
-        get_spec("system.nope")
+        domains(Settings()).spec("system.nope")
 
 
 def test_valid_payloads_come_back_normalised() -> None:

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from store.api_keys import Principal
 from store.metrics import LedgerSnapshot, process_metrics
 from store.stats import known_queues, queue_report, relay_lag, state_counts
-from tasks.registry import load_specs
+from tasks.registry import domains
 from tasks.web.auth import require_scope
 from tasks.web.deps import SessionDep, SettingsDep
 
@@ -25,7 +25,7 @@ MetricsReader = Annotated[Principal, Depends(require_scope("metrics:read"))]
 )
 def metrics(session: SessionDep, settings: SettingsDep, _: MetricsReader) -> Response:
     """Counters of this host's processes, then the ledger's and Redis's gauges read now."""
-    queues = known_queues(settings, spec_queues=(s.queue for s in load_specs().values()))
+    queues = known_queues(settings, declared=domains(settings).queues)
     snapshot = LedgerSnapshot(
         states=state_counts(session),
         queues=queue_report(session, settings, queues=queues),

@@ -9,12 +9,12 @@ from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate
 
-from config import SmtpSettings
 from tasks.notifications.channels import (
     DeliveryReport,
     RejectedDeliveryError,
     TransientDeliveryError,
 )
+from tasks.notifications.settings import SmtpSettings
 
 
 @dataclass(frozen=True)

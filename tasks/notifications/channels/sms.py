@@ -6,13 +6,13 @@ from typing import Protocol
 
 import httpx
 
-from config import NotificationSettings
 from logs import get_logger
 from tasks.notifications.channels import (
     DeliveryReport,
     RejectedDeliveryError,
     TransientDeliveryError,
 )
+from tasks.notifications.settings import NotificationSettings
 
 log = get_logger("switchyard.notifications.sms")
 

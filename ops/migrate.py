@@ -1,0 +1,70 @@
+"""Alembic wiring: the config object, upgrades, and the "refuse an unmigrated database" check.
+
+Migrations live in migrations/versions; a domain may keep its own version directory
+(`Domain.migrations`, an Alembic branch), so the schema is at "heads" when every branch is.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+from config import Settings, get_settings
+from errors import SwitchyardError
+from store.db import get_engine, sqlalchemy_url
+from tasks.registry import domains
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class NotMigratedError(SwitchyardError):
+    """The database lacks the schema this code needs."""
+
+    code = "not_migrated"
+
+
+def alembic_config(settings: Settings | None = None) -> Config:
+    """An Alembic config pointing at our migrations, the domains' and the configured database."""
+    settings = settings or get_settings()
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    locations = [MIGRATIONS / "versions", *domains(settings).migrations]
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("version_locations", os.pathsep.join(str(p) for p in locations))
+    cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(settings.database.url).replace("%", "%%"))
+    cfg.attributes["settings"] = settings  # migrations/env.py reads the domains from it
+    return cfg
+
+
+def upgrade(settings: Settings | None = None, revision: str = "heads") -> None:
+    """Bring the database schema up to `revision` (every branch's head by default)."""
+    command.upgrade(alembic_config(settings), revision)
+
+
+def require_migrated(settings: Settings | None = None) -> None:
+    """Refuse to run against a database that `switchyard migrate` has not brought up to date."""
+    heads = set(ScriptDirectory.from_config(alembic_config(settings)).get_heads())
+    with get_engine(settings).connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+        has_jobs = inspect(conn).has_table("jobs")
+    if current != heads or not has_jobs:
+        raise NotMigratedError(
+            f"database is at revision {', '.join(sorted(current)) or 'none'}, code needs "
+            f"{', '.join(sorted(heads))}: run `switchyard migrate` first"
+        )
+
+
+def exit_unless_migrated() -> None:
+    """For commands: exit 2 with the reason when the database is not migrated."""
+    try:
+        require_migrated()
+    except NotMigratedError as exc:
+        typer.secho(f"switchyard: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
