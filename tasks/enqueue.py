@@ -26,7 +26,6 @@ from store.bulk import (
 from store.ids import uuid7
 from store.models import Job, JobState
 from store.outbox import NOTIFY_CHANNEL
-from tasks.notifications.callbacks import CallbackError, callback_columns
 from tasks.registry import domains
 
 
@@ -100,6 +99,21 @@ def _refuse_nul(value: Any, field: str) -> None:
             _refuse_nul(item, f"{field}.{index}")
 
 
+def _callback_columns(url: str | None, secret: str | None, *, settings: Settings) -> dict[str, str]:
+    """The job's callback columns, made by the domain that delivers callbacks."""
+    if url is None and secret is None:
+        return {}
+    seal = domains(settings).callback_columns
+    if seal is None:
+        raise InvalidJobError(
+            "no loaded domain delivers completion callbacks", field="callback_url"
+        )
+    try:
+        return seal(url, secret, settings=settings)
+    except SwitchyardError as exc:  # the domain names the failing field
+        raise InvalidJobError(str(exc), field=getattr(exc, "field", "callback_url")) from exc
+
+
 @dataclass(frozen=True)
 class JobDraft:
     """A validated job, ready to insert: the `jobs` row's values and its fingerprint."""
@@ -154,10 +168,7 @@ def draft_job(
         )
     for name, text in (("callback_url", callback_url), ("idempotency_key", idempotency_key)):
         _refuse_nul(text, name)
-    try:
-        callback = callback_columns(callback_url, callback_secret, settings=settings)
-    except CallbackError as exc:
-        raise InvalidJobError(str(exc), field=exc.field) from exc
+    callback = _callback_columns(callback_url, callback_secret, settings=settings)
     return JobDraft(
         {
             "id": uuid7(),

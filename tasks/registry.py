@@ -55,6 +55,9 @@ class Every:
         return self.seconds(settings) if callable(self.seconds) else self.seconds
 
 
+CallbackColumns = Callable[..., dict[str, str]]
+
+
 @dataclass(frozen=True)
 class Domain:
     """Everything the core needs to know of one domain, declared once in its package."""
@@ -74,6 +77,9 @@ class Domain:
     tables: tuple[str, ...] = ()
     # An Alembic version directory of the domain's own; built-in domains use migrations/.
     migrations: Path | None = None
+    # The domain that delivers completion callbacks turns a job's callback URL and secret
+    # into the job's columns (validated, sealed); at most one domain declares it.
+    callback_columns: CallbackColumns | None = None
 
 
 class UnknownJobTypeError(SwitchyardError):
@@ -139,6 +145,11 @@ class Registry:
             raise UnknownJobTypeError(f"unknown job type {name!r}")
         return spec
 
+    @property
+    def callback_columns(self) -> CallbackColumns | None:
+        """How a job's callback URL and secret become its columns (None: no domain sends them)."""
+        return next((d.callback_columns for d in self.domains if d.callback_columns), None)
+
     def batch_size(self, settings: Settings, name: str) -> int:
         """How many jobs of type `name` one batch may carry: the policy's, else the type's
         (1 for a type this process does not know: a relay older than the job's producer)."""
@@ -194,6 +205,7 @@ def _load(modules: tuple[str, ...]) -> Registry:
 def _refuse_clashes(loaded: Iterable[Domain]) -> None:
     names: set[str] = set()
     types: set[str] = set()
+    seen: list[Domain] = []
     for domain in loaded:
         if domain.name in names:
             raise ValueError(f"domain {domain.name!r} declared twice")
@@ -205,6 +217,9 @@ def _refuse_clashes(loaded: Iterable[Domain]) -> None:
             if spec.queue not in own_queues:
                 raise ValueError(f"job type {spec.name!r} uses undeclared queue {spec.queue!r}")
             types.add(spec.name)
+        if domain.callback_columns and any(d.callback_columns for d in seen):
+            raise ValueError(f"domain {domain.name!r}: only one domain may deliver callbacks")
+        seen.append(domain)
         for entry, every in domain.schedule.items():
             if every.job_type not in {s.name for s in domain.job_types}:
                 raise ValueError(f"schedule {entry!r} names unknown job type {every.job_type!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tasks.notifications import models
+from tasks.notifications.callbacks import callback_columns
 from tasks.notifications.schemas import DELIVER, QUEUE
 from tasks.notifications.settings import NotificationSettings
 from tasks.registry import Domain
@@ -16,6 +17,7 @@ DOMAIN = Domain(
     routes=("tasks.notifications.routes", "tasks.notifications.template_routes"),
     settings=NotificationSettings,
     metadata=models.Base.metadata,
+    callback_columns=callback_columns,
     tables=(
         "notification_attempts",
         "notifications",

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from config import Settings
-from tasks.registry import domains
 from devstack.processes import settings_env, switchyard
 from store.db import transaction
 from store.jobs import claim_jobs, mark_dead
 from store.models import Job
 from tasks.enqueue import enqueue
+from tasks.registry import domains
 
 
 def cli(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
