@@ -31,6 +31,7 @@ tools:
 
 test: $(STAMP) services tools
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 bench: $(STAMP) services
@@ -41,6 +42,7 @@ bench: $(STAMP) services
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

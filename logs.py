@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict
 
 SECRET_KEYS = frozenset(
     {"authorization", "api_key", "token", "secret", "password", "webhook_secret", "signature"}
@@ -41,11 +42,11 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact(_: Any, __: str, event: EventDict) -> EventDict:
     return scrub(event)  # type: ignore[no-any-return]
 
 
-def _redact_exception(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact_exception(_: Any, __: str, event: EventDict) -> EventDict:
     if "exception" in event:  # a traceback is text only once formatted
         event["exception"] = scrub(event["exception"])
     return event
@@ -102,7 +103,7 @@ def configure_logging(fmt: str, *, level: int = logging.INFO, prefix: str | None
     logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
 
 
-def _name_as_logger(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _name_as_logger(_: Any, __: str, event: EventDict) -> EventDict:
     if "logger_name" in event:  # the key stdlib records carry too
         event["logger"] = event.pop("logger_name")
     return event

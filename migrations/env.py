@@ -15,6 +15,7 @@ target_metadata = domains(context.config.attributes.get("settings") or get_setti
 def run_migrations_online() -> None:
     """Apply migrations over one connection."""
     url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "ops.migrate.alembic_config sets sqlalchemy.url"
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata)

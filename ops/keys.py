@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -62,7 +62,7 @@ def keys_list(as_json: JsonOpt = False) -> None:
 
     exit_unless_migrated()
     with transaction() as session:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"id": r.id, "name": r.name, "scopes": r.scopes, "created_at": r.created_at,
              "revoked_at": r.revoked_at}
             for r in list_keys(session)

@@ -106,7 +106,9 @@ def authenticate(session: Session, token: str) -> Principal | None:
 def authenticate_many(session: Session, tokens: Iterable[str]) -> dict[str, Principal | None]:
     """Each token's principal (None if malformed, unknown or revoked), in one query."""
     lookup = _KeyLookup.of(tokens)
-    rows = session.scalars(select(ApiKey).where(ApiKey.id.in_(lookup.ids))) if lookup.ids else []
+    rows: Iterable[ApiKey] = (
+        session.scalars(select(ApiKey).where(ApiKey.id.in_(lookup.ids))) if lookup.ids else []
+    )
     return lookup.principals(rows)
 
 

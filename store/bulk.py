@@ -21,7 +21,7 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from store.models import Job, OutboxMessage
+from store.models import Job, OutboxMessage, table_of
 
 JOB_COLUMNS = (
     "id", "type", "queue", "state", "payload", "priority", "max_attempts", "producer",
@@ -123,7 +123,7 @@ async def jobs_by_key_async(
 
 def insert_outbox_rows(session: Session, rows: Sequence[dict[str, Any]], *, notify: str) -> None:
     """Insert outbox rows (`available_at` None means now) and NOTIFY `notify`, one round trip."""
-    table = OutboxMessage.__table__
+    table = table_of(OutboxMessage)
     insert = _statement(table, OUTBOX_COLUMNS, "available_at", "RETURNING 1")
     sql = f"WITH queued AS ({insert}) SELECT pg_notify('{notify}', '')"
     session.connection().exec_driver_sql(sql, _arrays(OUTBOX_COLUMNS, rows))

@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.sql.dml import UpdateBase
 
-from store.models import Job, JobAttempt, JobState
+from store.models import Job, JobAttempt, JobState, table_of
 
 # A write that commits with a job's success: given `moved` (the job's id, if it still held its
 # lease), an INSERT/UPDATE that applies only with it. Module-level functions, so the statement
@@ -45,7 +45,7 @@ _CLAIMED_COLUMNS = (
 def claim_statement(claimable: tuple[str, ...]) -> Select[Any]:
     """The claim: move the claimable jobs among `claim_ids` to `running` and open an attempt
     for each, in one statement."""
-    jobs, attempts = Job.__table__, JobAttempt.__table__
+    jobs, attempts = table_of(Job), table_of(JobAttempt)
     # One statement (the guarded UPDATE and the attempt rows as data-modifying CTEs): one round
     # trip for a whole delivery, and atomic on its own, so the worker runs it without
     # BEGIN/COMMIT. Built once: each execution then only binds its parameters.
@@ -85,7 +85,7 @@ def finish_statement(
 ) -> Select[Any]:
     """End an attempt: set `columns` (bound) and `now` (now()) on the job; close the attempt;
     apply the handler's `writes` — all only if the attempt still holds its lease."""
-    jobs, attempts = Job.__table__, JobAttempt.__table__
+    jobs, attempts = table_of(Job), table_of(JobAttempt)
     # One round trip: the guarded UPDATE of the job and the close of its attempt row.
     values: dict[str, Any] = {c: bindparam(f"set_{c}", type_=jobs.c[c].type) for c in columns}
     values.update({c: func.now() for c in now})

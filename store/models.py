@@ -16,6 +16,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
     Text,
     func,
     text,
@@ -38,6 +39,13 @@ class Base(DeclarativeBase):
     """Declarative base with a constraint naming convention."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(model: type[DeclarativeBase]) -> Table:
+    """A mapped class's Core table (typed: `__table__` is only a FromClause to checkers)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 class JobState(StrEnum):

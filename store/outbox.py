@@ -12,7 +12,7 @@ from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from store.bulk import insert_outbox_rows
-from store.models import Job, JobState, OutboxMessage
+from store.models import Job, JobState, OutboxMessage, table_of
 
 NOTIFY_CHANNEL = "switchyard_outbox"
 
@@ -37,7 +37,7 @@ def add_outbox(
 @cache
 def _queue_statement(delayed: bool) -> Select[Any]:
     """INSERT the row and NOTIFY in one statement (one round trip), built once per shape."""
-    table = OutboxMessage.__table__
+    table = table_of(OutboxMessage)
     columns = ("job_id", "job_type", "queue", "priority") + (("available_at",) if delayed else ())
     values = {c: bindparam(f"outbox_{c}", type_=table.c[c].type) for c in columns}
     queued = insert(table).values(**values).cte("queued")

@@ -3,28 +3,36 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import CursorResult, Result, delete, func
 from sqlalchemy.orm import Session
 
-from store.models import TERMINAL_STATES, Job, ScheduleFire
+from store.models import TERMINAL_STATES, Job, ScheduleFire, table_of
 
 
 def purge_finished_jobs(session: Session, *, older_than_days: int, limit: int = 5_000) -> int:
     """Delete up to `limit` terminal jobs (and their attempts) finished before the cut-off."""
     cutoff = func.now() - timedelta(days=older_than_days)
     doomed = (
-        Job.__table__.select()
+        table_of(Job)
+        .select()
         .with_only_columns(Job.id)
         .where(Job.state.in_(list(TERMINAL_STATES)), Job.finished_at < cutoff)
         .limit(limit)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    return session.execute(delete(Job).where(Job.id.in_(doomed))).rowcount
+    return _deleted(session.execute(delete(Job).where(Job.id.in_(doomed))))
 
 
 def purge_schedule_fires(session: Session, *, older_than_days: int) -> int:
     """Delete beat fire records older than the cut-off."""
     cutoff = func.now() - timedelta(days=older_than_days)
-    return session.execute(delete(ScheduleFire).where(ScheduleFire.fired_at < cutoff)).rowcount
+    return _deleted(session.execute(delete(ScheduleFire).where(ScheduleFire.fired_at < cutoff)))
+
+
+def _deleted(result: Result[Any]) -> int:
+    """How many rows a DELETE removed (a DML result is a CursorResult)."""
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)

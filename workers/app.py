@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue
 
 from config import MAINTENANCE_QUEUE, PRIORITY_SEP, PRIORITY_STEPS, Settings, get_settings
 from tasks.registry import domains
@@ -61,5 +61,5 @@ def create_celery(settings: Settings | None = None) -> Celery:
     for name, spec in registry.specs.items():
         register_job_task(app, spec=spec, handler=handlers[name], settings=settings)
     register_maintenance_tasks(app, settings)
-    app.settings = settings  # type: ignore[attr-defined]
+    app.settings = settings
     return app

@@ -60,7 +60,7 @@ def claim_slot(app: Celery, name: str, slot: int) -> bool:
     A domain's entry is a job: it is enqueued in the transaction that records the fire, so a
     slot's job exists exactly when its fire does, whichever beat won and whatever crashed.
     """
-    settings: Settings = app.settings  # type: ignore[attr-defined]
+    settings: Settings = app.settings
     job = domains(settings).schedule().get(name)
     with transaction(settings) as session:
         inserted = session.execute(
@@ -89,7 +89,7 @@ class LedgerScheduler(Scheduler):
             log.info("beat_slot_taken", schedule=entry.name, slot=slot)
             return
         log.info("beat_fired", schedule=entry.name, slot=slot)
-        if entry.task not in domains(self.app.settings).specs:  # type: ignore[attr-defined]
+        if entry.task not in domains(self.app.settings).specs:
             super().apply_entry(entry, producer=producer)  # a core task: send it now
 
 

@@ -16,7 +16,7 @@ DOMAIN = Domain(
     handlers="tasks.notifications.jobs",
     routes=("tasks.notifications.routes", "tasks.notifications.template_routes"),
     settings=NotificationSettings,
-    metadata=models.Base.metadata,
+    metadata=models.Notification.metadata,
     callback_columns=callback_columns,
     tables=(
         "notification_attempts",

@@ -35,6 +35,7 @@ from config import Settings
 from errors import PermanentError, RetryableError
 from store.job_statements import Completion
 from store.jobs import ClaimedJob
+from store.models import table_of
 from tasks.notifications.channels import DeliveryError, DeliveryReport, RejectedDeliveryError
 from tasks.notifications.channels.email import OutgoingEmail, message_id_for, send_email
 from tasks.notifications.channels.sms import SmsProvider
@@ -58,7 +59,7 @@ class Gateways:
 @cache
 def _load_statement() -> Select[Any]:
     """Notifications as their delivery needs them, with their endpoints' secrets (built once)."""
-    n, e = Notification.__table__, WebhookEndpoint.__table__
+    n, e = table_of(Notification), table_of(WebhookEndpoint)
     return (
         select(
             n.c.id,
@@ -79,7 +80,7 @@ def _load_statement() -> Select[Any]:
 
 def _attempt_row(moved: CTE) -> Insert:
     """The delivered attempt's row (with the job's `succeeded`, see `DELIVERED`)."""
-    a = NotificationAttempt.__table__
+    a = table_of(NotificationAttempt)
     values = select(
         bindparam("d_id", type_=UUID(as_uuid=True)),
         bindparam("d_number", type_=Integer),
@@ -94,7 +95,7 @@ def _attempt_row(moved: CTE) -> Insert:
 
 def _stamp_delivered(moved: CTE) -> Update:
     """`delivered_at` (with the job's `succeeded`, see `DELIVERED`)."""
-    n = Notification.__table__
+    n = table_of(Notification)
     # clock_timestamp(), not now(): now() is the start of the transaction, maybe before the send.
     return (
         update(n)

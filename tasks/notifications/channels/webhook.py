@@ -91,7 +91,8 @@ def send_webhook(
     redirect handling, so none is kept from one endpoint's answer to the next request.
     """
     target, host = _target(url)
-    headers = {"host": host, **signed_headers(msg_id, body, secrets=secrets)}
+    headers: dict[bytes | str, bytes | str] = {"host": host}
+    headers.update(signed_headers(msg_id, body, secrets=secrets))
     timeouts = {
         "connect": connect_timeout,
         "read": total_timeout,
