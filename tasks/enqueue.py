@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from config import Settings, get_settings
-from errors import SwitchyardError
+from errors import InvalidFieldError, SwitchyardError
 from store.bulk import (
     KeyedJobs,
     insert_job_rows,
@@ -29,21 +29,10 @@ from store.outbox import NOTIFY_CHANNEL
 from tasks.registry import domains
 
 
-class InvalidJobError(SwitchyardError):
-    """The request names a field whose value cannot be accepted."""
-
-    code = "invalid_field"
-
-    def __init__(self, message: str, *, field: str, errors: list[dict[str, Any]] | None = None):
-        super().__init__(message)
-        self.field = field
-        self.errors = errors or [{"field": field, "message": message}]
-
-
 class IdempotencyKeyReusedError(SwitchyardError):
     """The Idempotency-Key was already used with a different request."""
 
-    code = "idempotency_key_reused"
+    status, code, field = 422, "idempotency_key_reused", "Idempotency-Key"
 
 
 @dataclass(frozen=True)
@@ -64,7 +53,7 @@ def request_fingerprint(job_type: str, payload: Mapping[str, Any], **options: An
 def validate_payload(
     job_type: str, payload: Mapping[str, Any] | BaseModel, *, settings: Settings | None = None
 ) -> dict[str, Any]:
-    """The payload as the job type's schema accepts it, or InvalidJobError naming the field."""
+    """The payload as the job type's schema accepts it, or InvalidFieldError naming the field."""
     spec = domains(settings).spec(job_type)
     try:
         model = spec.payload.model_validate(
@@ -79,7 +68,7 @@ def validate_payload(
             for e in exc.errors()
         ]
         first = errors[0]
-        raise InvalidJobError(first["message"], field=first["field"], errors=errors) from exc
+        raise InvalidFieldError(first["message"], field=first["field"], errors=errors) from exc
     clean = model.model_dump(mode="json")
     _refuse_nul(clean, "payload")
     return clean
@@ -89,7 +78,7 @@ def _refuse_nul(value: Any, field: str) -> None:
     """PostgreSQL stores no NUL character in text or JSONB: refuse it here, naming the field."""
     if isinstance(value, str):
         if "\x00" in value:
-            raise InvalidJobError("NUL characters (\\u0000) cannot be stored", field=field)
+            raise InvalidFieldError("NUL characters (\\u0000) cannot be stored", field=field)
     elif isinstance(value, dict):
         for key, item in value.items():
             _refuse_nul(key, f"{field}.{key}")
@@ -105,13 +94,13 @@ def _callback_columns(url: str | None, secret: str | None, *, settings: Settings
         return {}
     seal = domains(settings).callback_columns
     if seal is None:
-        raise InvalidJobError(
+        raise InvalidFieldError(
             "no loaded domain delivers completion callbacks", field="callback_url"
         )
     try:
         return seal(url, secret, settings=settings)
     except SwitchyardError as exc:  # the domain names the failing field
-        raise InvalidJobError(str(exc), field=getattr(exc, "field", "callback_url")) from exc
+        raise InvalidFieldError(str(exc), field=exc.field or "callback_url") from exc
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy import MetaData
 
 from config import MAINTENANCE_QUEUE, Section, Settings, get_settings
-from errors import SwitchyardError
+from errors import InvalidFieldError
 from store.models import LEDGER_TABLES
 from store.models import Base as LedgerBase
 from tasks.context import Handler
@@ -82,10 +82,18 @@ class Domain:
     callback_columns: CallbackColumns | None = None
 
 
-class UnknownJobTypeError(SwitchyardError):
-    """No job type of that name is declared."""
+class UnknownJobTypeError(InvalidFieldError):
+    """No job type of that name is declared (the request's `type`)."""
 
     code = "unknown_job_type"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown job type {name!r}", field="type")
+
+    @property
+    def detail(self) -> str:
+        """The message alone: it names the field already."""
+        return str(self)
 
 
 _handlers: dict[str, Handler] = {}
@@ -142,7 +150,7 @@ class Registry:
         """The job type called `name`."""
         spec = self.specs.get(name)
         if spec is None:
-            raise UnknownJobTypeError(f"unknown job type {name!r}")
+            raise UnknownJobTypeError(name)
         return spec
 
     @property

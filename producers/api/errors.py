@@ -12,18 +12,27 @@ from psycopg import OperationalError as DriverOperationalError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from errors import ProblemError
+from errors import ProblemError, SwitchyardError, UnavailableError
 from logs import get_logger
-from tasks.enqueue import IdempotencyKeyReusedError, InvalidJobError
-from tasks.registry import UnknownJobTypeError
 
 log = get_logger("switchyard.api")
 PROBLEM_BASE = "https://switchyard.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
 
 
+class DatabaseUnavailableError(UnavailableError):
+    """The job ledger cannot be reached: nothing was accepted."""
+
+    code = "database_unavailable"
+
+
 def problem(
-    status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **members: Any,
 ) -> JSONResponse:
     """A problem+json response with a stable `type` URI and `code`."""
     body = {
@@ -32,11 +41,20 @@ def problem(
         "status": status,
         "detail": detail,
         "code": code,
-        **extra,
+        **members,
     }
-    if status == 503:
-        headers = {"Retry-After": "5", **(headers or {})}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def problem_of(exc: SwitchyardError) -> JSONResponse:
+    """The problem+json answer an error describes: its status, code, field and members."""
+    members: dict[str, Any] = {}
+    if exc.field is not None:
+        members["field"] = exc.field
+    if exc.errors is not None:
+        members["errors"] = exc.errors
+    members.update({name: getattr(exc, name) for name in exc.members})
+    return problem(exc.status, exc.code, exc.detail, headers=dict(exc.headers), **members)
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
@@ -46,12 +64,23 @@ def _field_of(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
+def _internal_error(exc: Exception) -> JSONResponse:
+    log.exception("unhandled_error", error_type=type(exc).__name__)
+    return problem(500, "internal_error", "an unexpected error; nothing was accepted")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Turn every known failure into problem+json; the database being down is 503, not 500."""
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
         return problem(exc.status, exc.code, exc.detail, headers=exc.headers, **exc.extra)
+
+    @app.exception_handler(SwitchyardError)
+    async def _switchyard(_: Request, exc: SwitchyardError) -> JSONResponse:
+        if exc.status == 500:  # a fault, whose message is for operators, not callers
+            return _internal_error(exc)
+        return problem_of(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -67,35 +96,20 @@ def install_error_handlers(app: FastAPI) -> None:
             errors=errors,
         )
 
-    @app.exception_handler(InvalidJobError)
-    async def _invalid_job(_: Request, exc: InvalidJobError) -> JSONResponse:
-        return problem(422, exc.code, f"{exc.field}: {exc}", field=exc.field, errors=exc.errors)
-
-    @app.exception_handler(UnknownJobTypeError)
-    async def _unknown(_: Request, exc: UnknownJobTypeError) -> JSONResponse:
-        return problem(
-            422, exc.code, str(exc), field="type", errors=[{"field": "type", "message": str(exc)}]
-        )
-
-    @app.exception_handler(IdempotencyKeyReusedError)
-    async def _reused(_: Request, exc: IdempotencyKeyReusedError) -> JSONResponse:
-        return problem(422, exc.code, str(exc), field="Idempotency-Key")
-
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     @app.exception_handler(DriverOperationalError)  # the intake writer's raw connection
     @app.exception_handler(DriverInterfaceError)
     async def _db_down(_: Request, exc: Exception) -> JSONResponse:
-        return problem(
-            503,
-            "database_unavailable",
-            "the job ledger is unreachable; nothing was accepted, retry later",
+        return problem_of(
+            DatabaseUnavailableError(
+                "the job ledger is unreachable; nothing was accepted, retry later"
+            )
         )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", error_type=type(exc).__name__)
-        return problem(500, "internal_error", "an unexpected error; nothing was accepted")
+        return _internal_error(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

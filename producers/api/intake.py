@@ -25,7 +25,7 @@ from errors import SwitchyardError
 from store.api_keys import Principal, authenticate_many_async
 from store.db import connect_async
 from tasks.enqueue import Inserted, JobDraft, insert_jobs_async
-from tasks.web.auth import WRITE_SCOPE, invalid_key, missing_scope
+from tasks.web.auth import WRITE_SCOPE, InvalidApiKeyError, MissingScopeError
 
 Outcome = Inserted | Exception
 GATHER_SECONDS = 0.002
@@ -145,9 +145,9 @@ async def _write(
     for i, submission in enumerate(batch):
         principal = principals[submission.token]
         if principal is None:
-            outcomes[i] = invalid_key()
+            outcomes[i] = InvalidApiKeyError()
         elif not principal.allows(WRITE_SCOPE):
-            outcomes[i] = missing_scope(WRITE_SCOPE)
+            outcomes[i] = MissingScopeError(WRITE_SCOPE)
         elif isinstance(submission.draft, SwitchyardError):
             outcomes[i] = submission.draft
         else:

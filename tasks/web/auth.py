@@ -8,36 +8,36 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from errors import ProblemError
+from errors import ForbiddenError, UnauthenticatedError
 from store.api_keys import Principal, authenticate
 from store.db import autocommit
 from tasks.web.deps import SettingsDep
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `switchyard keys create`.")
-CHALLENGE = {"WWW-Authenticate": "Bearer"}
 CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 WRITE_SCOPE = "jobs:write"
 
 
-def unauthenticated() -> ProblemError:
-    """401: no credentials at all."""
-    return ProblemError(
-        401, "unauthenticated", "send `Authorization: Bearer <api key>`", headers=CHALLENGE
-    )
+class InvalidApiKeyError(UnauthenticatedError):
+    """A key that is malformed, unknown or revoked."""
+
+    code = "invalid_api_key"
+
+    def __init__(self) -> None:
+        super().__init__("the API key is unknown or revoked")
 
 
-def invalid_key() -> ProblemError:
-    """401: a key that is malformed, unknown or revoked."""
-    return ProblemError(
-        401, "invalid_api_key", "the API key is unknown or revoked", headers=CHALLENGE
-    )
+class MissingScopeError(ForbiddenError):
+    """A valid key without the scope the route needs; the problem names the scope."""
 
+    code = "missing_scope"
+    members = ("scope",)
 
-def missing_scope(scope: str) -> ProblemError:
-    """403: a valid key without the scope the route needs."""
-    return ProblemError(403, "missing_scope", f"this key lacks the {scope!r} scope", scope=scope)
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"this key lacks the {scope!r} scope")
+        self.scope = scope
 
 
 def visible_to(principal: Principal) -> str | None:
@@ -50,16 +50,16 @@ def require_scope(scope: str) -> Callable[..., Principal]:
 
     def dependency(settings: SettingsDep, credentials: CredentialsDep) -> Principal:
         if credentials is None:
-            raise unauthenticated()
+            raise UnauthenticatedError()
         # A connection of its own, in autocommit (one round trip), returned before this
         # dependency's thread ends: a request must not hold a pooled connection while it waits
         # for another threadpool slot, or enough concurrent requests deadlock the pool.
         with autocommit(settings) as session:
             principal = authenticate(session, credentials.credentials)
         if principal is None:
-            raise invalid_key()
+            raise InvalidApiKeyError()
         if not principal.allows(scope):
-            raise missing_scope(scope)
+            raise MissingScopeError(scope)
         return principal
 
     return dependency

@@ -6,7 +6,7 @@ import base64
 import binascii
 import uuid
 
-from errors import ProblemError
+from errors import InvalidFieldError
 
 
 def encode_cursor(row_id: uuid.UUID) -> str:
@@ -19,6 +19,4 @@ def decode_cursor(cursor: str) -> uuid.UUID:
     try:
         return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError) as exc:
-        raise ProblemError(
-            422, "invalid_field", "cursor: not a cursor this API issued", field="cursor"
-        ) from exc
+        raise InvalidFieldError("not a cursor this API issued", field="cursor") from exc

@@ -10,9 +10,10 @@ from psycopg import OperationalError
 from psycopg.errors import CheckViolation
 
 from config import Settings
+from errors import InvalidFieldError
 from producers.api.intake import WRITER_NAME, IntakeWriter
 from store.db import connect_async
-from tasks.enqueue import Inserted, InvalidJobError, JobDraft, draft_job
+from tasks.enqueue import Inserted, JobDraft, draft_job
 from tests.support.api import count_rows
 
 
@@ -44,7 +45,7 @@ def test_a_row_postgres_refuses_fails_alone(settings: Settings, make_key) -> Non
 
 
 def test_a_refused_body_waits_for_the_key_check(settings: Settings, make_key) -> None:
-    refusal = InvalidJobError("bad", field="payload.x")
+    refusal = InvalidFieldError("bad", field="payload.x")
 
     async def run(token: str) -> object:
         writer = IntakeWriter(settings)

@@ -5,18 +5,19 @@ from __future__ import annotations
 import pytest
 
 from config import Settings
-from tasks.enqueue import InvalidJobError, request_fingerprint, validate_payload
+from errors import InvalidFieldError
+from tasks.enqueue import request_fingerprint, validate_payload
 from tasks.registry import UnknownJobTypeError, domains
 
 
 def test_an_invalid_payload_names_the_field() -> None:
-    with pytest.raises(InvalidJobError) as info:
+    with pytest.raises(InvalidFieldError) as info:
         validate_payload("system.sleep", {"seconds": "soon"})
     assert info.value.field == "payload.seconds"
 
 
 def test_an_unknown_field_is_refused_where_the_schema_forbids_it() -> None:
-    with pytest.raises(InvalidJobError) as info:
+    with pytest.raises(InvalidFieldError) as info:
         validate_payload("system.fail", {"times": 1, "colour": "red"})
     assert info.value.field == "payload.colour"
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from errors import ProblemError
+from errors import ConflictError, NotFoundError
 from producers.api.schemas import JobPage, JobView
 from store.api_keys import Principal
 from store.jobs import cancel_job, replay_job
@@ -22,10 +22,41 @@ Writer = Annotated[Principal, Depends(require_scope(WRITE_SCOPE))]
 Reader = Annotated[Principal, Depends(require_scope("jobs:read"))]
 
 
+class JobNotFoundError(NotFoundError):
+    """No job of that id, or not one the caller may see."""
+
+    code = "job_not_found"
+
+    def __init__(self, job_id: uuid.UUID) -> None:
+        super().__init__(f"no job {job_id}")
+
+
+class JobNotCancellableError(ConflictError):
+    """The job runs or has finished; the problem names its state."""
+
+    code = "job_not_cancellable"
+    members = ("state",)
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"job {job.id} is {job.state}")
+        self.state = job.state
+
+
+class JobNotDeadError(ConflictError):
+    """Only a dead job can be replayed; the problem names its state."""
+
+    code = "job_not_dead"
+    members = ("state",)
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"job {job.id} is {job.state}, not dead")
+        self.state = job.state
+
+
 def _load(session: SessionDep, job_id: uuid.UUID, principal: Principal) -> Job:
     job = find_job(session, job_id, producer=visible_to(principal))
     if job is None:
-        raise ProblemError(404, "job_not_found", f"no job {job_id}")
+        raise JobNotFoundError(job_id)
     return job
 
 
@@ -67,9 +98,7 @@ def cancel(job_id: uuid.UUID, session: SessionDep, principal: Writer) -> JobView
     """Cancel a job that has not started running; 409 once it runs or has finished."""
     job = _load(session, job_id, principal)
     if not cancel_job(session, job_id):
-        raise ProblemError(
-            409, "job_not_cancellable", f"job {job_id} is {job.state}", state=job.state
-        )
+        raise JobNotCancellableError(job)
     session.commit()
     session.refresh(job)
     return JobView.of(job)
@@ -83,9 +112,7 @@ def retry(
     job = _load(session, job_id, principal)
     budget = settings.policy_for(job.type).max_attempts
     if not replay_job(session, job_id, extra_attempts=budget):
-        raise ProblemError(
-            409, "job_not_dead", f"job {job_id} is {job.state}, not dead", state=job.state
-        )
+        raise JobNotDeadError(job)
     session.commit()
     session.refresh(job)
     return JobView.of(job)

@@ -16,14 +16,13 @@ from fastapi import FastAPI, Request, Response, status
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
-from errors import ProblemError, SwitchyardError
+from errors import InvalidFieldError, SwitchyardError, UnauthenticatedError
 from producers.api import submission
 from producers.api.routes.jobs import router as jobs_router
 from producers.api.schemas import JobAccepted, JobRequest
 from store.metrics import job_accepted
-from tasks.enqueue import InvalidJobError, JobDraft, draft_job
-from tasks.registry import UnknownJobTypeError
-from tasks.web.auth import bearer, unauthenticated
+from tasks.enqueue import JobDraft, draft_job
+from tasks.web.auth import bearer
 
 OPENAPI: dict[str, Any] = {
     "security": [{bearer.scheme_name: []}],
@@ -47,6 +46,12 @@ OPENAPI: dict[str, Any] = {
         }
     },
 }
+
+
+class BodyUnreadableError(SwitchyardError):
+    """The client went away, or was cut off, before its body arrived."""
+
+    status, code = 400, "body_unreadable"
 
 
 class LeanRoute(APIRoute):
@@ -77,10 +82,10 @@ async def submit_job(request: Request) -> Response:
     try:
         raw = await request.body()
     except ClientDisconnect as exc:  # gone, or cut off by BodySizeLimit (which answers 413)
-        raise ProblemError(400, "body_unreadable", "the request body could not be read") from exc
+        raise BodyUnreadableError("the request body could not be read") from exc
     body = submission.read_job_request(raw, headers)
     if headers.token is None:
-        raise unauthenticated()
+        raise UnauthenticatedError()
     try:
         draft: JobDraft | SwitchyardError = draft_job(
             body.type,
@@ -94,7 +99,7 @@ async def submit_job(request: Request) -> Response:
             callback_secret=body.callback_secret,
             settings=request.app.state.settings,
         )
-    except (InvalidJobError, UnknownJobTypeError) as exc:
+    except InvalidFieldError as exc:
         draft = exc  # told only after the key checks out: a bad key gets 401, not the schema
     outcome = await request.app.state.intake.submit(headers.token, draft)
     job_accepted(body.type, created=outcome.created)
