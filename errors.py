@@ -9,7 +9,7 @@ catches it); every such class derives from one of the kinds below.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 
 class SwitchyardError(Exception):
@@ -107,23 +107,3 @@ class PermanentError(JobError):
     """A failure no retry can fix: the job goes straight to `dead`."""
 
     code = "permanent"
-
-
-class ProblemError(Exception):
-    """An HTTP error the intake raises on purpose."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        detail: str,
-        *,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.headers = headers
-        self.extra = extra

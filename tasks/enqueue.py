@@ -89,7 +89,8 @@ def _refuse_nul(value: Any, field: str) -> None:
 
 
 def _callback_columns(url: str | None, secret: str | None, *, settings: Settings) -> dict[str, str]:
-    """The job's callback columns, made by the domain that delivers callbacks."""
+    """The job's callback columns, made by the domain that delivers callbacks (which raises
+    InvalidFieldError naming `callback_url` or `callback_secret`)."""
     if url is None and secret is None:
         return {}
     seal = domains(settings).callback_columns
@@ -97,10 +98,7 @@ def _callback_columns(url: str | None, secret: str | None, *, settings: Settings
         raise InvalidFieldError(
             "no loaded domain delivers completion callbacks", field="callback_url"
         )
-    try:
-        return seal(url, secret, settings=settings)
-    except SwitchyardError as exc:  # the domain names the failing field
-        raise InvalidFieldError(str(exc), field=exc.field or "callback_url") from exc
+    return seal(url, secret, settings=settings)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from psycopg import OperationalError as DriverOperationalError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from errors import ProblemError, SwitchyardError, UnavailableError
+from errors import SwitchyardError, UnavailableError
 from logs import get_logger
 
 log = get_logger("switchyard.api")
@@ -71,10 +71,6 @@ def _internal_error(exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Turn every known failure into problem+json; the database being down is 503, not 500."""
-
-    @app.exception_handler(ProblemError)
-    async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
-        return problem(exc.status, exc.code, exc.detail, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(SwitchyardError)
     async def _switchyard(_: Request, exc: SwitchyardError) -> JSONResponse:

@@ -7,39 +7,22 @@ transaction that records the terminal state, whichever code path moved the job.
 from __future__ import annotations
 
 from config import Settings
-from errors import SwitchyardError
-from tasks.notifications.secrets import SecretFormatError, seal, secret_bytes
+from errors import InvalidFieldError
+from tasks.notifications.secrets import seal, secret_bytes
 from tasks.notifications.settings import NotificationSettings
-from tasks.notifications.ssrf import BlockedAddressError, check_url, parse_networks
-
-
-class CallbackError(SwitchyardError):
-    """A callback URL or secret cannot be accepted; `field` names which."""
-
-    code = "invalid_field"
-
-    def __init__(self, message: str, *, field: str) -> None:
-        super().__init__(message)
-        self.field = field
+from tasks.notifications.ssrf import check_url, parse_networks
 
 
 def callback_columns(url: str | None, secret: str | None, *, settings: Settings) -> dict[str, str]:
-    """The job columns for a callback (secret sealed), or {} without one."""
+    """The job columns for a callback (secret sealed), or {} without one; InvalidFieldError
+    naming `callback_url` or `callback_secret` if either cannot be accepted."""
     if url is None:
         if secret is not None:
-            raise CallbackError("a callback secret needs a callback_url", field="callback_url")
+            raise InvalidFieldError("a callback secret needs a callback_url", field="callback_url")
         return {}
-    try:
-        check_url(
-            url,
-            allowed=parse_networks(settings.section(NotificationSettings).webhook_allowed_networks),
-        )
-    except BlockedAddressError as exc:
-        raise CallbackError(str(exc), field="callback_url") from exc
+    allowed = parse_networks(settings.section(NotificationSettings).webhook_allowed_networks)
+    check_url(url, allowed=allowed, field="callback_url")
     if secret is None:
-        raise CallbackError("a callback_url needs a callback_secret", field="callback_secret")
-    try:
-        secret_bytes(secret)
-    except SecretFormatError as exc:
-        raise CallbackError(str(exc), field="callback_secret") from exc
+        raise InvalidFieldError("a callback_url needs a callback_secret", field="callback_secret")
+    secret_bytes(secret, field="callback_secret")
     return {"callback_url": url, "callback_secret": seal(secret, settings=settings)}

@@ -10,23 +10,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config import Settings
-from errors import SwitchyardError
+from errors import ConflictError, NotFoundError
 from tasks.notifications.models import WebhookEndpoint
 from tasks.notifications.secrets import new_secret, seal, secret_bytes, unseal
 from tasks.notifications.settings import NotificationSettings
 from tasks.notifications.ssrf import check_url, parse_networks
 
 
-class EndpointNotFoundError(SwitchyardError):
+class EndpointNotFoundError(NotFoundError):
     """No endpoint with that id belongs to the caller."""
 
     code = "endpoint_not_found"
 
 
-class EndpointExistsError(SwitchyardError):
+class EndpointExistsError(ConflictError):
     """The caller already registered this URL."""
 
-    code = "endpoint_exists"
+    code, field = "endpoint_exists", "url"
 
 
 def live(secrets: list[dict[str, Any]]) -> list[dict[str, Any]]:

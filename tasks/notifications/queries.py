@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
+from errors import NotFoundError
 from store.models import Job
 from tasks.notifications.models import Notification, NotificationAttempt
 from tasks.notifications.schemas import (
@@ -25,6 +26,12 @@ _STATUS = case(
     (Job.state.is_(None), "expired"),
     else_="pending",
 )
+
+
+class NotificationNotFoundError(NotFoundError):
+    """No notification of that id, or not one the caller may see."""
+
+    code = "notification_not_found"
 
 
 def _base() -> Any:
@@ -70,14 +77,15 @@ def view_of(
 
 def find_notification(
     session: Session, notification_id: uuid.UUID, *, producer: str | None
-) -> NotificationView | None:
-    """One notification with every delivery attempt, if visible to `producer`."""
+) -> NotificationView:
+    """One notification with every delivery attempt, if visible to `producer` (else
+    NotificationNotFoundError)."""
     stmt = _base().where(Notification.id == notification_id)
     if producer is not None:
         stmt = stmt.where(Notification.producer == producer)
     found = session.execute(stmt).one_or_none()
     if found is None:
-        return None
+        raise NotificationNotFoundError(f"no notification {notification_id}")
     attempts = session.scalars(
         select(NotificationAttempt)
         .where(NotificationAttempt.notification_id == notification_id)

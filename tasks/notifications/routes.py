@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from errors import ProblemError, SwitchyardError
 from store.api_keys import Principal
 from tasks.enqueue import enqueue
 from tasks.notifications.queries import find_notification, list_notifications
@@ -21,9 +20,8 @@ from tasks.notifications.schemas import (
     Status,
     links_for,
 )
-from tasks.notifications.service import InvalidNotificationError, prepare, record
+from tasks.notifications.service import prepare, record
 from tasks.notifications.settings import NotificationSettings
-from tasks.notifications.templates import TemplateError, TemplateNotFoundError
 from tasks.web.auth import require_scope, visible_to
 from tasks.web.deps import SessionDep, SettingsDep
 from tasks.web.paging import decode_cursor, encode_cursor
@@ -31,18 +29,6 @@ from tasks.web.paging import decode_cursor, encode_cursor
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 Writer = Annotated[Principal, Depends(require_scope("notifications:write"))]
 Reader = Annotated[Principal, Depends(require_scope("notifications:read"))]
-
-
-def invalid(exc: SwitchyardError, *, field: str) -> ProblemError:
-    """A 422 naming `field`."""
-    message = str(exc)
-    return ProblemError(
-        422,
-        "invalid_field",
-        f"{field}: {message}",
-        field=field,
-        errors=[{"field": field, "message": message}],
-    )
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=NotificationAccepted)
@@ -54,17 +40,9 @@ def submit_notification(
     response: Response,
 ) -> NotificationAccepted:
     """Accept a notification: 202 means it and its delivery job are committed."""
-    try:
-        prepared = prepare(
-            session,
-            body,
-            producer=principal.producer,
-            settings=settings.section(NotificationSettings),
-        )
-    except (InvalidNotificationError, TemplateError) as exc:
-        raise invalid(exc, field=exc.field) from exc
-    except TemplateNotFoundError as exc:
-        raise invalid(exc, field="template") from exc
+    prepared = prepare(
+        session, body, producer=principal.producer, settings=settings.section(NotificationSettings)
+    )
     if prepared.existing is not None:
         response.headers["Idempotent-Replayed"] = "true"
         job_id = prepared.existing.job_id
@@ -97,10 +75,7 @@ def get_notification(
     notification_id: uuid.UUID, session: SessionDep, principal: Reader
 ) -> NotificationView:
     """One notification: its status and every delivery attempt."""
-    found = find_notification(session, notification_id, producer=visible_to(principal))
-    if found is None:
-        raise ProblemError(404, "notification_not_found", f"no notification {notification_id}")
-    return found
+    return find_notification(session, notification_id, producer=visible_to(principal))
 
 
 @router.get("", response_model=NotificationPage)

@@ -11,7 +11,7 @@ from functools import cache, lru_cache
 from cryptography.fernet import Fernet, InvalidToken
 
 from config import Settings
-from errors import SwitchyardError
+from errors import InvalidFieldError, SwitchyardError
 from tasks.notifications.settings import NotificationSettings
 
 PREFIX = "whsec_"
@@ -19,22 +19,17 @@ PREFIX = "whsec_"
 DEV_KEY = "switchyard-dev-only-notification-key"
 
 
-class SecretFormatError(SwitchyardError):
-    """A webhook secret is not `whsec_` followed by base64 of 24 to 64 bytes."""
+class SealingKeyError(SwitchyardError):
+    """No key to seal or unseal with: none is set in prod (where the built-in key is never
+    used), or the one set is not the key a stored secret was sealed with."""
 
-    code = "invalid_secret"
-
-
-class SealingKeyMissingError(SwitchyardError):
-    """Outside dev and test, secrets are never sealed with the built-in key."""
-
-    code = "sealing_key_missing"
+    code = "sealing_key_unusable"
 
 
 def _fernet(settings: Settings) -> Fernet:
     configured = settings.section(NotificationSettings).secret_key
     if configured is None and settings.env == "prod":
-        raise SealingKeyMissingError("set SWITCHYARD_NOTIFICATIONS__SECRET_KEY in prod")
+        raise SealingKeyError("set SWITCHYARD_NOTIFICATIONS__SECRET_KEY in prod")
     return _fernet_for(configured.get_secret_value() if configured is not None else DEV_KEY)
 
 
@@ -50,7 +45,7 @@ def seal(plain: str, *, settings: Settings) -> str:
 
 
 def unseal(sealed: str, *, settings: Settings) -> str:
-    """Decrypt a stored secret (SecretFormatError if the key changed under it)."""
+    """Decrypt a stored secret (SealingKeyError if the key changed under it)."""
     return _unseal(sealed, _fernet(settings))
 
 
@@ -61,7 +56,7 @@ def _unseal(sealed: str, fernet: Fernet) -> str:
     try:
         return fernet.decrypt(sealed.encode()).decode()
     except InvalidToken as exc:
-        raise SecretFormatError("stored secret cannot be decrypted with the current key") from exc
+        raise SealingKeyError("stored secret cannot be decrypted with the current key") from exc
 
 
 def new_secret() -> str:
@@ -69,14 +64,14 @@ def new_secret() -> str:
     return PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def secret_bytes(secret: str) -> bytes:
-    """The HMAC key inside a `whsec_` secret; SecretFormatError if malformed."""
+def secret_bytes(secret: str, *, field: str = "secret") -> bytes:
+    """The HMAC key inside a `whsec_` secret; InvalidFieldError on `field` if malformed."""
     if not secret.startswith(PREFIX):
-        raise SecretFormatError("a webhook secret starts with 'whsec_'")
+        raise InvalidFieldError("a webhook secret starts with 'whsec_'", field=field)
     try:
         key = base64.b64decode(secret[len(PREFIX) :], validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise SecretFormatError("a webhook secret is base64 after 'whsec_'") from exc
+        raise InvalidFieldError("a webhook secret is base64 after 'whsec_'", field=field) from exc
     if not 24 <= len(key) <= 64:
-        raise SecretFormatError("a webhook secret holds 24 to 64 bytes")
+        raise InvalidFieldError("a webhook secret holds 24 to 64 bytes", field=field)
     return key

@@ -13,7 +13,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from errors import SwitchyardError
+from errors import InvalidFieldError
 from store.ids import uuid7
 from tasks.notifications.models import Notification, WebhookEndpoint
 from tasks.notifications.scheduling import (
@@ -24,18 +24,14 @@ from tasks.notifications.scheduling import (
 )
 from tasks.notifications.schemas import NotificationRequest
 from tasks.notifications.settings import NotificationSettings
-from tasks.notifications.ssrf import BlockedAddressError, check_url, parse_networks
-from tasks.notifications.templates import Rendered, find_template, parts_of, render
-
-
-class InvalidNotificationError(SwitchyardError):
-    """The request cannot be accepted; `field` names the culprit."""
-
-    code = "invalid_field"
-
-    def __init__(self, message: str, *, field: str) -> None:
-        super().__init__(message)
-        self.field = field
+from tasks.notifications.ssrf import check_url, parse_networks
+from tasks.notifications.templates import (
+    Rendered,
+    TemplateNotFoundError,
+    find_template,
+    parts_of,
+    render,
+)
 
 
 @dataclass
@@ -49,29 +45,32 @@ class Prepared:
 
 
 def normalise_recipient(channel: str, to: str, *, settings: NotificationSettings) -> str:
-    """The canonical form of `to` for its channel, or InvalidNotificationError on `to`."""
+    """The canonical form of `to` for its channel, or InvalidFieldError on `to`."""
     try:
         if channel == "email":
             return validate_email(to, check_deliverability=False).normalized
         if channel == "sms":
             number = phonenumbers.parse(to, None)
             if not phonenumbers.is_valid_number(number):
-                raise InvalidNotificationError("not a valid phone number", field="to")
+                raise InvalidFieldError("not a valid phone number", field="to")
             return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        check_url(to, allowed=parse_networks(settings.webhook_allowed_networks))
+        check_url(to, allowed=parse_networks(settings.webhook_allowed_networks), field="to")
         return to
     except EmailNotValidError as exc:
-        raise InvalidNotificationError(f"not a valid email address: {exc}", field="to") from exc
+        raise InvalidFieldError(f"not a valid email address: {exc}", field="to") from exc
     except phonenumbers.NumberParseException as exc:
-        raise InvalidNotificationError(f"not an E.164 phone number: {exc}", field="to") from exc
-    except BlockedAddressError as exc:
-        raise InvalidNotificationError(str(exc), field="to") from exc
+        raise InvalidFieldError(f"not an E.164 phone number: {exc}", field="to") from exc
 
 
 def _content(session: Session, req: NotificationRequest, *, producer: str) -> dict[str, Any]:
     data = req.data or {}
     if req.template is not None:
-        row = find_template(session, req.template, producer=producer, version=req.template_version)
+        try:
+            row = find_template(
+                session, req.template, producer=producer, version=req.template_version
+            )
+        except TemplateNotFoundError as exc:  # not a missing resource: a field naming none
+            raise InvalidFieldError(str(exc), field="template") from exc
         rendered = render(parts_of(row), data, field="data")
         version: int | None = row.version
     else:
@@ -79,11 +78,11 @@ def _content(session: Session, req: NotificationRequest, *, producer: str) -> di
         version = None
     if req.channel == "email":
         if not rendered.subject:
-            raise InvalidNotificationError("an email needs a subject", field="subject")
+            raise InvalidFieldError("an email needs a subject", field="subject")
         if not rendered.text and not rendered.html:
-            raise InvalidNotificationError("an email needs a body", field="body")
+            raise InvalidFieldError("an email needs a body", field="body")
     elif req.channel == "sms" and not rendered.text:
-        raise InvalidNotificationError("an SMS needs a body", field="body")
+        raise InvalidFieldError("an SMS needs a body", field="body")
     return {
         "template_name": req.template,
         "template_version": version,
@@ -100,7 +99,7 @@ def _endpoint(session: Session, url: str, *, producer: str) -> WebhookEndpoint:
         )
     ).one_or_none()
     if row is None:
-        raise InvalidNotificationError(
+        raise InvalidFieldError(
             "no webhook endpoint is registered for this URL (POST /v1/webhook-endpoints)",
             field="to",
         )
@@ -119,7 +118,7 @@ def prepare(
     values = _content(session, req, producer=producer) if req.channel != "webhook" else {}
     if req.channel == "webhook":
         if req.template is not None:
-            raise InvalidNotificationError("webhooks carry `data`, not templates", field="template")
+            raise InvalidFieldError("webhooks carry `data`, not templates", field="template")
         endpoint = _endpoint(session, recipient, producer=producer)
         envelope = {"type": "notification", "timestamp": None, "data": req.data or {}}
         values = {"endpoint_id": endpoint.id, "envelope": envelope}

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from errors import SwitchyardError
+from errors import InvalidFieldError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -21,10 +21,11 @@ CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
-class BlockedAddressError(SwitchyardError):
-    """The destination resolves to an address webhooks may not reach."""
+class BlockedAddressError(InvalidFieldError):
+    """The destination (held by `field`) is one webhooks may not reach."""
 
-    code = "blocked_address"
+    def __init__(self, message: str, *, field: str = "url") -> None:
+        super().__init__(message, field=field)
 
 
 def parse_networks(specs: Iterable[str]) -> list[Network]:
@@ -62,8 +63,8 @@ def blocked_reason(ip: IPAddress) -> str | None:
     return next((name for name, hit in checks if hit), None)
 
 
-def check_address(ip: IPAddress, *, allowed: Sequence[Network]) -> None:
-    """Raise BlockedAddressError unless `ip` is public or explicitly allow-listed."""
+def check_address(ip: IPAddress, *, allowed: Sequence[Network], field: str = "url") -> None:
+    """Raise BlockedAddressError on `field` unless `ip` is public or explicitly allow-listed."""
     candidates = [ip]
     if isinstance(ip, ipaddress.IPv6Address) and (inner := _embedded_v4(ip)) is not None:
         candidates.append(inner)
@@ -71,7 +72,7 @@ def check_address(ip: IPAddress, *, allowed: Sequence[Network]) -> None:
         return
     reason = blocked_reason(ip)
     if reason:
-        raise BlockedAddressError(f"refusing to connect to {ip}: {reason} address")
+        raise BlockedAddressError(f"refusing to connect to {ip}: {reason} address", field=field)
 
 
 def literal_address(host: str) -> IPAddress | None:
@@ -87,16 +88,17 @@ def literal_address(host: str) -> IPAddress | None:
         return None
 
 
-def check_url(url: str, *, allowed: Sequence[Network]) -> None:
-    """Refuse at intake what can be refused without DNS: bad schemes and blocked IP literals."""
+def check_url(url: str, *, allowed: Sequence[Network], field: str = "url") -> None:
+    """Refuse at intake what can be refused without DNS: bad schemes and blocked IP literals
+    (BlockedAddressError on `field`, the request field holding the URL)."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise BlockedAddressError("a webhook URL is http(s)://host/...")
+        raise BlockedAddressError("a webhook URL is http(s)://host/...", field=field)
     if parts.username or parts.password:
-        raise BlockedAddressError("a webhook URL carries no credentials")
+        raise BlockedAddressError("a webhook URL carries no credentials", field=field)
     ip = literal_address(parts.hostname)
     if ip is not None:
-        check_address(ip, allowed=allowed)
+        check_address(ip, allowed=allowed, field=field)
 
 
 def system_resolver(host: str, port: int) -> list[str]:

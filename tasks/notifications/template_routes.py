@@ -7,11 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from errors import ProblemError
 from store.api_keys import Principal
 from tasks.notifications.endpoints import (
-    EndpointExistsError,
-    EndpointNotFoundError,
     delete_endpoint,
     find_endpoint,
     list_endpoints,
@@ -20,7 +17,6 @@ from tasks.notifications.endpoints import (
     rotate_secret,
 )
 from tasks.notifications.models import NotificationTemplate, WebhookEndpoint
-from tasks.notifications.routes import invalid
 from tasks.notifications.schemas import (
     NAME_PATTERN,
     EndpointRequest,
@@ -30,11 +26,7 @@ from tasks.notifications.schemas import (
     TemplateRequest,
     TemplateView,
 )
-from tasks.notifications.secrets import SecretFormatError
-from tasks.notifications.ssrf import BlockedAddressError
 from tasks.notifications.templates import (
-    TemplateError,
-    TemplateNotFoundError,
     delete_template,
     find_template,
     list_templates,
@@ -70,12 +62,9 @@ def put_template(
 ) -> TemplateView:
     """Save a new version of a template (checked: it parses, and renders `sample_data`)."""
     parts = {"subject": body.subject, "text": body.text, "html": body.html}
-    try:
-        row = save_template(
-            session, name, producer=principal.producer, parts=parts, sample_data=body.sample_data
-        )
-    except TemplateError as exc:
-        raise invalid(exc, field=exc.field) from exc
+    row = save_template(
+        session, name, producer=principal.producer, parts=parts, sample_data=body.sample_data
+    )
     session.commit()
     return _template_view(row)
 
@@ -94,18 +83,14 @@ def get_template(
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> TemplateView:
     """A template's newest version, or the one asked for."""
-    try:
-        row = find_template(session, name, producer=principal.producer, version=version)
-    except TemplateNotFoundError as exc:
-        raise ProblemError(404, exc.code, str(exc)) from exc
+    row = find_template(session, name, producer=principal.producer, version=version)
     return _template_view(row)
 
 
 @router.delete("/v1/notification-templates/{name}", status_code=204)
 def remove_template(name: Name, session: SessionDep, principal: Writer) -> Response:
     """Retire every version of a template."""
-    if not delete_template(session, name, producer=principal.producer):
-        raise ProblemError(404, "template_not_found", f"no template {name!r}")
+    delete_template(session, name, producer=principal.producer)
     session.commit()
     return Response(status_code=204)
 
@@ -123,16 +108,9 @@ def post_endpoint(
     body: EndpointRequest, session: SessionDep, settings: SettingsDep, principal: Writer
 ) -> EndpointSecret:
     """Register a webhook receiver; the answer carries its secret, shown only this once."""
-    try:
-        row, secret = register_endpoint(
-            session, body.url, producer=principal.producer, secret=body.secret, settings=settings
-        )
-    except BlockedAddressError as exc:
-        raise invalid(exc, field="url") from exc
-    except SecretFormatError as exc:
-        raise invalid(exc, field="secret") from exc
-    except EndpointExistsError as exc:
-        raise ProblemError(409, exc.code, str(exc), field="url") from exc
+    row, secret = register_endpoint(
+        session, body.url, producer=principal.producer, secret=body.secret, settings=settings
+    )
     session.commit()
     return EndpointSecret(**_endpoint_view(row).model_dump(), secret=secret)
 
@@ -152,15 +130,8 @@ def rotate_endpoint_secret(
     body: SecretRequest | None = None,
 ) -> EndpointSecret:
     """Issue a new secret; deliveries carry both signatures until the old one's grace ends."""
-    try:
-        row = find_endpoint(session, endpoint_id, producer=principal.producer)
-        secret = rotate_secret(
-            session, row, secret=body.secret if body else None, settings=settings
-        )
-    except EndpointNotFoundError as exc:
-        raise ProblemError(404, exc.code, str(exc)) from exc
-    except SecretFormatError as exc:
-        raise invalid(exc, field="secret") from exc
+    row = find_endpoint(session, endpoint_id, producer=principal.producer)
+    secret = rotate_secret(session, row, secret=body.secret if body else None, settings=settings)
     session.commit()
     return EndpointSecret(**_endpoint_view(row).model_dump(), secret=secret)
 
@@ -168,10 +139,7 @@ def rotate_endpoint_secret(
 @router.delete("/v1/webhook-endpoints/{endpoint_id}", status_code=204)
 def remove_endpoint(endpoint_id: uuid.UUID, session: SessionDep, principal: Writer) -> Response:
     """Delete a webhook receiver and its secrets."""
-    try:
-        row = find_endpoint(session, endpoint_id, producer=principal.producer)
-    except EndpointNotFoundError as exc:
-        raise ProblemError(404, exc.code, str(exc)) from exc
+    row = find_endpoint(session, endpoint_id, producer=principal.producer)
     delete_endpoint(session, row)
     session.commit()
     return Response(status_code=204)

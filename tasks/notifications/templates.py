@@ -12,7 +12,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from errors import SwitchyardError
+from errors import InvalidFieldError, NotFoundError
 from tasks.notifications.models import NotificationTemplate
 
 PARTS = ("subject", "text", "html")
@@ -20,20 +20,14 @@ _plain = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 _html = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
 
 
-class TemplateError(SwitchyardError):
-    """A template cannot be saved or rendered; `field` says where."""
-
-    code = "invalid_field"
-
-    def __init__(self, message: str, *, field: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class TemplateNotFoundError(SwitchyardError):
+class TemplateNotFoundError(NotFoundError):
     """No live template of that name (and version)."""
 
     code = "template_not_found"
+
+    def __init__(self, name: str, *, version: int | None = None) -> None:
+        suffix = f" version {version}" if version is not None else ""
+        super().__init__(f"no template {name!r}{suffix}")
 
 
 @dataclass(frozen=True)
@@ -50,7 +44,7 @@ def _env(part: str) -> SandboxedEnvironment:
 
 
 def variables(parts: Mapping[str, str | None]) -> list[str]:
-    """Every variable the parts use; TemplateError naming the part if one does not parse."""
+    """Every variable the parts use; InvalidFieldError naming the part if one does not parse."""
     names: set[str] = set()
     for part, source in parts.items():
         if source is None:
@@ -58,15 +52,15 @@ def variables(parts: Mapping[str, str | None]) -> list[str]:
         try:
             names |= meta.find_undeclared_variables(_env(part).parse(source))
         except TemplateSyntaxError as exc:
-            raise TemplateError(f"line {exc.lineno}: {exc.message}", field=part) from exc
+            raise InvalidFieldError(f"line {exc.lineno}: {exc.message}", field=part) from exc
     return sorted(names)
 
 
 def render(parts: Mapping[str, str | None], data: Mapping[str, Any], *, field: str) -> Rendered:
-    """Fill the parts with `data`; a missing variable is TemplateError naming `field.<name>`."""
+    """Fill the parts with `data`; a missing variable is InvalidFieldError on `field.<name>`."""
     missing = [name for name in variables(parts) if name not in data]
     if missing:
-        raise TemplateError(
+        raise InvalidFieldError(
             f"missing template variable {missing[0]!r}", field=f"{field}.{missing[0]}"
         )
     out: dict[str, str | None] = {}
@@ -78,9 +72,9 @@ def render(parts: Mapping[str, str | None], data: Mapping[str, Any], *, field: s
         try:
             out[part] = _env(part).from_string(source).render(**data)
         except UndefinedError as exc:
-            raise TemplateError(f"{part}: {exc.message}", field=field) from exc
+            raise InvalidFieldError(f"{part}: {exc.message}", field=field) from exc
         except SecurityError as exc:
-            raise TemplateError(f"{part}: unsafe template: {exc}", field=part) from exc
+            raise InvalidFieldError(f"{part}: unsafe template: {exc}", field=part) from exc
     return Rendered(subject=out["subject"], text=out["text"], html=out["html"])
 
 
@@ -99,7 +93,9 @@ def save_template(
 ) -> NotificationTemplate:
     """Store a new version of `name` after checking it parses (and renders `sample_data`)."""
     if not any(parts.get(p) for p in PARTS):
-        raise TemplateError("a template needs at least one of subject, text, html", field="text")
+        raise InvalidFieldError(
+            "a template needs at least one of subject, text, html", field="text"
+        )
     variables(parts)
     if sample_data is not None:
         render(parts, sample_data, field="sample_data")
@@ -135,8 +131,7 @@ def find_template(
         stmt = stmt.where(NotificationTemplate.version == version)
     row = session.scalars(stmt.order_by(NotificationTemplate.version.desc()).limit(1)).first()
     if row is None:
-        suffix = f" version {version}" if version is not None else ""
-        raise TemplateNotFoundError(f"no template {name!r}{suffix}")
+        raise TemplateNotFoundError(name, version=version)
     return row
 
 
@@ -151,8 +146,9 @@ def list_templates(session: Session, *, producer: str) -> list[NotificationTempl
     return list(rows)
 
 
-def delete_template(session: Session, name: str, *, producer: str) -> bool:
-    """Retire every version of `name` (sent notifications keep their rendered copy)."""
+def delete_template(session: Session, name: str, *, producer: str) -> None:
+    """Retire every version of `name` (sent notifications keep their rendered copy), or
+    TemplateNotFoundError if it has no live version."""
     moved = session.execute(
         update(NotificationTemplate)
         .where(
@@ -162,4 +158,5 @@ def delete_template(session: Session, name: str, *, producer: str) -> bool:
         )
         .values(deleted_at=func.now())
     )
-    return bool(moved.rowcount)  # type: ignore[attr-defined]
+    if not moved.rowcount:  # type: ignore[attr-defined]
+        raise TemplateNotFoundError(name)

@@ -10,20 +10,20 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from config import Settings
+from errors import InvalidFieldError
 from tasks.notifications.channels.email import OutgoingEmail, build_message, message_id_for
 from tasks.notifications.channels.webhook import _target, signed_headers
 from tasks.notifications.scheduling import after_quiet_hours, rate_limited_slot
 from tasks.notifications.schemas import QuietHours
 from tasks.notifications.secrets import (
-    SealingKeyMissingError,
-    SecretFormatError,
+    SealingKeyError,
     new_secret,
     seal,
     secret_bytes,
     unseal,
 )
 from tasks.notifications.ssrf import blocked_reason, check_address, literal_address, parse_networks
-from tasks.notifications.templates import TemplateError, render, variables
+from tasks.notifications.templates import render, variables
 
 T0 = datetime(2026, 3, 28, 23, 30, tzinfo=UTC)
 
@@ -31,7 +31,7 @@ T0 = datetime(2026, 3, 28, 23, 30, tzinfo=UTC)
 def test_a_missing_variable_is_named_and_html_is_escaped() -> None:
     parts = {"subject": "Hi {{ user.name }}", "text": "{{ code }}", "html": "<b>{{ code }}</b>"}
     assert variables(parts) == ["code", "user"]
-    with pytest.raises(TemplateError) as caught:
+    with pytest.raises(InvalidFieldError) as caught:
         render(parts, {"user": {"name": "A"}}, field="data")
     assert caught.value.field == "data.code"
     out = render(parts, {"user": {"name": "<A>"}, "code": "<script>"}, field="data")
@@ -40,7 +40,7 @@ def test_a_missing_variable_is_named_and_html_is_escaped() -> None:
 
 
 def test_the_sandbox_refuses_attribute_escapes() -> None:
-    with pytest.raises(TemplateError) as caught:
+    with pytest.raises(InvalidFieldError) as caught:
         render({"text": "{{ x.__class__.__mro__ }}"}, {"x": 1}, field="data")
     assert caught.value.field in {"text", "data"}
 
@@ -113,17 +113,18 @@ def test_secrets_are_sealed_and_validated() -> None:
     assert secret not in sealed
     assert unseal(sealed, settings=settings) == secret
     for bad in ("nope", "whsec_!!!", "whsec_" + "QQ=="):
-        with pytest.raises(SecretFormatError):
-            secret_bytes(bad)
+        with pytest.raises(InvalidFieldError) as caught:
+            secret_bytes(bad, field="callback_secret")
+        assert caught.value.field == "callback_secret"
 
 
 def test_prod_refuses_to_seal_with_the_built_in_key() -> None:
-    with pytest.raises(SealingKeyMissingError):
+    with pytest.raises(SealingKeyError):
         seal(new_secret(), settings=Settings(env="prod"))
     keyed = Settings(env="prod", notifications={"secret_key": "a real key from the vault"})
     sealed = seal("whsec_x", settings=keyed)
     assert unseal(sealed, settings=keyed) == "whsec_x"
-    with pytest.raises(SecretFormatError):
+    with pytest.raises(SealingKeyError):
         unseal(sealed, settings=Settings())  # another key cannot open it
 
 

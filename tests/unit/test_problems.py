@@ -15,6 +15,8 @@ from errors import InvalidFieldError, SwitchyardError
 from producers.api.errors import install_error_handlers
 from producers.api.routes.jobs import JobNotFoundError
 from tasks.enqueue import IdempotencyKeyReusedError
+from tasks.notifications.endpoints import EndpointExistsError
+from tasks.notifications.templates import TemplateNotFoundError
 from tasks.registry import UnknownJobTypeError
 from tasks.web.auth import InvalidApiKeyError, MissingScopeError
 
@@ -63,6 +65,8 @@ def test_an_invalid_field_names_the_field_and_lists_it() -> None:
     [
         (UnknownJobTypeError("nope"), 422, "unknown_job_type", "type"),
         (IdempotencyKeyReusedError("used"), 422, "idempotency_key_reused", "Idempotency-Key"),
+        (EndpointExistsError("taken"), 409, "endpoint_exists", "url"),
+        (TemplateNotFoundError("greet", version=2), 404, "template_not_found", None),
         (MissingScopeError("jobs:write"), 403, "missing_scope", None),
         (JobNotFoundError(uuid.uuid4()), 404, "job_not_found", None),
     ],
