@@ -21,6 +21,7 @@ from devstack import bootstrap
 from devstack.children import PARENT_ENV, Child, LogMux, die_with_parent, spawn
 from devstack.postgres import EmbeddedPostgres
 from devstack.redis_server import free_loopback_port, redis_argv
+from errors import SwitchyardError
 from logs import get_logger
 
 log = get_logger("switchyard.dev")
@@ -29,8 +30,10 @@ STOP_TIMEOUT = 20.0
 FLAT_ALIASES = ("SWITCHYARD_DATABASE_URL", "SWITCHYARD_REDIS_URL")
 
 
-class StartupAbortedError(Exception):
+class StartupAbortedError(SwitchyardError):
     """Ctrl-C, or a child died, before the stack came up."""
+
+    code = "startup_aborted"
 
 
 def _given(settings: Settings, section: str) -> bool:

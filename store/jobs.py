@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from errors import ConflictError
 from store.job_statements import Completion, claim_statement, finish_statement
 from store.models import Job, JobAttempt, JobState, OutboxMessage
 from store.outbox import add_outbox, add_outbox_rows
@@ -33,8 +34,10 @@ class ClaimedJob:
     producer: str
 
 
-class LeaseLostError(RuntimeError):
+class LeaseLostError(ConflictError):
     """The job is no longer ours: its lease expired and someone else moved it."""
+
+    code = "lease_lost"
 
 
 def claim_jobs(
