@@ -64,7 +64,7 @@ def test_an_accepted_job_moves_the_counter_and_the_ledger_gauges(api: str, make_
     for name in ("switchyard_relay_backlog", "switchyard_relay_lag_seconds"):
         assert name in after
     assert 'switchyard_queue_depth{queue="maintenance"}' in after
-    assert 'switchyard_queue_oldest_ready_seconds{queue="iot"}' in after
+    assert 'switchyard_queue_oldest_ready_seconds{queue="notifications"}' in after
 
 
 def test_ledger_figures_count_due_work_and_its_age(settings: Settings, clean_ledger: None) -> None:
