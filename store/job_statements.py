@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.sql.dml import UpdateBase
 
 from store.models import Job, JobAttempt, JobState, table_of
+from store.transitions import Transition, state_guard
 
 # A write that commits with a job's success: given `moved` (the job's id, if it still held its
 # lease), an INSERT/UPDATE that applies only with it. Module-level functions, so the statement
@@ -42,7 +43,7 @@ _CLAIMED_COLUMNS = (
 
 
 @cache
-def claim_statement(claimable: tuple[str, ...]) -> Select[Any]:
+def claim_statement() -> Select[Any]:
     """The claim: move the claimable jobs among `claim_ids` to `running` and open an attempt
     for each, in one statement."""
     jobs, attempts = table_of(Job), table_of(JobAttempt)
@@ -54,7 +55,7 @@ def claim_statement(claimable: tuple[str, ...]) -> Select[Any]:
         update(jobs)
         .where(
             jobs.c.id == any_(ids),
-            jobs.c.state.in_(claimable),
+            state_guard(jobs.c.state, Transition.CLAIM),
             jobs.c.run_at <= func.now(),
         )
         .values(
@@ -81,10 +82,13 @@ def claim_statement(claimable: tuple[str, ...]) -> Select[Any]:
 
 @cache
 def finish_statement(
-    columns: tuple[str, ...], now: tuple[str, ...], writes: tuple[Completion, ...] = ()
+    transition: Transition,
+    columns: tuple[str, ...],
+    now: tuple[str, ...],
+    writes: tuple[Completion, ...] = (),
 ) -> Select[Any]:
-    """End an attempt: set `columns` (bound) and `now` (now()) on the job; close the attempt;
-    apply the handler's `writes` — all only if the attempt still holds its lease."""
+    """End an attempt by `transition`: set `columns` (bound) and `now` (now()) on the job; close
+    the attempt; apply the handler's `writes` — all only if the attempt still holds its lease."""
     jobs, attempts = table_of(Job), table_of(JobAttempt)
     # One round trip: the guarded UPDATE of the job and the close of its attempt row.
     values: dict[str, Any] = {c: bindparam(f"set_{c}", type_=jobs.c[c].type) for c in columns}
@@ -94,7 +98,7 @@ def finish_statement(
         update(jobs)
         .where(
             jobs.c.id == bindparam("finish_id"),
-            jobs.c.state == JobState.RUNNING,
+            state_guard(jobs.c.state, transition),
             jobs.c.attempts == bindparam("finish_attempt"),
         )
         .values(lease_until=null(), error=error, updated_at=func.now(), **values)

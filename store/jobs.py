@@ -15,9 +15,7 @@ from errors import ConflictError
 from store.job_statements import Completion, claim_statement, finish_statement
 from store.models import Job, JobAttempt, JobState, OutboxMessage
 from store.outbox import add_outbox, add_outbox_rows
-
-CLAIMABLE = (JobState.ACCEPTED, JobState.QUEUED, JobState.RETRYING)
-CANCELLABLE = (JobState.ACCEPTED, JobState.QUEUED, JobState.RETRYING)
+from store.transitions import Transition, state_guard
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ def claim_jobs(
         "claim_lease": timedelta(seconds=lease_seconds),
         "claim_worker": worker,
     }
-    rows = session.execute(claim_statement(CLAIMABLE), params).all()
+    rows = session.execute(claim_statement(), params).all()
     claimed = {
         row.id: ClaimedJob(
             id=row.id,
@@ -76,7 +74,7 @@ def release_jobs(session: Session, jobs: Sequence[ClaimedJob]) -> int:
     pairs = [(job.id, job.attempt) for job in jobs]
     rows = session.execute(
         update(Job)
-        .where(Job.state == JobState.RUNNING, tuple_(Job.id, Job.attempts).in_(pairs))
+        .where(state_guard(Job.state, Transition.RELEASE), tuple_(Job.id, Job.attempts).in_(pairs))
         .values(
             state=JobState.QUEUED,
             attempts=Job.attempts - 1,
@@ -111,6 +109,7 @@ def _finish(
     session: Session,
     job: ClaimedJob,
     *,
+    transition: Transition,
     outcome: str,
     error: dict[str, Any] | None,
     now: tuple[str, ...] = (),
@@ -123,7 +122,7 @@ def _finish(
     params.update(
         finish_id=job.id, finish_attempt=job.attempt, finish_outcome=outcome, finish_error=error
     )
-    statement = finish_statement(tuple(sorted(values)), now, writes)
+    statement = finish_statement(transition, tuple(sorted(values)), now, writes)
     if session.execute(statement, params).one_or_none() is None:
         raise LeaseLostError(f"job {job.id} attempt {job.attempt} no longer holds its lease")
 
@@ -141,6 +140,7 @@ def mark_succeeded(
     _finish(
         session,
         job,
+        transition=Transition.SUCCEED,
         outcome="succeeded",
         error=None,
         now=("finished_at",),
@@ -156,7 +156,15 @@ def mark_retrying(
 ) -> datetime:
     """Schedule another attempt after `delay_seconds`; returns when it becomes due."""
     run_at = session.execute(select(func.now() + timedelta(seconds=delay_seconds))).scalar_one()
-    _finish(session, job, outcome="retrying", error=error, state=JobState.RETRYING, run_at=run_at)
+    _finish(
+        session,
+        job,
+        transition=Transition.RETRY,
+        outcome="retrying",
+        error=error,
+        state=JobState.RETRYING,
+        run_at=run_at,
+    )
     add_outbox(
         session,
         job.id,
@@ -173,6 +181,7 @@ def mark_dead(session: Session, job: ClaimedJob, *, error: dict[str, Any]) -> No
     _finish(
         session,
         job,
+        transition=Transition.FAIL,
         outcome="dead",
         error=error,
         now=("finished_at",),
@@ -187,7 +196,7 @@ def cancel_job(session: Session, job_id: uuid.UUID) -> bool:
     session.execute(delete(OutboxMessage).where(OutboxMessage.job_id == job_id))
     moved = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.state.in_(CANCELLABLE))
+        .where(Job.id == job_id, state_guard(Job.state, Transition.CANCEL))
         .values(
             state=JobState.CANCELLED,
             finished_at=func.now(),
@@ -203,7 +212,7 @@ def replay_job(session: Session, job_id: uuid.UUID, *, extra_attempts: int) -> b
     """Give a dead job `extra_attempts` more tries, starting now; False if it is not dead."""
     row = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.state == JobState.DEAD)
+        .where(Job.id == job_id, state_guard(Job.state, Transition.REPLAY))
         .values(
             state=JobState.RETRYING,
             max_attempts=Job.attempts + extra_attempts,
@@ -236,7 +245,7 @@ def reap_expired_leases(
     """Return jobs whose lease expired to `retrying`, or to `dead` once they lost N workers."""
     expired = (
         select(Job.id)
-        .where(Job.state == JobState.RUNNING, Job.lease_until < func.now())
+        .where(state_guard(Job.state, Transition.REAP), Job.lease_until < func.now())
         .limit(limit)
         .with_for_update(skip_locked=True)
         .scalar_subquery()

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from store.bulk import insert_outbox_rows
 from store.models import Job, JobState, OutboxMessage, table_of
+from store.transitions import Transition, state_guard
 
 NOTIFY_CHANNEL = "switchyard_outbox"
 
@@ -83,7 +84,7 @@ def mark_sent(session: Session, messages: list[DueMessage]) -> None:
     session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(ids)))
     session.execute(
         update(Job)
-        .where(Job.id.in_(job_ids), Job.state.in_([JobState.ACCEPTED, JobState.RETRYING]))
+        .where(Job.id.in_(job_ids), state_guard(Job.state, Transition.PUBLISH))
         .values(state=JobState.QUEUED, updated_at=func.now())
     )
 
