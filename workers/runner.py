@@ -48,6 +48,14 @@ def backoff_delay(policy: JobPolicy, attempt: int, *, retry_after: float | None 
     return random.uniform(0, ceiling) if policy.jitter else ceiling
 
 
+def retry_delay(exc: BaseException, job: ClaimedJob, *, policy: JobPolicy) -> float | None:
+    """Seconds until a failed job's next attempt; None when it is dead (permanent, or its last)."""
+    if isinstance(exc, PermanentError) or job.attempt >= job.max_attempts:
+        return None
+    retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
+    return backoff_delay(policy, job.attempt, retry_after=retry_after)
+
+
 def describe_error(exc: BaseException) -> dict[str, Any]:
     """The JSON the ledger keeps about a failure."""
     return {
@@ -86,13 +94,12 @@ def _record_failure(
     job: ClaimedJob, exc: Exception, *, settings: Settings, policy: JobPolicy
 ) -> str:
     error = describe_error(exc)
+    delay = retry_delay(exc, job, policy=policy)
     with transaction(settings) as session:
-        if isinstance(exc, PermanentError) or job.attempt >= job.max_attempts:
+        if delay is None:
             mark_dead(session, job, error=error)
             log.error("job_dead", error=error["message"], error_type=error["type"])
             return "dead"
-        retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
-        delay = backoff_delay(policy, job.attempt, retry_after=retry_after)
         run_at = mark_retrying(session, job, error=error, delay_seconds=delay)
         # Expected retries are not errors: log them at info.
         log.info(

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
+from config import JobPolicy, Settings
 from store.outbox import DueMessage
+from tasks.registry import domains
 from workers.relay import group_deliveries
+
+pytestmark = pytest.mark.usefixtures("no_io")
 
 
 def row(
@@ -40,3 +46,37 @@ def test_a_type_that_does_not_batch_travels_one_job_a_message() -> None:
 def test_a_job_that_lost_a_worker_before_travels_alone() -> None:
     a, lost, b = row("echo"), row("echo", lost=1), row("echo")
     assert group_deliveries([a, lost, b], sizes) == [[a, b], [lost]]
+
+
+def test_rows_of_one_kind_share_a_delivery_even_when_others_come_between() -> None:
+    a1, other, a2 = row("echo"), row("other"), row("echo")
+    assert group_deliveries([a1, other, a2], sizes) == [[a1, a2], [other]]
+
+
+def test_a_full_delivery_closes_and_deliveries_keep_the_order_of_their_first_rows() -> None:
+    e1, e2, o1, e3 = row("echo"), row("echo"), row("other"), row("echo")
+    assert group_deliveries([e1, e2, o1, e3], sizes) == [[e1, e2], [o1], [e3]]
+
+
+def test_jobs_that_lost_a_worker_each_travel_alone_and_take_no_place_in_a_batch() -> None:
+    a, b, c = row("echo"), row("echo"), row("echo")
+    lost1, lost2 = row("echo", lost=1), row("echo", lost=3)
+    assert group_deliveries([a, lost1, lost2, b, c], sizes) == [[a, b], [lost1], [lost2], [c]]
+
+
+def test_each_job_type_is_held_to_its_own_batch_size() -> None:
+    echoes, others = [row("echo") for _ in range(3)], [row("other") for _ in range(3)]
+    mixed = [m for pair in zip(echoes, others, strict=True) for m in pair]
+    assert group_deliveries(mixed, sizes) == [echoes[:2], others, echoes[2:]]
+    assert group_deliveries([], sizes) == []
+
+
+def test_a_policy_batch_size_wins_over_the_job_types_own_and_an_unknown_type_goes_alone() -> None:
+    plain = Settings()
+    registry = domains(plain)
+    spec = registry.spec("notifications.deliver")
+    assert spec.batch_size > 1
+    assert registry.batch_size(plain, spec.name) == spec.batch_size
+    tuned = Settings(job_policies={spec.name: JobPolicy(batch_size=3)})
+    assert registry.batch_size(tuned, spec.name) == 3
+    assert registry.batch_size(plain, "no.such.type") == 1
