@@ -41,11 +41,15 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
 
 
+# The most attempts any job may be given: by its policy, by its producer, or by a domain's rule.
+MAX_ATTEMPTS = 100
+
+
 class JobPolicy(BaseModel):
     """How one job type is queued, retried and leased."""
 
     queue: str | None = None
-    max_attempts: int = Field(default=5, ge=1, le=100)
+    max_attempts: int = Field(default=5, ge=1, le=MAX_ATTEMPTS)
     backoff_base: float = Field(default=2.0, ge=0)
     backoff_cap: float = Field(default=600.0, ge=0)
     jitter: bool = True

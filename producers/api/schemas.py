@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from config import MAX_ATTEMPTS
 from store.models import Job, JobAttempt
 
 
@@ -20,7 +21,7 @@ class JobRequest(BaseModel):
     payload: dict[str, Any] = Field(default_factory=dict, examples=[{"hello": "world"}])
     priority: int = Field(default=0, ge=0, le=9, description="9 runs first.")
     run_at: AwareDatetime | None = Field(default=None, description="Not before this instant.")
-    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS)
     callback_url: str | None = Field(
         default=None, max_length=2_048, description="Gets a signed webhook when the job ends."
     )

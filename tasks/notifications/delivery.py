@@ -5,17 +5,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
-import httpcore
 from sqlalchemy import (
     ARRAY,
     CTE,
     Insert,
     Integer,
-    Row,
     Select,
     Text,
     Update,
@@ -37,23 +35,31 @@ from store.job_statements import Completion
 from store.jobs import ClaimedJob
 from store.models import table_of
 from tasks.notifications.channels import DeliveryError, DeliveryReport, RejectedDeliveryError
-from tasks.notifications.channels.email import OutgoingEmail, message_id_for, send_email
-from tasks.notifications.channels.sms import SmsProvider
-from tasks.notifications.channels.webhook import send_webhook, webhook_id_for
+from tasks.notifications.channels.email import OutgoingEmail, message_id_for
+from tasks.notifications.channels.webhook import webhook_id_for
 from tasks.notifications.endpoints import active_secrets
+from tasks.notifications.gateways import Gateways
 from tasks.notifications.models import Notification, NotificationAttempt, WebhookEndpoint
+from tasks.notifications.retries import scheduled_retry
 from tasks.notifications.secrets import unseal
 from tasks.notifications.settings import NotificationSettings
 
 RecordAttempt = Callable[[dict[str, Any]], None]
 
 
-@dataclass(frozen=True)
-class Gateways:
-    """The outside world a delivery talks to."""
+class Outgoing(NamedTuple):
+    """A notification as its delivery needs it (the columns of `_load_statement`, in order)."""
 
-    webhook_pool: httpcore.ConnectionPool
-    sms: SmsProvider
+    id: uuid.UUID
+    channel: str
+    recipient: str
+    subject: str | None
+    body_text: str | None
+    body_html: str | None
+    job_id: uuid.UUID
+    callback_secret: str | None
+    delivered_at: datetime | None
+    endpoint_secrets: list[dict[str, Any]] | None
 
 
 @cache
@@ -108,7 +114,7 @@ def _stamp_delivered(moved: CTE) -> Update:
 DELIVERED: tuple[Completion, ...] = (_attempt_row, _stamp_delivered)
 
 
-def _webhook_secrets(row: Row[Any], *, settings: Settings) -> list[str]:
+def _webhook_secrets(row: Outgoing, *, settings: Settings) -> list[str]:
     if row.callback_secret is not None:
         return [unseal(row.callback_secret, settings=settings)]
     sealed = row.endpoint_secrets or []
@@ -118,7 +124,7 @@ def _webhook_secrets(row: Row[Any], *, settings: Settings) -> list[str]:
     return secrets
 
 
-def _send(row: Row[Any], *, settings: Settings, gateways: Gateways) -> DeliveryReport:
+def _send(row: Outgoing, *, settings: Settings, gateways: Gateways) -> DeliveryReport:
     if row.channel == "email":
         email = OutgoingEmail(
             to=row.recipient,
@@ -129,30 +135,27 @@ def _send(row: Row[Any], *, settings: Settings, gateways: Gateways) -> DeliveryR
                 row.job_id, domain=settings.section(NotificationSettings).smtp.message_id_domain
             ),
         )
-        return send_email(email, smtp=settings.section(NotificationSettings).smtp)
+        return gateways.email.send(email)
     if row.channel == "webhook":
-        return send_webhook(
+        return gateways.webhook.post(
             row.recipient,
             (row.body_text or "").encode(),
             msg_id=webhook_id_for(row.job_id),
             secrets=_webhook_secrets(row, settings=settings),
-            pool=gateways.webhook_pool,
-            connect_timeout=settings.section(NotificationSettings).webhook_connect_timeout,
-            total_timeout=settings.section(NotificationSettings).webhook_total_timeout,
         )
     return gateways.sms.send(
         to=row.recipient, body=row.body_text or "", idempotency_key=f"{row.job_id}:sms"
     )
 
 
-def load_outgoing(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Row[Any]]:
+def load_outgoing(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Outgoing]:
     """The notifications with these ids, as their deliveries need them, in one query."""
     rows = session.execute(_load_statement(), {"d_ids": list(ids)}).all()
-    return {row.id: row for row in rows}
+    return {row.id: Outgoing(*row) for row in rows}
 
 
 def deliver(
-    row: Row[Any] | None,
+    row: Outgoing | None,
     notification_id: uuid.UUID,
     *,
     job: ClaimedJob,
@@ -184,9 +187,10 @@ def deliver(
             }
         )
         schedule = settings.section(NotificationSettings).retry_schedule
-        if not exc.retryable or job.attempt > len(schedule):
+        delay = scheduled_retry(exc, attempt=job.attempt, schedule=schedule)
+        if delay is None:
             raise PermanentError(str(exc)) from exc
-        raise RetryableError(str(exc), retry_after=schedule[job.attempt - 1]) from exc
+        raise RetryableError(str(exc), retry_after=delay) from exc
     record_delivered(
         {
             "d_id": row.id,

@@ -6,20 +6,17 @@ import os
 import uuid
 from typing import Any
 
-from sqlalchemy import Row, insert
+from sqlalchemy import insert
 
 from config import Settings
 from store.db import transaction
 from store.jobs import ClaimedJob
 from tasks.context import JobContext
+from tasks.notifications.channels.email import SmtpSender
 from tasks.notifications.channels.sms import sms_provider
-from tasks.notifications.delivery import (
-    DELIVERED,
-    Gateways,
-    RecordAttempt,
-    deliver,
-    load_outgoing,
-)
+from tasks.notifications.channels.webhook import PooledWebhookPoster
+from tasks.notifications.delivery import DELIVERED, Outgoing, RecordAttempt, deliver, load_outgoing
+from tasks.notifications.gateways import Gateways
 from tasks.notifications.models import NotificationAttempt
 from tasks.notifications.schemas import DELIVER, DeliverPayload
 from tasks.notifications.settings import NotificationSettings
@@ -35,8 +32,13 @@ def gateways_for(settings: Settings) -> Gateways:
     found = _gateways.get(os.getpid())
     if found is None:
         cfg = settings.section(NotificationSettings)
-        pool = guarded_pool(allowed=parse_networks(cfg.webhook_allowed_networks))
-        found = _gateways[os.getpid()] = Gateways(webhook_pool=pool, sms=sms_provider(cfg))
+        webhook = PooledWebhookPoster(
+            guarded_pool(allowed=parse_networks(cfg.webhook_allowed_networks)),
+            connect_timeout=cfg.webhook_connect_timeout,
+            total_timeout=cfg.webhook_total_timeout,
+        )
+        found = Gateways(email=SmtpSender(cfg.smtp), webhook=webhook, sms=sms_provider(cfg))
+        _gateways[os.getpid()] = found
     return found
 
 
@@ -58,7 +60,7 @@ def _notification_id(job: ClaimedJob) -> uuid.UUID | None:
         return None
 
 
-def _outgoing(ctx: JobContext, wanted: uuid.UUID) -> Row[Any] | None:
+def _outgoing(ctx: JobContext, wanted: uuid.UUID) -> Outgoing | None:
     """The notification to send. The delivery's first job loads every job's in one query."""
     rows = ctx.memo.get(OUTGOING)
     if rows is None or wanted not in rows:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from store.api_keys import Principal
 from tasks.enqueue import enqueue
 from tasks.notifications.queries import find_notification, list_notifications
+from tasks.notifications.retries import max_attempts
 from tasks.notifications.schemas import (
     DELIVER,
     Channel,
@@ -47,7 +48,7 @@ def submit_notification(
         response.headers["Idempotent-Replayed"] = "true"
         job_id = prepared.existing.job_id
     else:
-        attempts = min(len(settings.section(NotificationSettings).retry_schedule) + 1, 100)
+        attempts = max_attempts(settings.section(NotificationSettings).retry_schedule)
         job = enqueue(
             session,
             DELIVER.name,

@@ -10,6 +10,7 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate
 
 from tasks.notifications.channels import (
+    DeliveryError,
     DeliveryReport,
     RejectedDeliveryError,
     TransientDeliveryError,
@@ -47,14 +48,35 @@ def build_message(email: OutgoingEmail, *, sender: str) -> EmailMessage:
     return msg
 
 
+# The replies that let a message go on, per step of the SMTP conversation.
+ACCEPTED_REPLIES: dict[str, frozenset[int]] = {
+    "MAIL FROM": frozenset({250}),
+    "RCPT TO": frozenset({250, 251}),
+    "DATA": frozenset({250}),
+}
+
+
 def _reply(code: int, text: bytes | str) -> str:
     return f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
 
 
-def _raise_for(code: int, text: bytes | str, what: str) -> None:
+def refusal(step: str, code: int, text: bytes | str) -> DeliveryError:
+    """What the relay's refusal of `step` means: a 4xx is worth a retry, anything else final."""
     reply = _reply(code, text)
     error = TransientDeliveryError if 400 <= code < 500 else RejectedDeliveryError
-    raise error(f"{what} refused: {reply}", status_code=code, reply=reply)
+    return error(f"{step} refused: {reply}", status_code=code, reply=reply)
+
+
+def check_reply(step: str, code: int, text: bytes | str) -> str:
+    """The reply as the delivery records it, if `step` may go on; else its `refusal`, raised."""
+    if code not in ACCEPTED_REPLIES[step]:
+        raise refusal(step, code, text)
+    return _reply(code, text)
+
+
+def smtp_unavailable(exc: Exception) -> TransientDeliveryError:
+    """What an SMTP relay that could not be reached (or dropped us) means: worth a retry."""
+    return TransientDeliveryError(f"SMTP unavailable: {exc}")
 
 
 def _connect(smtp: SmtpSettings) -> smtplib.SMTP:
@@ -75,18 +97,22 @@ def send_email(email: OutgoingEmail, *, smtp: SmtpSettings) -> DeliveryReport:
             client.ehlo_or_helo_if_needed()
             if smtp.username and smtp.password:
                 client.login(smtp.username, smtp.password.get_secret_value())
-            code, text = client.mail(smtp.from_address)
-            if code != 250:
-                _raise_for(code, text, "MAIL FROM")
-            code, text = client.rcpt(email.to)
-            if code not in (250, 251):
-                _raise_for(code, text, "RCPT TO")
+            check_reply("MAIL FROM", *client.mail(smtp.from_address))
+            check_reply("RCPT TO", *client.rcpt(email.to))
             code, text = client.data(msg.as_bytes())
-            if code != 250:
-                _raise_for(code, text, "DATA")
-            return DeliveryReport(status_code=code, reply=_reply(code, text))
+            return DeliveryReport(status_code=code, reply=check_reply("DATA", code, text))
     except smtplib.SMTPResponseException as exc:
-        _raise_for(exc.smtp_code, exc.smtp_error, "SMTP")
+        raise refusal("SMTP", exc.smtp_code, exc.smtp_error) from exc
     except (OSError, smtplib.SMTPException) as exc:
-        raise TransientDeliveryError(f"SMTP unavailable: {exc}") from exc
-    raise AssertionError("unreachable")  # pragma: no cover
+        raise smtp_unavailable(exc) from exc
+
+
+@dataclass(frozen=True)
+class SmtpSender:
+    """The email gateway: one SMTP conversation per message, with the settings' relay."""
+
+    smtp: SmtpSettings
+
+    def send(self, email: OutgoingEmail) -> DeliveryReport:
+        """Send once (see `send_email`)."""
+        return send_email(email, smtp=self.smtp)

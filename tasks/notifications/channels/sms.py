@@ -17,6 +17,15 @@ from tasks.notifications.settings import NotificationSettings
 log = get_logger("switchyard.notifications.sms")
 
 
+def sms_report(status: int, reply: str) -> DeliveryReport:
+    """A 2xx answer's report; any other raises: 408, 425, 429 and 5xx retried, the rest final."""
+    if 200 <= status < 300:
+        return DeliveryReport(status_code=status, reply=reply)
+    retryable = status in (408, 425, 429) or status >= 500
+    error = TransientDeliveryError if retryable else RejectedDeliveryError
+    raise error(f"SMS provider answered {status}", status_code=status, reply=reply)
+
+
 class SmsProvider(Protocol):
     """Sends one text message; the far side deduplicates on `idempotency_key`."""
 
@@ -57,14 +66,7 @@ class HttpSmsProvider:
             )
         except httpx.HTTPError as exc:
             raise TransientDeliveryError(f"SMS provider unreachable: {exc}") from exc
-        reply = resp.text[:512]
-        if resp.is_success:
-            return DeliveryReport(status_code=resp.status_code, reply=reply)
-        retryable = resp.status_code in (408, 425, 429) or resp.status_code >= 500
-        error = TransientDeliveryError if retryable else RejectedDeliveryError
-        raise error(
-            f"SMS provider answered {resp.status_code}", status_code=resp.status_code, reply=reply
-        )
+        return sms_report(resp.status_code, resp.text[:512])
 
 
 def sms_provider(settings: NotificationSettings) -> SmsProvider:

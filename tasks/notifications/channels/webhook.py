@@ -7,12 +7,14 @@ import hashlib
 import hmac
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import httpcore
 import httpx
 
 from tasks.notifications.channels import (
+    DeliveryError,
     DeliveryReport,
     RefusedDestinationError,
     RejectedDeliveryError,
@@ -75,6 +77,30 @@ def _target(url: str) -> tuple[httpcore.URL, str]:
     return target, parsed.netloc.decode("ascii")
 
 
+def answer_report(
+    status: int, body: bytes, *, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> DeliveryReport:
+    """A 2xx answer's report; any other raises: 410 Gone as final, the rest (3xx too) retried."""
+    reply = body[:EXCERPT_BYTES].decode(errors="replace")
+    if 200 <= status < 300:
+        return DeliveryReport(status_code=status, reply=reply)
+    if 300 <= status < 400:
+        where = _header(headers, b"location") or "?"
+        raise TransientDeliveryError(
+            f"redirect to {where} not followed", status_code=status, reply=reply
+        )
+    if status == 410:
+        raise RejectedDeliveryError("endpoint is gone (410)", status_code=status, reply=reply)
+    raise TransientDeliveryError(f"endpoint answered {status}", status_code=status, reply=reply)
+
+
+def transport_failure(exc: Exception) -> DeliveryError:
+    """A webhook that got no answer: final if the SSRF guard refused it, else retried."""
+    if isinstance(exc, BlockedAddressError):
+        return RefusedDestinationError(str(exc))
+    return TransientDeliveryError(f"{type(exc).__name__}: {exc}")
+
+
 def send_webhook(
     url: str,
     body: bytes,
@@ -85,7 +111,7 @@ def send_webhook(
     connect_timeout: float,
     total_timeout: float,
 ) -> DeliveryReport:
-    """POST once; 2xx is delivered, anything else (3xx included: never followed) is a failure.
+    """POST once; the answer is judged by `answer_report` (2xx delivered, 3xx never followed).
 
     Straight on httpx's transport (httpcore): a webhook needs no cookie jar, auth flow or
     redirect handling, so none is kept from one endpoint's answer to the next request.
@@ -115,24 +141,32 @@ def send_webhook(
                     raise TransientDeliveryError(
                         f"webhook exceeded {total_timeout}s", status_code=resp.status
                     )
-    except BlockedAddressError as exc:
-        raise RefusedDestinationError(str(exc)) from exc
-    except TRANSPORT_ERRORS as exc:
-        raise TransientDeliveryError(f"{type(exc).__name__}: {exc}") from exc
-    reply = excerpt.decode(errors="replace")
-    code = resp.status
-    if 200 <= code < 300:
-        return DeliveryReport(status_code=code, reply=reply)
-    if 300 <= code < 400:
-        where = _header(resp, b"location") or "?"
-        raise TransientDeliveryError(
-            f"redirect to {where} not followed", status_code=code, reply=reply
+    except (BlockedAddressError, *TRANSPORT_ERRORS) as exc:
+        raise transport_failure(exc) from exc
+    return answer_report(resp.status, excerpt, headers=resp.headers)
+
+
+@dataclass(frozen=True)
+class PooledWebhookPoster:
+    """The webhook gateway: posts through one SSRF-guarded pool, within the settings' timeouts."""
+
+    pool: httpcore.ConnectionPool
+    connect_timeout: float
+    total_timeout: float
+
+    def post(self, url: str, body: bytes, *, msg_id: str, secrets: Sequence[str]) -> DeliveryReport:
+        """Post once (see `send_webhook`)."""
+        return send_webhook(
+            url,
+            body,
+            msg_id=msg_id,
+            secrets=secrets,
+            pool=self.pool,
+            connect_timeout=self.connect_timeout,
+            total_timeout=self.total_timeout,
         )
-    if code == 410:
-        raise RejectedDeliveryError("endpoint is gone (410)", status_code=code, reply=reply)
-    raise TransientDeliveryError(f"endpoint answered {code}", status_code=code, reply=reply)
 
 
-def _header(resp: httpcore.Response, name: bytes) -> str | None:
-    found = next((v for k, v in resp.headers if k.lower() == name), None)
+def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
+    found = next((v for k, v in headers if k.lower() == name), None)
     return None if found is None else found.decode("latin-1")
