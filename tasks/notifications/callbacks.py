@@ -1,7 +1,8 @@
 """Completion callbacks: what a job stores to get a signed webhook when it ends.
 
-The webhook itself is enqueued by the `jobs_completion_callback` trigger (migration 0002), in the
-transaction that records the terminal state, whichever code path moved the job.
+The webhook itself is enqueued by the `jobs_completion_callback` trigger
+(`sql/completion_callback.sql`, rendered by `completion_trigger.py`), in the transaction that
+records the terminal state, whichever code path moved the job.
 """
 
 from __future__ import annotations

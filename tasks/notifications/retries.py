@@ -7,6 +7,10 @@ from collections.abc import Sequence
 from config import MAX_ATTEMPTS
 from tasks.notifications.channels import DeliveryError
 
+# A completion callback's job is given all of MAX_ATTEMPTS: its trigger cannot read the
+# settings, and the schedule, read by the handler on every attempt, ends it sooner.
+CALLBACK_ATTEMPTS = MAX_ATTEMPTS
+
 
 def max_attempts(schedule: Sequence[float]) -> int:
     """A delivery job's attempt budget: the first try, plus one per step of the schedule."""
