@@ -32,7 +32,8 @@ from bench.common import (
     wait_ready,
 )
 from store.db import transaction
-from store.models import Job, JobAttempt, JobState
+from store.models import Job, JobAttempt
+from store.states import JobState
 from tasks.enqueue import enqueue
 
 TARGET = 1.0

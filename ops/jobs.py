@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from config import get_settings
 from ops.output import emit_json, errors, fail, table
+from store.states import JobState
 
 jobs_app = typer.Typer(
     help="Inspect and repair jobs in the ledger (every producer's; no API key needed).",
@@ -20,7 +21,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 TypeOpt = Annotated[str | None, typer.Option("--type", help="Only this job type.")]
 ProducerOpt = Annotated[str | None, typer.Option(help="Only this producer's jobs.")]
 PAGE = 500
-STATES = ("accepted", "queued", "running", "retrying", "succeeded", "dead", "cancelled")
+STATES = tuple(JobState)
 
 
 def job_dict(job: Any, attempts: list[Any] | None = None) -> dict[str, Any]:
@@ -171,7 +172,7 @@ def retry_cmd(
         fail(f"job {jid} is {job.state}, not dead")
         raise typer.Exit(1)
     if as_json:
-        emit_json({"id": str(jid), "state": "retrying"})
+        emit_json({"id": str(jid), "state": JobState.RETRYING})
     else:
         typer.echo(f"job {jid} replayed: retrying now")
 
@@ -191,7 +192,7 @@ def cancel_cmd(
         fail(f"job {jid} does not exist, is running or has finished")
         raise typer.Exit(1)
     if as_json:
-        emit_json({"id": str(jid), "state": "cancelled"})
+        emit_json({"id": str(jid), "state": JobState.CANCELLED})
     else:
         typer.echo(f"job {jid} cancelled")
 
@@ -212,7 +213,7 @@ def replay_cmd(
     """Replay every dead job matching the filters (quarantined ones too), with a progress bar."""
     matching = [
         j
-        for j in iter_jobs(states=["dead"], job_type=job_type, producer=producer, limit=None)
+        for j in iter_jobs(states=[JobState.DEAD], job_type=job_type, producer=producer, limit=None)
         if error_type is None or (j.error or {}).get("type") == error_type
     ][:limit]
     if dry_run:

@@ -10,8 +10,7 @@ from typing import Any
 import httpx
 
 from errors import SwitchyardError
-
-TERMINAL_STATES = frozenset({"succeeded", "dead", "cancelled"})
+from store.states import TERMINAL_STATES
 
 
 class SwitchyardAPIError(SwitchyardError):

@@ -29,7 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.sql.dml import UpdateBase
 
-from store.models import Job, JobAttempt, JobState, table_of
+from store.models import Job, JobAttempt, table_of
+from store.states import AttemptOutcome, JobState
 from store.transitions import Transition, state_guard
 
 # A write that commits with a job's success: given `moved` (the job's id, if it still held its
@@ -74,7 +75,7 @@ def claim_statement() -> Select[Any]:
             claimed.c.id,
             claimed.c.attempts,
             bindparam("claim_worker", type_=String),
-            literal("running"),
+            literal(AttemptOutcome.RUNNING.value),
         ),
     )
     return select(claimed).add_cte(attempt.cte("attempt"))

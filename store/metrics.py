@@ -26,6 +26,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from store.states import WorkerOutcome
 from store.stats import QueueReport, RelayLag
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -55,7 +56,11 @@ RUN_SECONDS = Histogram(
     ["job_type"],
     buckets=LATENCY_BUCKETS,
 )
-_OUTCOME_COUNTERS = {"succeeded": JOBS_SUCCEEDED, "retrying": JOBS_RETRIED, "dead": JOBS_DEAD}
+_OUTCOME_COUNTERS = {
+    WorkerOutcome.SUCCEEDED: JOBS_SUCCEEDED,
+    WorkerOutcome.RETRYING: JOBS_RETRIED,
+    WorkerOutcome.DEAD: JOBS_DEAD,
+}
 
 
 def job_accepted(job_type: str, *, created: bool = True) -> None:
@@ -71,7 +76,7 @@ def job_started(job_id: uuid.UUID, *, job_type: str, attempt: int) -> None:
         WAIT_SECONDS.labels(job_type=job_type).observe(max(0.0, time.time() - born))
 
 
-def attempt_finished(job_type: str, *, outcome: str, seconds: float | None) -> None:
+def attempt_finished(job_type: str, *, outcome: WorkerOutcome, seconds: float | None) -> None:
     """Count one delivery's outcome, and its run time when it ran."""
     counter = _OUTCOME_COUNTERS.get(outcome)
     if counter is None:

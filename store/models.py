@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -25,6 +24,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from store.ids import uuid7
+from store.states import AttemptOutcome, JobState
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -48,19 +48,6 @@ def table_of(model: type[DeclarativeBase]) -> Table:
     return table
 
 
-class JobState(StrEnum):
-    """Where a job stands; the last three are terminal."""
-
-    ACCEPTED = "accepted"
-    QUEUED = "queued"
-    RUNNING = "running"
-    RETRYING = "retrying"
-    SUCCEEDED = "succeeded"
-    DEAD = "dead"
-    CANCELLED = "cancelled"
-
-
-TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED})
 _STATE_LIST = ", ".join(f"'{s.value}'" for s in JobState)
 
 
@@ -81,7 +68,7 @@ class Job(Base):
         Index(
             "ix_jobs_running_lease",
             "lease_until",
-            postgresql_where=text("state = 'running'"),
+            postgresql_where=text(f"state = '{JobState.RUNNING}'"),
         ),
         Index(
             "uq_jobs_producer_idempotency_key",
@@ -130,7 +117,7 @@ class JobAttempt(Base):
     worker: Mapped[str] = mapped_column(String(255))
     started_at: Mapped[datetime] = _now()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    outcome: Mapped[str] = mapped_column(String(16), default="running")
+    outcome: Mapped[str] = mapped_column(String(16), default=AttemptOutcome.RUNNING)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import CursorResult, Result, delete, func
 from sqlalchemy.orm import Session
 
-from store.models import TERMINAL_STATES, Job, ScheduleFire, table_of
+from store.models import Job, ScheduleFire, table_of
+from store.states import TERMINAL_STATES
 
 
 def purge_finished_jobs(session: Session, *, older_than_days: int, limit: int = 5_000) -> int:

@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config import PRIORITY_SEP, PRIORITY_STEPS, Settings
-from store.models import Job, JobState, OutboxMessage
+from store.models import Job, OutboxMessage
+from store.states import WAITING_STATES, JobState
 
-READY_STATES = (JobState.ACCEPTED, JobState.QUEUED, JobState.RETRYING)
 # Kombu's Redis transport keeps one list per priority step: `queue`, then `queue:1` … `queue:9`.
 
 
@@ -62,7 +62,7 @@ def ready_by_queue(session: Session) -> dict[str, ReadyWork]:
     age = func.extract("epoch", func.now() - func.min(Job.run_at))
     rows = session.execute(
         select(Job.queue, func.count(), age)
-        .where(Job.state.in_(READY_STATES), Job.run_at <= func.now())
+        .where(Job.state.in_(WAITING_STATES), Job.run_at <= func.now())
         .group_by(Job.queue)
     ).all()
     return {q: ReadyWork(int(n), None if a is None else float(a)) for q, n, a in rows}

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import QueryableAttribute
 
-from store.models import JobState
+from store.states import JobState
 
 
 class Transition(StrEnum):

@@ -32,12 +32,12 @@ from store.jobs import (
     release_jobs,
 )
 from store.metrics import attempt_finished, job_started
+from store.states import WorkerOutcome
 from tasks.context import Handler, JobContext
 from tasks.registry import JobSpec
 
 log = get_logger("switchyard.worker")
 DB_DOWN_REQUEUE_DELAY = 1.0
-RAN = frozenset({"succeeded", "retrying", "dead"})  # outcomes whose run time is observed
 
 
 def backoff_delay(policy: JobPolicy, attempt: int, *, retry_after: float | None = None) -> float:
@@ -92,20 +92,20 @@ def _connect_and_claim(
 
 def _record_failure(
     job: ClaimedJob, exc: Exception, *, settings: Settings, policy: JobPolicy
-) -> str:
+) -> WorkerOutcome:
     error = describe_error(exc)
     delay = retry_delay(exc, job, policy=policy)
     with transaction(settings) as session:
         if delay is None:
             mark_dead(session, job, error=error)
             log.error("job_dead", error=error["message"], error_type=error["type"])
-            return "dead"
+            return WorkerOutcome.DEAD
         run_at = mark_retrying(session, job, error=error, delay_seconds=delay)
         # Expected retries are not errors: log them at info.
         log.info(
             "job_retrying", delay=round(delay, 3), run_at=run_at.isoformat(), error=error["message"]
         )
-        return "retrying"
+        return WorkerOutcome.RETRYING
 
 
 def _parse_payload(spec: JobSpec, job: ClaimedJob) -> Any:
@@ -144,7 +144,7 @@ def _run_one(
     policy: JobPolicy,
     delivery: list[ClaimedJob],
     memo: dict[str, Any],
-) -> str:
+) -> WorkerOutcome:
     with structlog.contextvars.bound_contextvars(
         job_id=str(job.id), job_type=spec.name, attempt=job.attempt
     ):
@@ -166,19 +166,19 @@ def _run_one(
                 _succeed(context, session, result=result)
         except LeaseLostError as exc:
             log.warning("job_lease_lost", error=str(exc))
-            outcome = "lease_lost"
+            outcome = WorkerOutcome.LEASE_LOST
         except Exception as exc:
             try:
                 outcome = _record_failure(job, exc, settings=settings, policy=policy)
             except LeaseLostError as lost:  # e.g. the reaper moved it while it failed
                 log.warning("job_lease_lost", error=str(lost))
-                outcome = "lease_lost"
+                outcome = WorkerOutcome.LEASE_LOST
         else:
-            outcome = "succeeded"
+            outcome = WorkerOutcome.SUCCEEDED
         seconds = time.perf_counter() - started
-        if outcome == "succeeded":
+        if outcome is WorkerOutcome.SUCCEEDED:
             log.info("job_succeeded", ms=round(seconds * 1_000, 1))
-        attempt_finished(spec.name, outcome=outcome, seconds=seconds if outcome in RAN else None)
+        attempt_finished(spec.name, outcome=outcome, seconds=seconds if outcome.ran else None)
         return outcome
 
 
@@ -187,7 +187,7 @@ def _release(jobs: list[ClaimedJob], *, settings: Settings, job_type: str, why: 
         released = release_jobs(session, jobs)
     log.warning("delivery_released", why=why, job_type=job_type, released=released)
     for _ in range(released):
-        attempt_finished(job_type, outcome="released", seconds=None)
+        attempt_finished(job_type, outcome=WorkerOutcome.RELEASED, seconds=None)
 
 
 def _stop_reason(session: Session, *, claimed_at: float, lease: int) -> str | None:
@@ -208,7 +208,7 @@ def _stop_reason(session: Session, *, claimed_at: float, lease: int) -> str | No
 
 def run_delivery(
     job_ids: list[str], *, spec: JobSpec, handler: Handler, settings: Settings
-) -> dict[str, str]:
+) -> dict[str, WorkerOutcome]:
     """Run one delivery: claim its jobs in one statement, then run them one after another.
 
     Every job commits its own outcome. Once half the lease has gone, or if the delivery's
@@ -223,7 +223,7 @@ def run_delivery(
         session, jobs = _connect_and_claim(
             stack, ids, settings=settings, lease=policy.lease_timeout
         )
-        outcomes = dict.fromkeys(job_ids, "dropped")
+        outcomes = dict.fromkeys(job_ids, WorkerOutcome.DROPPED)
         if jobs:  # one line per delivery; each job's own line says how it ended
             log.info("delivery_claimed", job_type=spec.name, job_ids=[str(j.id) for j in jobs])
         claimed = {str(j.id) for j in jobs}
@@ -231,13 +231,13 @@ def run_delivery(
         if dropped:
             log.info("duplicate_delivery_dropped", job_ids=dropped, job_type=spec.name)
         for _ in dropped:
-            attempt_finished(spec.name, outcome="dropped", seconds=None)
+            attempt_finished(spec.name, outcome=WorkerOutcome.DROPPED, seconds=None)
         memo: dict[str, Any] = {}  # shared by the handlers of this delivery's jobs
         for n, job in enumerate(jobs):
             why = _stop_reason(session, claimed_at=claimed_at, lease=policy.lease_timeout)
             if why:
                 _release(jobs[n:], settings=settings, job_type=spec.name, why=why)
-                outcomes.update({str(j.id): "released" for j in jobs[n:]})
+                outcomes.update({str(j.id): WorkerOutcome.RELEASED for j in jobs[n:]})
                 break
             outcomes[str(job.id)] = _run_one(
                 job,
@@ -258,7 +258,9 @@ def register_job_task(app: Celery, *, spec: JobSpec, handler: Handler, settings:
     lease = settings.policy_for(spec.name).lease_timeout
 
     def run(job_ids: list[str]) -> dict[str, str]:
-        return run_delivery(job_ids, spec=spec, handler=handler, settings=settings)
+        outcomes = run_delivery(job_ids, spec=spec, handler=handler, settings=settings)
+        # Plain strings: Celery's events (and so Flower) show the result's repr.
+        return {job_id: outcome.value for job_id, outcome in outcomes.items()}
 
     run.__doc__ = spec.description
     return app.task(

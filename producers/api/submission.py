@@ -19,9 +19,11 @@ from pydantic import ValidationError
 from starlette.types import Scope
 
 from producers.api.schemas import JobRequest
+from store.states import JobState
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX = 255
+_ACCEPTED = JobState.ACCEPTED.value  # a plain str: formatted into every 202
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,6 @@ def accepted_body(job_id: uuid.UUID) -> bytes:
     """The 202 body, a `JobAccepted` (a job id needs no JSON escaping)."""
     base = f"/v1/jobs/{job_id}"
     return (
-        f'{{"id":"{job_id}","state":"accepted","links":'
+        f'{{"id":"{job_id}","state":"{_ACCEPTED}","links":'
         f'{{"self":"{base}","cancel":"{base}/cancel","retry":"{base}/retry"}}}}'
     ).encode()

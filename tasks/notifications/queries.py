@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from errors import NotFoundError
 from store.models import Job
+from store.states import JobState
 from tasks.notifications.models import Notification, NotificationAttempt
 from tasks.notifications.schemas import (
     DeliveryAttemptView,
@@ -19,10 +20,10 @@ from tasks.notifications.schemas import (
 
 _STATUS = case(
     (Notification.delivered_at.is_not(None), "delivered"),
-    (Job.state == "dead", "failed"),
-    (Job.state == "cancelled", "cancelled"),
-    (Job.state == "running", "sending"),
-    (Job.state == "retrying", "retrying"),
+    (Job.state == JobState.DEAD, "failed"),
+    (Job.state == JobState.CANCELLED, "cancelled"),
+    (Job.state == JobState.RUNNING, "sending"),
+    (Job.state == JobState.RETRYING, "retrying"),
     (Job.state.is_(None), "expired"),
     else_="pending",
 )

@@ -11,8 +11,9 @@ from errors import ConflictError, NotFoundError
 from producers.api.schemas import JobPage, JobView
 from store.api_keys import Principal
 from store.jobs import cancel_job, replay_job
-from store.models import Job, JobState
+from store.models import Job
 from store.queries import attempts_of, find_job, list_jobs
+from store.states import JobState
 from tasks.web.auth import WRITE_SCOPE, require_scope, visible_to
 from tasks.web.deps import SessionDep, SettingsDep
 from tasks.web.paging import decode_cursor, encode_cursor

@@ -1,0 +1,56 @@
+"""Where a job stands, how an attempt ended, what a worker did with a job: the one home of each.
+
+No SQLAlchemy here, so that a client library may import it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    """Where a job stands; the last three are terminal."""
+
+    ACCEPTED = "accepted"
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED})
+# Not started, not finished: a claim takes these, a cancel stops them, the gauges count them as
+# ready. `accepted` too: a worker may receive the message before the relay's commit moved the
+# job to `queued`.
+WAITING_STATES = (JobState.ACCEPTED, JobState.QUEUED, JobState.RETRYING)
+
+
+class AttemptOutcome(StrEnum):
+    """How one attempt ended, as `job_attempts.outcome` records it (`running` until it ends)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    RETRYING = "retrying"
+    DEAD = "dead"
+    LOST = "lost"  # the reaper found its lease expired: the worker vanished
+
+
+class WorkerOutcome(StrEnum):
+    """What a worker did with one job of a batch (its task's result; the metrics' labels)."""
+
+    SUCCEEDED = "succeeded"
+    RETRYING = "retrying"
+    DEAD = "dead"
+    LEASE_LOST = "lease_lost"  # someone else moved the job meanwhile: nothing recorded
+    RELEASED = "released"  # handed back unstarted (out of lease, or the connection dropped)
+    DROPPED = "dropped"  # not claimed: a duplicate, early, finished or of another type
+
+    @property
+    def ran(self) -> bool:
+        """True if the handler ran to an outcome the ledger recorded (its run time counts)."""
+        return self in _RAN
+
+
+_RAN = frozenset({WorkerOutcome.SUCCEEDED, WorkerOutcome.RETRYING, WorkerOutcome.DEAD})
