@@ -15,12 +15,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from store.models import ApiKey
+from store.sql import KEYS_BY_ID
 
 KEY_PREFIX = "sy"
-_KEYS_BY_ID = (
-    f"SELECT id, name, secret_hash, scopes, revoked_at FROM {ApiKey.__tablename__} "
-    "WHERE id = ANY(%s)"
-)
 
 
 @dataclass(frozen=True)
@@ -120,7 +117,7 @@ async def authenticate_many_async(
     if not lookup.ids:
         return lookup.principals([])
     async with conn.cursor(row_factory=namedtuple_row) as cursor:
-        await cursor.execute(_KEYS_BY_ID, [lookup.ids])
+        await cursor.execute(KEYS_BY_ID, {"ids": lookup.ids})
         return lookup.principals(await cursor.fetchall())
 
 

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 
 from errors import ConflictError
 from store.job_statements import Completion, claim_statement, finish_statement
-from store.models import Job, JobAttempt, JobState, OutboxMessage
-from store.outbox import add_outbox, add_outbox_rows
+from store.models import Job, JobAttempt, OutboxMessage
+from store.outbox import add_outbox
+from store.states import AttemptOutcome, JobState
 from store.transitions import Transition, state_guard
 
 
@@ -91,18 +92,8 @@ def release_jobs(session: Session, jobs: Sequence[ClaimedJob]) -> int:
             tuple_(JobAttempt.job_id, JobAttempt.number).in_([(r.id, r.attempts + 1) for r in rows])
         )
     )
-    _publish_again(session, rows)
+    add_outbox(session, rows)
     return len(rows)
-
-
-def _publish_again(session: Session, jobs: Sequence[Any]) -> None:
-    """Queue jobs (rows with id, type, queue, priority) for the relay, due now."""
-    if jobs:
-        rows = [
-            {"job_id": j.id, "job_type": j.type, "queue": j.queue, "priority": j.priority}
-            for j in jobs
-        ]
-        add_outbox_rows(session, rows)
 
 
 def _finish(
@@ -110,7 +101,7 @@ def _finish(
     job: ClaimedJob,
     *,
     transition: Transition,
-    outcome: str,
+    outcome: AttemptOutcome,
     error: dict[str, Any] | None,
     now: tuple[str, ...] = (),
     writes: tuple[Completion, ...] = (),
@@ -141,7 +132,7 @@ def mark_succeeded(
         session,
         job,
         transition=Transition.SUCCEED,
-        outcome="succeeded",
+        outcome=AttemptOutcome.SUCCEEDED,
         error=None,
         now=("finished_at",),
         writes=writes,
@@ -160,19 +151,12 @@ def mark_retrying(
         session,
         job,
         transition=Transition.RETRY,
-        outcome="retrying",
+        outcome=AttemptOutcome.RETRYING,
         error=error,
         state=JobState.RETRYING,
         run_at=run_at,
     )
-    add_outbox(
-        session,
-        job.id,
-        job_type=job.type,
-        queue=job.queue,
-        priority=job.priority,
-        available_at=run_at,
-    )
+    add_outbox(session, [job], available_at=run_at)
     return run_at
 
 
@@ -182,7 +166,7 @@ def mark_dead(session: Session, job: ClaimedJob, *, error: dict[str, Any]) -> No
         session,
         job,
         transition=Transition.FAIL,
-        outcome="dead",
+        outcome=AttemptOutcome.DEAD,
         error=error,
         now=("finished_at",),
         state=JobState.DEAD,
@@ -221,11 +205,11 @@ def replay_job(session: Session, job_id: uuid.UUID, *, extra_attempts: int) -> b
             finished_at=None,
             updated_at=func.now(),
         )
-        .returning(Job.type, Job.queue, Job.priority)
+        .returning(Job.id, Job.type, Job.queue, Job.priority)
     ).one_or_none()
     if row is None:
         return False
-    add_outbox(session, job_id, job_type=row.type, queue=row.queue, priority=row.priority)
+    add_outbox(session, [row])
     return True
 
 
@@ -297,9 +281,9 @@ def reap_expired_leases(
             .where(and_(JobAttempt.job_id == row.id, JobAttempt.number == row.attempts))
             .values(
                 finished_at=func.now(),
-                outcome="lost",
+                outcome=AttemptOutcome.LOST,
                 error={"type": "worker_lost", "message": "lease expired"},
             )
         )
-    _publish_again(session, [r for r in rows if r.state == JobState.RETRYING])
+    add_outbox(session, [r for r in rows if r.state == JobState.RETRYING])
     return [ReapedJob(id=r.id, type=r.type, state=r.state, attempt=r.attempts) for r in rows]

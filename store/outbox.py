@@ -3,46 +3,52 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
-from typing import Any
+from typing import Protocol
 
-from sqlalchemy import Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from store.bulk import insert_outbox_rows
-from store.models import Job, JobState, OutboxMessage, table_of
+from store.models import Job, OutboxMessage
+from store.sql import INSERT_OUTBOX
+from store.states import JobState
 from store.transitions import Transition, state_guard
 
 NOTIFY_CHANNEL = "switchyard_outbox"
 
 
+class Publishable(Protocol):
+    """What the relay needs of a job to publish it: any row or object with these attributes."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+
+
 def add_outbox(
-    session: Session,
-    job_id: uuid.UUID,
-    *,
-    job_type: str,
-    queue: str,
-    priority: int,
-    available_at: datetime | None = None,
+    session: Session, jobs: Sequence[Publishable], *, available_at: datetime | None = None
 ) -> None:
-    """Queue one job for publishing, and wake the relay when the transaction commits."""
-    values = {"job_id": job_id, "job_type": job_type, "queue": queue, "priority": priority}
-    if available_at is not None:
-        values["available_at"] = available_at
-    statement = _queue_statement(available_at is not None)
-    session.execute(statement, {f"outbox_{name}": value for name, value in values.items()})
-
-
-@cache
-def _queue_statement(delayed: bool) -> Select[Any]:
-    """INSERT the row and NOTIFY in one statement (one round trip), built once per shape."""
-    table = table_of(OutboxMessage)
-    columns = ("job_id", "job_type", "queue", "priority") + (("available_at",) if delayed else ())
-    values = {c: bindparam(f"outbox_{c}", type_=table.c[c].type) for c in columns}
-    queued = insert(table).values(**values).cte("queued")
-    return select(func.pg_notify(NOTIFY_CHANNEL, "")).add_cte(queued)
+    """Queue jobs for the relay, due at `available_at` (None: now), waking it at commit."""
+    # The one way an outbox row is added: one statement for any number of jobs. The intake's
+    # job insert carries the same statement as a CTE (`store.sql`), to save a round trip.
+    if not jobs:
+        return
+    params = {
+        "job_id": [j.id for j in jobs],
+        "job_type": [j.type for j in jobs],
+        "queue": [j.queue for j in jobs],
+        "priority": [j.priority for j in jobs],
+        "available_at": available_at,
+        "notify": NOTIFY_CHANNEL,
+    }
+    session.connection().exec_driver_sql(INSERT_OUTBOX, params)
 
 
 @dataclass(frozen=True)
@@ -95,8 +101,3 @@ def seconds_until_next_due(session: Session) -> float | None:
         select(func.extract("epoch", func.min(OutboxMessage.available_at) - func.now()))
     ).scalar_one()
     return None if delay is None else max(0.0, float(delay))
-
-
-def add_outbox_rows(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Queue many jobs (rows as for `add_outbox`) with one INSERT and one NOTIFY."""
-    insert_outbox_rows(session, rows, notify=NOTIFY_CHANNEL)

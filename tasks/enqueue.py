@@ -24,8 +24,8 @@ from store.bulk import (
     jobs_by_key_async,
 )
 from store.ids import uuid7
-from store.models import Job, JobState
-from store.outbox import NOTIFY_CHANNEL
+from store.models import Job
+from store.states import JobState
 from tasks.registry import domains
 
 
@@ -125,6 +125,10 @@ class Inserted:
     created: bool
 
 
+# What became of one draft: inserted (or an idempotent replay), or why not.
+Outcome = Inserted | Exception
+
+
 def draft_job(
     job_type: str,
     payload: Mapping[str, Any] | BaseModel,
@@ -176,31 +180,28 @@ def draft_job(
     )
 
 
-def insert_jobs(
-    session: Session, drafts: Sequence[JobDraft]
-) -> list[Inserted | IdempotencyKeyReusedError]:
+def insert_jobs(session: Session, drafts: Sequence[JobDraft]) -> list[Outcome]:
     """Insert jobs and their outbox rows in the caller's transaction: one statement (two when
     an Idempotency-Key was seen before)."""
-    created = insert_job_rows(session, [d.values for d in drafts], notify=NOTIFY_CHANNEL)
+    created = insert_job_rows(session, [d.values for d in drafts])
     keys = _replayed_keys(drafts, created)
+    # In a transaction a failed lookup aborts the insert too: it raises, for the caller to
+    # roll back, rather than report jobs that will never commit.
     return _outcomes(drafts, created, jobs_by_key(session, keys) if keys else {})
 
 
 async def insert_jobs_async(
     conn: AsyncConnection[Any], drafts: Sequence[JobDraft]
-) -> list[Inserted | Exception]:
+) -> list[Outcome]:
     """`insert_jobs` on an autocommit psycopg connection, where the insert commits on its own."""
-    created = await insert_job_rows_async(conn, [d.values for d in drafts], notify=NOTIFY_CHANNEL)
+    created = await insert_job_rows_async(conn, [d.values for d in drafts])
     keys = _replayed_keys(drafts, created)
     try:
         earlier = await jobs_by_key_async(conn, keys) if keys else {}
     except Exception as exc:
         # The new jobs are committed and say so: only the replays learn of the failure.
-        return [
-            Inserted(d.values["id"], created=True) if d.values["id"] in created else exc
-            for d in drafts
-        ]
-    return list(_outcomes(drafts, created, earlier))
+        return _outcomes(drafts, created, {}, failed=exc)
+    return _outcomes(drafts, created, earlier)
 
 
 def _replayed_keys(drafts: Sequence[JobDraft], created: set[uuid.UUID]) -> set[tuple[str, str]]:
@@ -211,12 +212,21 @@ def _replayed_keys(drafts: Sequence[JobDraft], created: set[uuid.UUID]) -> set[t
 
 
 def _outcomes(
-    drafts: Sequence[JobDraft], created: set[uuid.UUID], earlier: KeyedJobs
-) -> list[Inserted | IdempotencyKeyReusedError]:
-    outcomes: list[Inserted | IdempotencyKeyReusedError] = []
+    drafts: Sequence[JobDraft],
+    created: set[uuid.UUID],
+    earlier: KeyedJobs,
+    *,
+    failed: Exception | None = None,
+) -> list[Outcome]:
+    """Each draft's outcome, given the ids inserted and the jobs holding the other drafts'
+    keys (or why those could not be read: `failed`)."""
+    outcomes: list[Outcome] = []
     for draft in drafts:
         if draft.values["id"] in created:
             outcomes.append(Inserted(draft.values["id"], created=True))
+            continue
+        if failed is not None:
+            outcomes.append(failed)
             continue
         key = draft.values["idempotency_key"]
         job_id, fingerprint = earlier[(draft.producer, key)]
@@ -247,6 +257,6 @@ def enqueue(
     """
     draft = draft_job(job_type, payload, producer=producer, settings=settings, **options)
     (outcome,) = insert_jobs(session, [draft])
-    if isinstance(outcome, IdempotencyKeyReusedError):
+    if isinstance(outcome, Exception):
         raise outcome
     return Enqueued(job=session.get_one(Job, outcome.job_id), created=outcome.created)

@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 from config import Settings
 from logs import get_logger
 from store.jobs import reap_expired_leases
-from store.models import Job, JobState
+from store.models import Job
 from store.outbox import add_outbox
 from store.retention import purge_finished_jobs, purge_schedule_fires
+from store.states import JobState
 
 log = get_logger("switchyard.maintenance")
 
@@ -38,8 +39,7 @@ def republish_stale_queued(session: Session, *, older_than_seconds: float) -> in
         .values(updated_at=func.now())
         .returning(Job.id, Job.type, Job.queue, Job.priority)
     ).all()
-    for row in rows:
-        add_outbox(session, row.id, job_type=row.type, queue=row.queue, priority=row.priority)
+    add_outbox(session, rows)
     return len(rows)
 
 

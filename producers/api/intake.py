@@ -24,10 +24,9 @@ from config import Settings
 from errors import SwitchyardError
 from store.api_keys import Principal, authenticate_many_async
 from store.db import connect_async
-from tasks.enqueue import Inserted, JobDraft, insert_jobs_async
+from tasks.enqueue import Inserted, JobDraft, Outcome, insert_jobs_async
 from tasks.web.auth import WRITE_SCOPE, InvalidApiKeyError, MissingScopeError
 
-Outcome = Inserted | Exception
 GATHER_SECONDS = 0.002
 WRITER_NAME = "switchyard-intake"  # its connection's application_name, in pg_stat_activity
 
