@@ -21,6 +21,7 @@ from logs import configure_logging, scrub
 from ops.jobs import jobs_app
 from ops.keys import keys_app
 from ops.migrate import exit_unless_migrated
+from store.db import set_role
 
 app = typer.Typer(
     help="Switchyard: durable jobs over HTTP, a PostgreSQL ledger and Celery workers on Redis.",
@@ -36,8 +37,16 @@ FLAT_ALIASES = {
 }
 
 
+@app.callback()
+def _operator() -> None:
+    # Runs before every command: an operator command's ledger connections are `switchyard-cli`
+    # in pg_stat_activity; a process command renames its own in _setup.
+    set_role("cli")
+
+
 def _setup(process: str, *, metrics: bool = True, own_multiproc_dir: bool = False) -> None:
     settings = get_settings()
+    set_role(process)
     configure_logging(settings.resolved_log_format, prefix=process)
     # Multiprocess metrics must be chosen before prometheus-client is first imported.
     directory = settings.metrics.multiproc_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR")

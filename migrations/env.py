@@ -1,11 +1,11 @@
-"""Alembic environment: online migrations against the configured database."""
+"""Alembic environment: online migrations on a ledger connection made by store.db."""
 
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool
 
 from config import get_settings
+from store.db import get_engine
 from tasks.registry import domains
 
 # The ledger's tables and every loaded domain's, so autogenerate sees them all.
@@ -13,11 +13,8 @@ target_metadata = domains(context.config.attributes.get("settings") or get_setti
 
 
 def run_migrations_online() -> None:
-    """Apply migrations over one connection."""
-    url = context.config.get_main_option("sqlalchemy.url")
-    assert url, "ops.migrate.alembic_config sets sqlalchemy.url"
-    engine = create_engine(url, poolclass=pool.NullPool)
-    with engine.connect() as connection:
+    """Apply migrations over one connection made by store.db, like every other."""
+    with get_engine(context.config.attributes.get("settings")).connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata)
         with context.begin_transaction():
             context.run_migrations()

@@ -18,7 +18,7 @@ from sqlalchemy import inspect
 
 from config import Settings, get_settings
 from errors import SwitchyardError
-from store.db import get_engine, sqlalchemy_url
+from store.db import autocommit
 from tasks.registry import domains
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -38,8 +38,8 @@ def alembic_config(settings: Settings | None = None) -> Config:
     locations = [MIGRATIONS / "versions", *domains(settings).migrations]
     cfg.set_main_option("path_separator", "os")
     cfg.set_main_option("version_locations", os.pathsep.join(str(p) for p in locations))
-    cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(settings.database.url).replace("%", "%%"))
-    cfg.attributes["settings"] = settings  # migrations/env.py reads the domains from it
+    # migrations/env.py reads the domains from them, and connects through store.db with them.
+    cfg.attributes["settings"] = settings
     return cfg
 
 
@@ -51,7 +51,8 @@ def upgrade(settings: Settings | None = None, revision: str = "heads") -> None:
 def require_migrated(settings: Settings | None = None) -> None:
     """Refuse to run against a database that `switchyard migrate` has not brought up to date."""
     heads = set(ScriptDirectory.from_config(alembic_config(settings)).get_heads())
-    with get_engine(settings).connect() as conn:
+    with autocommit(settings) as session:
+        conn = session.connection()
         current = set(MigrationContext.configure(conn).get_current_heads())
         has_jobs = inspect(conn).has_table("jobs")
     if not heads <= current or not has_jobs:  # a plugin's extra branch may be there too

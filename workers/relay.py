@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from config import Settings
 from logs import get_logger
-from store.db import transaction
+from store.db import connect_listen, transaction
 from store.outbox import NOTIFY_CHANNEL, DueMessage, lock_due, mark_sent, seconds_until_next_due
 from tasks.registry import domains
 
@@ -89,10 +89,6 @@ def drain(app: Celery, settings: Settings) -> int:
             return total
 
 
-def _listen_dsn(settings: Settings) -> str:
-    return settings.database.url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
 def _next_wait(settings: Settings) -> float:
     with transaction(settings) as session:
         due_in = seconds_until_next_due(session)
@@ -118,8 +114,7 @@ def run_forever(app: Celery, settings: Settings, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             if conn is None or conn.closed:
-                conn = psycopg.connect(_listen_dsn(settings), autocommit=True, connect_timeout=5)
-                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                conn = connect_listen(settings, channel=NOTIFY_CHANNEL)
             sent = drain(app, settings)
             if sent:
                 log.info("relay_published", count=sent)

@@ -6,14 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy.orm import sessionmaker
 
 from config import Settings, get_settings
 from producers.api.errors import install_error_handlers
 from producers.api.intake import IntakeWriter
 from producers.api.limits import BodySizeLimit
 from producers.api.routes import health, jobs, metrics, submit
-from store.db import get_engine
 from tasks.registry import domains
 
 DESCRIPTION = """
@@ -38,7 +36,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry.check(settings)
     app = FastAPI(title="Switchyard", version="0.1.0", description=DESCRIPTION, lifespan=_lifespan)
     app.state.settings = settings
-    app.state.session_factory = sessionmaker(get_engine(settings), expire_on_commit=False)
     app.state.intake = IntakeWriter(settings)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)

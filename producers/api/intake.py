@@ -28,7 +28,7 @@ from tasks.enqueue import Inserted, JobDraft, Outcome, insert_jobs_async
 from tasks.web.auth import WRITE_SCOPE, InvalidApiKeyError, MissingScopeError
 
 GATHER_SECONDS = 0.002
-WRITER_NAME = "switchyard-intake"  # its connection's application_name, in pg_stat_activity
+WRITER = "intake"  # its connection's purpose: `switchyard-api:intake` in pg_stat_activity
 
 
 @dataclass
@@ -131,7 +131,7 @@ class IntakeWriter:
 
     async def _connection(self) -> AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = await connect_async(self._settings, application_name=WRITER_NAME)
+            self._conn = await connect_async(self._settings, purpose=WRITER)
         return self._conn
 
 

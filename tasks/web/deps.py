@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from config import Settings
+from store.db import new_session
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -23,7 +24,7 @@ async def db_session(request: Request) -> AsyncIterator[Session]:
     cleanup waits for a threadpool slot while holding its connection, and enough concurrent
     requests then deadlock the pool against the threads.
     """
-    session = request.app.state.session_factory()
+    session = new_session(request.app.state.settings)
     try:
         yield session
     finally:

@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import redis
+from sqlalchemy import text
 
 from config import Settings
 from devstack.processes import wait_until
+from store.db import transaction
 from store.outbox import DueMessage
 from tests.support.api import auth, get_job, submit, wait_state
 from workers.app import create_celery
@@ -121,3 +123,25 @@ def test_a_duplicate_delivery_is_dropped(pipeline: str, make_key, settings: Sett
     job = get_job(pipeline, token, job_id)
     assert job["attempts"] == 1
     assert [a["outcome"] for a in job["history"]] == ["succeeded"]
+
+
+def test_each_process_names_its_ledger_connections(
+    pipeline: str, make_key, settings: Settings
+) -> None:
+    token = make_key()
+    wait_state(
+        pipeline,
+        token,
+        submit(pipeline, token, {"type": "system.echo", "payload": {}}).json()["id"],
+    )
+    with transaction(settings) as session:
+        names = set(
+            session.scalars(
+                text(
+                    "SELECT application_name FROM pg_stat_activity "
+                    "WHERE datname = current_database()"
+                )
+            )
+        )
+    expected = {"switchyard-api:intake", "switchyard-relay:listen", "switchyard-worker"}
+    assert expected <= names

@@ -11,8 +11,8 @@ from psycopg.errors import CheckViolation
 
 from config import Settings
 from errors import InvalidFieldError
-from producers.api.intake import WRITER_NAME, IntakeWriter
-from store.db import connect_async
+from producers.api.intake import WRITER, IntakeWriter
+from store.db import application_name, connect_async
 from tasks.enqueue import Inserted, JobDraft, draft_job
 from tests.support.api import count_rows
 
@@ -121,9 +121,9 @@ def _draft(settings: Settings, **options: Any) -> JobDraft:
 
 async def _terminate_intake_backends(settings: Settings) -> None:
     """Close, server side, the intake writers' connections to the run's database."""
-    async with await connect_async(settings, application_name="tests") as conn:
+    async with await connect_async(settings, purpose="tests") as conn:
         await conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND application_name = %s",
-            [WRITER_NAME],
+            [application_name(WRITER)],
         )

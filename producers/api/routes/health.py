@@ -7,7 +7,7 @@ from typing import Any
 import redis
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from sqlalchemy import select
 
 from tasks.web.deps import SessionDep, SettingsDep
 
@@ -33,7 +33,7 @@ def _check_redis(url: str) -> str:
 
 def _check_database(session: SessionDep) -> str:
     try:
-        session.execute(text("SELECT 1"))
+        session.execute(select(1))
         return "ok"
     except Exception as exc:  # any failure means not ready; the body says which
         return f"unavailable: {type(exc).__name__}"
