@@ -129,7 +129,7 @@ def main() -> None:
                         session, url, producer="bench", secret=None, settings=settings
                     )
                 progress(f"receiver latency {delay} ms: warming up")
-                # A delivery for every pool child, so none starts cold (TLS context, SQL cache).
+                # A batch for every pool child, so none starts cold (TLS context, SQL cache).
                 pipeline_round(
                     settings,
                     url,

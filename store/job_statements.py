@@ -49,7 +49,7 @@ def claim_statement() -> Select[Any]:
     for each, in one statement."""
     jobs, attempts = table_of(Job), table_of(JobAttempt)
     # One statement (the guarded UPDATE and the attempt rows as data-modifying CTEs): one round
-    # trip for a whole delivery, and atomic on its own, so the worker runs it without
+    # trip for a whole batch, and atomic on its own, so the worker runs it without
     # BEGIN/COMMIT. Built once: each execution then only binds its parameters.
     ids = bindparam("claim_ids", type_=ARRAY(UUID(as_uuid=True)))
     claimed = (

@@ -63,12 +63,12 @@ def claim_jobs(
         )
         for row in rows
     }
-    # A job listed twice (two outbox rows for it in one delivery) is claimed and run once.
+    # A job listed twice (two outbox rows for it in one batch) is claimed and run once.
     return [claimed[job_id] for job_id in dict.fromkeys(job_ids) if job_id in claimed]
 
 
 def release_jobs(session: Session, jobs: Sequence[ClaimedJob]) -> int:
-    """Undo the claim of jobs that were never started (their delivery ran out of lease): back
+    """Undo the claim of jobs that were never started (their batch ran out of lease): back
     to `queued` with the attempt uncounted and erased, and published again. Returns how many."""
     if not jobs:
         return 0

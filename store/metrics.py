@@ -39,9 +39,10 @@ JOBS_RETRIED = Counter(
     "switchyard_jobs_retried", "Attempts that failed and scheduled a retry.", ["job_type"]
 )
 JOBS_DEAD = Counter("switchyard_jobs_dead", "Attempts that left the job dead.", ["job_type"])
-DELIVERIES_DROPPED = Counter(
+# The exported name predates "batch": kept, so that dashboards and alerts keep working.
+JOBS_NOT_RUN = Counter(
     "switchyard_deliveries_dropped",
-    "Jobs a delivery did not run: duplicates (dropped), lost leases, released unstarted.",
+    "Jobs a batch did not run: duplicates (dropped), lost leases, released unstarted.",
     ["job_type", "reason"],
 )
 WAIT_SECONDS = Histogram(
@@ -77,10 +78,10 @@ def job_started(job_id: uuid.UUID, *, job_type: str, attempt: int) -> None:
 
 
 def attempt_finished(job_type: str, *, outcome: WorkerOutcome, seconds: float | None) -> None:
-    """Count one delivery's outcome, and its run time when it ran."""
+    """Count what a worker did with one job, and its run time when it ran."""
     counter = _OUTCOME_COUNTERS.get(outcome)
     if counter is None:
-        DELIVERIES_DROPPED.labels(job_type=job_type, reason=outcome).inc()
+        JOBS_NOT_RUN.labels(job_type=job_type, reason=outcome).inc()
         return
     counter.labels(job_type=job_type).inc()
     if seconds is not None:

@@ -18,14 +18,14 @@ from store.jobs import ClaimedJob
 class JobContext:
     """What a handler gets besides its payload: the claimed job and ways to the ledger.
 
-    - `autocommit` is the delivery's own connection, each statement committing on its own: for
+    - `autocommit` is the batch's own connection, each statement committing on its own: for
       reads, and for one-statement writes that must stand even if the job fails.
     - `session` is the job's transaction, begun on first use; it commits with `succeeded`.
     - `on_success` adds writes to the very statement that records `succeeded`: they apply only
       if the job still holds its lease, and a handler that needs nothing else ends in one round
       trip with no transaction held open while it works.
 
-    `delivery` holds every job of the delivery this one came in (itself included) and `memo`
+    `batch` holds every job of the batch this one came in (itself included) and `memo`
     is shared by their handlers, so one job may load, in one query, what all of them need.
     """
 
@@ -34,7 +34,7 @@ class JobContext:
     log: logging.Logger | Any
     autocommit: Session
     begin: Callable[[], Session]
-    delivery: Sequence[ClaimedJob] = ()
+    batch: Sequence[ClaimedJob] = ()
     memo: dict[str, Any] = field(default_factory=dict)
     writes: tuple[Completion, ...] = ()
     write_params: dict[str, Any] = field(default_factory=dict)

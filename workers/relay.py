@@ -1,4 +1,4 @@
-"""The outbox relay: publishes due outbox rows to Redis in batches, woken by NOTIFY."""
+"""The outbox relay: publishes due outbox rows to Redis as batches of jobs, woken by NOTIFY."""
 
 from __future__ import annotations
 
@@ -28,38 +28,38 @@ def kombu_priority(priority: int) -> int:
     return 9 - priority
 
 
-def group_deliveries(
+def group_batches(
     messages: list[DueMessage], batch_size: Callable[[str], int]
 ) -> list[list[DueMessage]]:
-    """Group rows into deliveries: jobs of one type, queue and priority, at most
+    """Group rows into batches: jobs of one type, queue and priority, at most
     `batch_size(job_type)` each, in the rows' order. A job that has lost a worker before
     travels alone, so a job that kills its worker takes no other job down with it again."""
-    deliveries: list[list[DueMessage]] = []
+    batches: list[list[DueMessage]] = []
     open_: dict[tuple[str, str, int], list[DueMessage]] = {}
     for m in messages:
         if m.lost_count:
-            deliveries.append([m])
+            batches.append([m])
             continue
         key = (m.job_type, m.queue, m.priority)
         group = open_.get(key)
         if group is None or len(group) >= batch_size(m.job_type):
             group = open_[key] = []
-            deliveries.append(group)
+            batches.append(group)
         group.append(m)
-    return deliveries
+    return batches
 
 
 def publish(app: Celery, messages: list[DueMessage], settings: Settings) -> None:
-    """Send the rows as deliveries (one broker message each) through a single Redis pipeline.
-    A delivery's task id is its first job's id."""
+    """Send the rows as batches (one broker message each) through a single Redis pipeline.
+    A batch's task id is its first job's id."""
     registry = domains(settings)
-    deliveries = group_deliveries(messages, lambda name: registry.batch_size(settings, name))
-    with app.producer_or_acquire() as producer, producer.batch(max_size=len(deliveries)):
-        for delivery in deliveries:
-            first = delivery[0]
+    batches = group_batches(messages, lambda name: registry.batch_size(settings, name))
+    with app.producer_or_acquire() as producer, producer.batch(max_size=len(batches)):
+        for batch in batches:
+            first = batch[0]
             app.send_task(
                 first.job_type,
-                args=[[str(m.job_id) for m in delivery]],
+                args=[[str(m.job_id) for m in batch]],
                 task_id=str(first.job_id),
                 queue=first.queue,
                 priority=kombu_priority(first.priority),
@@ -68,7 +68,7 @@ def publish(app: Celery, messages: list[DueMessage], settings: Settings) -> None
 
 
 def publish_due(app: Celery, settings: Settings) -> int:
-    """Publish one batch of due rows; returns how many were sent."""
+    """Publish up to `relay.batch_size` due rows; returns how many were sent."""
     with transaction(settings) as session:
         messages = lock_due(session, limit=settings.relay.batch_size)
         if messages:
@@ -80,7 +80,7 @@ def publish_due(app: Celery, settings: Settings) -> int:
 
 
 def drain(app: Celery, settings: Settings) -> int:
-    """Publish batches until nothing is due; returns the total sent."""
+    """Publish due rows until none is left; returns the total sent."""
     total = 0
     while True:
         sent = publish_due(app, settings)

@@ -1,4 +1,4 @@
-"""JobTask: claim under a lease, run the handler, record the outcome in the ledger."""
+"""Running a batch: claim its jobs under one lease, run each handler, record each outcome."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def _connect_and_claim(
     stack: ExitStack, job_ids: list[uuid.UUID], *, settings: Settings, lease: int
 ) -> tuple[Session, list[ClaimedJob]]:
     try:
-        # The delivery's own connection, in autocommit: the claim is one statement, atomic on
+        # The batch's own connection, in autocommit: the claim is one statement, atomic on
         # its own, and so is each job's end (no BEGIN/COMMIT round trips).
         session = stack.enter_context(autocommit(settings))
         return session, claim_jobs(session, job_ids, worker=worker_name(), lease_seconds=lease)
@@ -117,7 +117,7 @@ def _parse_payload(spec: JobSpec, job: ClaimedJob) -> Any:
 
 def _succeed(context: JobContext, session: Session, *, result: Any) -> None:
     """Record `succeeded`: in the job's transaction if the handler opened one, else as one
-    statement on the delivery's connection."""
+    statement on the batch's connection."""
     record = {"result": result, "writes": context.writes, "write_params": context.write_params}
     if context.opened is not None:
         mark_succeeded(context.opened, context.job, **record)
@@ -127,7 +127,7 @@ def _succeed(context: JobContext, session: Session, *, result: Any) -> None:
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
-        # The delivery's connection dropped (it sat idle while the handler worked): try once
+        # The batch's connection dropped (it sat idle while the handler worked): try once
         # more on a new one. The finish is guarded, so if the first one did commit, this one
         # finds nothing to move (LeaseLostError) rather than recording twice.
         with autocommit(context.settings) as fresh:
@@ -142,7 +142,7 @@ def _run_one(
     handler: Handler,
     settings: Settings,
     policy: JobPolicy,
-    delivery: list[ClaimedJob],
+    batch: list[ClaimedJob],
     memo: dict[str, Any],
 ) -> WorkerOutcome:
     with structlog.contextvars.bound_contextvars(
@@ -159,7 +159,7 @@ def _run_one(
                     log,
                     autocommit=session,
                     begin=lambda: job_transaction.enter_context(transaction(settings)),
-                    delivery=delivery,
+                    batch=batch,
                     memo=memo,
                 )
                 result = handler(context, payload)
@@ -185,13 +185,13 @@ def _run_one(
 def _release(jobs: list[ClaimedJob], *, settings: Settings, job_type: str, why: str) -> None:
     with transaction(settings) as session:
         released = release_jobs(session, jobs)
-    log.warning("delivery_released", why=why, job_type=job_type, released=released)
+    log.warning("batch_released", why=why, job_type=job_type, released=released)
     for _ in range(released):
         attempt_finished(job_type, outcome=WorkerOutcome.RELEASED, seconds=None)
 
 
 def _stop_reason(session: Session, *, claimed_at: float, lease: int) -> str | None:
-    """Why the rest of a delivery must be handed back rather than run, if it must."""
+    """Why the rest of a batch must be handed back rather than run, if it must."""
     if time.monotonic() - claimed_at > lease / 2:
         return "out_of_lease"  # the next job might run past its lease
     try:
@@ -206,12 +206,12 @@ def _stop_reason(session: Session, *, claimed_at: float, lease: int) -> str | No
     return None
 
 
-def run_delivery(
+def run_batch(
     job_ids: list[str], *, spec: JobSpec, handler: Handler, settings: Settings
 ) -> dict[str, WorkerOutcome]:
-    """Run one delivery: claim its jobs in one statement, then run them one after another.
+    """Run one batch: claim its jobs in one statement, then run them one after another.
 
-    Every job commits its own outcome. Once half the lease has gone, or if the delivery's
+    Every job commits its own outcome. Once half the lease has gone, or if the batch's
     ledger connection dropped, the jobs not yet started are released (unclaimed and published
     again) rather than risk running past their lease or recording nothing.
     Returns what happened to each job (for logs and tests).
@@ -224,15 +224,15 @@ def run_delivery(
             stack, ids, settings=settings, lease=policy.lease_timeout
         )
         outcomes = dict.fromkeys(job_ids, WorkerOutcome.DROPPED)
-        if jobs:  # one line per delivery; each job's own line says how it ended
-            log.info("delivery_claimed", job_type=spec.name, job_ids=[str(j.id) for j in jobs])
+        if jobs:  # one line per batch; each job's own line says how it ended
+            log.info("batch_claimed", job_type=spec.name, job_ids=[str(j.id) for j in jobs])
         claimed = {str(j.id) for j in jobs}
         dropped = [i for i in job_ids if i not in claimed]
         if dropped:
-            log.info("duplicate_delivery_dropped", job_ids=dropped, job_type=spec.name)
+            log.info("duplicate_jobs_dropped", job_ids=dropped, job_type=spec.name)
         for _ in dropped:
             attempt_finished(spec.name, outcome=WorkerOutcome.DROPPED, seconds=None)
-        memo: dict[str, Any] = {}  # shared by the handlers of this delivery's jobs
+        memo: dict[str, Any] = {}  # shared by the handlers of this batch's jobs
         for n, job in enumerate(jobs):
             why = _stop_reason(session, claimed_at=claimed_at, lease=policy.lease_timeout)
             if why:
@@ -246,19 +246,19 @@ def run_delivery(
                 handler=handler,
                 settings=settings,
                 policy=policy,
-                delivery=jobs,
+                batch=jobs,
                 memo=memo,
             )
     return outcomes
 
 
 def register_job_task(app: Celery, *, spec: JobSpec, handler: Handler, settings: Settings) -> Task:
-    """Register the Celery task that runs deliveries of job type `spec` (its argument: the
-    delivery's job ids); the lease bounds its time limit."""
+    """Register the Celery task that runs batches of job type `spec` (its argument: the
+    batch's job ids); the lease bounds its time limit."""
     lease = settings.policy_for(spec.name).lease_timeout
 
     def run(job_ids: list[str]) -> dict[str, str]:
-        outcomes = run_delivery(job_ids, spec=spec, handler=handler, settings=settings)
+        outcomes = run_batch(job_ids, spec=spec, handler=handler, settings=settings)
         # Plain strings: Celery's events (and so Flower) show the result's repr.
         return {job_id: outcome.value for job_id, outcome in outcomes.items()}
 

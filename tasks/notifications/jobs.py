@@ -24,7 +24,7 @@ from tasks.notifications.ssrf import guarded_pool, parse_networks
 from tasks.registry import handles
 
 _gateways: dict[int, Gateways] = {}
-OUTGOING = "notifications.outgoing"  # this delivery's notifications, in JobContext.memo
+OUTGOING = "notifications.outgoing"  # this batch's notifications, in JobContext.memo
 
 
 def gateways_for(settings: Settings) -> Gateways:
@@ -45,7 +45,7 @@ def gateways_for(settings: Settings) -> Gateways:
 def _recorder(settings: Settings) -> RecordAttempt:
     def record(values: dict[str, Any]) -> None:
         # Its own transaction on a pooled connection (pinged if it sat idle): the job's writes
-        # are dropped on failure, the delivery log must not be, and the delivery's connection
+        # are dropped on failure, the delivery log must not be, and the batch's connection
         # may have gone stale during the send.
         with transaction(settings) as session:
             session.execute(insert(NotificationAttempt).values(**values))
@@ -61,10 +61,10 @@ def _notification_id(job: ClaimedJob) -> uuid.UUID | None:
 
 
 def _outgoing(ctx: JobContext, wanted: uuid.UUID) -> Outgoing | None:
-    """The notification to send. The delivery's first job loads every job's in one query."""
+    """The notification to send. The batch's first job loads every job's in one query."""
     rows = ctx.memo.get(OUTGOING)
     if rows is None or wanted not in rows:
-        ids = {wanted} | {i for j in ctx.delivery if (i := _notification_id(j)) is not None}
+        ids = {wanted} | {i for j in ctx.batch if (i := _notification_id(j)) is not None}
         rows = ctx.memo[OUTGOING] = load_outgoing(ctx.autocommit, ids)
     return rows.get(wanted)
 

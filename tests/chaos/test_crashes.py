@@ -53,21 +53,21 @@ def test_a_job_survives_kill_9_of_its_worker_and_succeeds_once(
                 proc.stop()
 
 
-def test_every_job_of_a_delivery_whose_worker_is_killed_succeeds_once(
+def test_every_job_of_a_batch_whose_worker_is_killed_succeeds_once(
     settings: Settings, logs_dir: Path, clean_ledger: None
 ) -> None:
     sleep = settings.policy_for("system.sleep").model_copy(update={"batch_size": 3})
     own = isolated(settings, job_policies={**settings.job_policies, "system.sleep": sleep})
     relay = start_process(own, logs_dir, "relay")
     beat = start_process(own, logs_dir, "beat")  # the reaper, every 0.5 s; leases are 3 s
-    doomed = start_worker(own, logs_dir, name="doomed-delivery", concurrency=1)
+    doomed = start_worker(own, logs_dir, name="doomed-batch", concurrency=1)
     survivor = None
     try:
-        ids = submit_all(own, [("system.sleep", {"seconds": 1.0})] * 3)  # one delivery
-        wait_until(lambda: running(own, ids) == 3, what="the delivery to claim its three jobs")
+        ids = submit_all(own, [("system.sleep", {"seconds": 1.0})] * 3)  # one batch
+        wait_until(lambda: running(own, ids) == 3, what="the batch to claim its three jobs")
         doomed.kill()
         doomed.popen.wait(10)
-        survivor = start_worker(own, logs_dir, name="survivor-delivery", concurrency=1)
+        survivor = start_worker(own, logs_dir, name="survivor-batch", concurrency=1)
         result = finished(own, ids)
         # Each lost its worker once (the reaper), then ran alone and succeeded exactly once.
         assert all(r == ("succeeded", ["lost", "succeeded"]) for r in result.values()), result

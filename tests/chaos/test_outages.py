@@ -168,7 +168,7 @@ def test_a_worker_cut_off_from_postgres_hands_the_message_back_and_finishes_late
         proxy.close()
 
 
-def test_a_delivery_whose_ledger_connection_drops_records_each_job_once(
+def test_a_batch_whose_ledger_connection_drops_records_each_job_once(
     settings: Settings, logs_dir: Path, clean_ledger: None
 ) -> None:
     sleep = settings.policy_for("system.sleep").model_copy(update={"batch_size": 3})
@@ -177,14 +177,14 @@ def test_a_delivery_whose_ledger_connection_drops_records_each_job_once(
     relay = start_process(own, logs_dir, "relay")
     worker = start_worker(via_proxy, logs_dir, name="worker-pgdrop", concurrency=1)
     try:
-        # One delivery of three 0.5 s jobs (the test lease is 3 s: all start before half of it).
+        # One batch of three 0.5 s jobs (the test lease is 3 s: all start before half of it).
         ids = submit_all(own, [("system.sleep", {"seconds": 0.5})] * 3)
-        wait_until(lambda: running(own, ids) == 3, interval=0.02, what="the delivery's claim")
-        proxy.cut()  # drops the delivery's connection while its first job sleeps
+        wait_until(lambda: running(own, ids) == 3, interval=0.02, what="the batch's claim")
+        proxy.cut()  # drops the batch's connection while its first job sleeps
         proxy.restore()
         result = finished(own, ids)
         # The first job's success is recorded on a new connection; the other two are handed
-        # back and run in a new delivery (SQLAlchemy would have reconnected the old session
+        # back and run in a new batch (SQLAlchemy would have reconnected the old session
         # without autocommit: nothing they recorded would have committed). Each ran once.
         assert all(r == ("succeeded", ["succeeded"]) for r in result.values()), result
         assert '"why": "connection_lost"' in worker.output()

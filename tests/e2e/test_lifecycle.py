@@ -108,7 +108,7 @@ def broker_idle(settings: Settings) -> bool:
         client.close()
 
 
-def test_a_duplicate_delivery_is_dropped(pipeline: str, make_key, settings: Settings) -> None:
+def test_a_duplicate_message_is_dropped(pipeline: str, make_key, settings: Settings) -> None:
     token = make_key()
     body = {"type": "system.sleep", "payload": {"seconds": 1}}
     job_id = submit(pipeline, token, body).json()["id"]

@@ -141,14 +141,14 @@ def test_sms_goes_through_the_http_provider_with_our_idempotency_key(
     assert sent["headers"]["idempotency-key"] == f"{accepted['job_id']}:sms"
 
 
-def test_webhooks_sharing_a_delivery_each_go_out_once_and_a_missing_one_fails_alone(
+def test_webhooks_sharing_a_batch_each_go_out_once_and_a_missing_one_fails_alone(
     stack: Stack,
 ) -> None:
     own = stack.settings
     url = f"{stack.receiver.base}/ok/batch"
     with transaction(own) as session:
         register_endpoint(session, url, producer="batch-e2e", secret=None, settings=own)
-    with transaction(own) as session:  # one transaction: the relay sends them as one delivery
+    with transaction(own) as session:  # one transaction: the relay sends them as one batch
         jobs = []
         for n in range(5):
             request = NotificationRequest(channel="webhook", to=url, data={"n": n})

@@ -1,4 +1,4 @@
-"""What a handler writes, and when it commits: run_delivery in process on the real ledger."""
+"""What a handler writes, and when it commits: run_batch in process on the real ledger."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from store.models import Job
 from tasks.context import JobContext
 from tasks.registry import domains
 from tests.support.api import submit_all
-from workers.runner import run_delivery
+from workers.runner import run_batch
 
 # A table of this test's own (in the run's database) for what handlers write.
 NOTES = Table(
@@ -50,7 +50,7 @@ def notes(settings: Settings, job_id: uuid.UUID) -> list[str]:
 def run(settings: Settings, handler: Any) -> tuple[uuid.UUID, str, str]:
     """Run one system.echo job through `handler`: its id, outcome and final state."""
     [job_id] = submit_all(settings, [("system.echo", {"n": 1})])
-    outcomes = run_delivery(
+    outcomes = run_batch(
         [str(job_id)],
         spec=domains(settings).spec("system.echo"),
         handler=handler,

@@ -160,7 +160,7 @@ def test_republishes_queued_jobs_whose_message_was_lost(quiet: Settings) -> None
         assert s.scalars(select(OutboxMessage.job_id)).all() == [job_id]
 
 
-def test_the_relay_sends_due_jobs_of_one_type_as_deliveries_of_its_batch_size(
+def test_the_relay_sends_due_jobs_of_one_type_as_batches_of_its_batch_size(
     quiet: Settings,
 ) -> None:
     settings = quiet
@@ -175,10 +175,10 @@ def test_the_relay_sends_due_jobs_of_one_type_as_deliveries_of_its_batch_size(
     raw = [json.loads(m) for m in reversed(client.lrange(key, 0, -1))]  # LPUSHed: oldest last
     client.delete(key)
     client.close()
-    deliveries = [json.loads(base64.b64decode(m["body"]))[0][0] for m in raw]
-    assert [len(d) for d in deliveries] == [50, 50, 20]  # system.echo's batch size is 50
-    assert [i for d in deliveries for i in d] == [str(i) for i in ids]
-    assert [m["headers"]["id"] for m in raw] == [d[0] for d in deliveries]
+    batches = [json.loads(base64.b64decode(m["body"]))[0][0] for m in raw]
+    assert [len(b) for b in batches] == [50, 50, 20]  # system.echo's batch size is 50
+    assert [i for b in batches for i in b] == [str(i) for i in ids]
+    assert [m["headers"]["id"] for m in raw] == [b[0] for b in batches]
 
 
 def test_releasing_a_claimed_job_undoes_the_claim_and_publishes_it_again(quiet: Settings) -> None:

@@ -1,4 +1,4 @@
-"""Deliveries that carry several jobs: each job keeps its own outcome, and a delivery that
+"""Batches that carry several jobs: each job keeps its own outcome, and a batch that
 runs out of lease hands its unstarted jobs back instead of running past it."""
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ POLICIES = {
         lease_timeout=20,
         batch_size=10,
     ),
-    # Three 1.5 s sleeps in one delivery with a 4 s lease: the third would start after half
-    # the lease has gone, so it is released and runs in a delivery of its own.
+    # Three 1.5 s sleeps in one batch with a 4 s lease: the third would start after half
+    # the lease has gone, so it is released and runs in a batch of its own.
     "system.sleep": JobPolicy(lease_timeout=4, batch_size=3),
 }
 
@@ -39,7 +39,7 @@ def batching(settings: Settings, logs_dir: Path, clean_ledger: None) -> Iterator
     relay.stop()
 
 
-def test_jobs_sharing_a_delivery_each_keep_their_own_outcome(batching: Settings) -> None:
+def test_jobs_sharing_a_batch_each_keep_their_own_outcome(batching: Settings) -> None:
     ok, retried, doomed, ok_too = submit_all(
         batching,
         [
@@ -56,7 +56,7 @@ def test_jobs_sharing_a_delivery_each_keep_their_own_outcome(batching: Settings)
     assert result[ok_too] == ("succeeded", ["succeeded"])
 
 
-def test_a_delivery_out_of_lease_releases_the_jobs_it_has_not_started(
+def test_a_batch_out_of_lease_releases_the_jobs_it_has_not_started(
     batching: Settings,
 ) -> None:
     ids = submit_all(batching, [("system.sleep", {"seconds": 1.5})] * 3)
