@@ -51,9 +51,9 @@ def run_ours(env: BenchEnv, *, jobs: int, tag: str) -> float:
         for i in range(jobs):
             enqueue(session, "system.echo", {"i": i}, producer=tag, settings=settings)
     start = time.time()
-    succeeded = JobState.SUCCEEDED.value
     count = select(
-        func.count().filter(Job.state == succeeded), func.count().filter(Job.state == "dead")
+        func.count().filter(Job.state == JobState.SUCCEEDED),
+        func.count().filter(Job.state == JobState.DEAD),
     ).where(Job.producer == tag)
     deadline = _deadline(jobs)
     while True:

@@ -111,13 +111,16 @@ def _ping_idle_connections(engine: Engine) -> None:
             raise DisconnectionError("pooled connection is gone") from exc  # the pool retries
 
 
-def new_session(settings: Settings | None = None) -> Session:
-    """A session not yet begun, for a caller that commits what it keeps (one API request)."""
-    engine = get_engine(settings)
+def _factory(engine: Engine) -> sessionmaker[Session]:
     factory = _factories.get(engine)
     if factory is None:  # a sessionmaker builds a Session subclass: make it once per engine
         factory = _factories[engine] = sessionmaker(engine, expire_on_commit=False)
-    return factory()
+    return factory
+
+
+def new_session(settings: Settings | None = None) -> Session:
+    """A session not yet begun, for a caller that commits what it keeps (one API request)."""
+    return _factory(get_engine(settings))()
 
 
 @contextmanager
@@ -133,7 +136,7 @@ def autocommit(settings: Settings | None = None) -> Iterator[Session]:
     engine = get_engine(settings)
     with (
         engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
-        Session(conn, expire_on_commit=False) as session,
+        _factory(engine)(bind=conn) as session,
     ):
         yield session
 
