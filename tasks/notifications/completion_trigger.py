@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 from typing import Final
 
-from store.models import TERMINAL_STATES, JobState
 from store.outbox import NOTIFY_CHANNEL
+from store.states import TERMINAL_STATES, JobState
 from tasks.notifications.retries import CALLBACK_ATTEMPTS
 from tasks.notifications.schemas import DELIVER, Channel
 

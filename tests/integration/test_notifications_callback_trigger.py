@@ -14,8 +14,9 @@ from sqlalchemy import select, text
 
 from config import Settings
 from store.db import transaction
-from store.models import TERMINAL_STATES, Job, JobState, OutboxMessage
+from store.models import Job, OutboxMessage
 from store.outbox import NOTIFY_CHANNEL
+from store.states import TERMINAL_STATES, JobState
 from tasks.enqueue import enqueue
 from tasks.notifications.completion_trigger import (
     CALLBACK_CHANNEL,

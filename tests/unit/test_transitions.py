@@ -24,8 +24,9 @@ from store.jobs import (
     release_jobs,
     replay_job,
 )
-from store.models import TERMINAL_STATES, Job, JobState
+from store.models import Job
 from store.outbox import DueMessage, mark_sent
+from store.states import TERMINAL_STATES, JobState
 from store.transitions import ALLOWED_FROM, Transition
 from tests.support.recording_session import RecordingSession
 
