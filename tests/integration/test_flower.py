@@ -85,7 +85,7 @@ def test_flower_lists_workers_and_tasks_and_keeps_history_across_restarts(
         )
         assert task["name"] == "system.echo"
         lengths = get(base, "/api/queues/length")["active_queues"]
-        assert {q["name"] for q in lengths} >= {"maintenance", "iot"}
+        assert {q["name"] for q in lengths} >= {"maintenance", "notifications"}
     finally:
         flower.stop()
     # Flower's shelve may add a suffix to the file name (flower.db, flower.db.db, .dat …).
