@@ -21,10 +21,6 @@ class JobState(StrEnum):
 
 
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED})
-# Not started, not finished: a claim takes these, a cancel stops them, the gauges count them as
-# ready. `accepted` too: a worker may receive the message before the relay's commit moved the
-# job to `queued`.
-WAITING_STATES = (JobState.ACCEPTED, JobState.QUEUED, JobState.RETRYING)
 
 
 class AttemptOutcome(StrEnum):

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from config import PRIORITY_SEP, PRIORITY_STEPS, Settings
 from store.models import Job, OutboxMessage
-from store.states import WAITING_STATES, JobState
+from store.states import JobState
+from store.transitions import ALLOWED_FROM, Transition
 
 # Kombu's Redis transport keeps one list per priority step: `queue`, then `queue:1` … `queue:9`.
 
@@ -62,7 +63,8 @@ def ready_by_queue(session: Session) -> dict[str, ReadyWork]:
     age = func.extract("epoch", func.now() - func.min(Job.run_at))
     rows = session.execute(
         select(Job.queue, func.count(), age)
-        .where(Job.state.in_(WAITING_STATES), Job.run_at <= func.now())
+        # Ready: what a claim would take now.
+        .where(Job.state.in_(ALLOWED_FROM[Transition.CLAIM]), Job.run_at <= func.now())
         .group_by(Job.queue)
     ).all()
     return {q: ReadyWork(int(n), None if a is None else float(a)) for q, n, a in rows}
