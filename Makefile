@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test bench lint services tools clean
+.PHONY: dev test bench chaos lint services tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.intake
 	$(BIN)/python -m bench.drain
 	$(BIN)/python -m bench.notifications
+
+# The chaos battery (not part of `make test`): its own PostgreSQL and Redis, the whole stack,
+# a mixed load under a fault schedule, then the invariant table; exits 1 if one fails.
+# Bounded at 10 minutes by itself; `timeout` is the backstop (SIGTERM still tears down).
+chaos: $(STAMP)
+	timeout --kill-after=30 630 $(BIN)/python -m chaos
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
