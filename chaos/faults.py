@@ -21,6 +21,7 @@ from chaos.stack import Stack
 
 PG_DOWN_SECONDS = 5.0
 PARTITION_SECONDS = 15.0
+POOL_WAIT_SECONDS = 20.0
 
 
 @dataclass
@@ -47,9 +48,11 @@ class Faults:
 
     def kill_pool_child(self, worker: str) -> str:
         """kill -9 of one prefork child of `worker` (Celery replaces it)."""
-        children = self.stack.processes[worker].pool_children()
-        if not children:
-            return f"skipped: {worker} had no pool child at that moment"
+        deadline = time.monotonic() + POOL_WAIT_SECONDS  # it may be restarting right now
+        while not (children := self.stack.processes[worker].pool_children()):
+            if time.monotonic() > deadline:
+                return f"skipped: {worker} had no pool child for {POOL_WAIT_SECONDS:.0f} s"
+            time.sleep(0.2)
         child = self.rng.choice(children)
         child.send_signal(signal.SIGKILL)
         return f"pid {child.pid} of {worker}"

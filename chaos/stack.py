@@ -71,15 +71,21 @@ class Exit:
 
 
 def last_words(output: str) -> str:
-    """What a process said last before it exited (a JSON line's event), shortened."""
-    lines = [line for line in output.splitlines() if line.strip()]
-    if not lines:
-        return ""
-    try:
-        said = str(json.loads(lines[-1]).get("event", lines[-1]))
-    except (ValueError, AttributeError):
-        said = lines[-1]
-    return said.removeprefix("switchyard: ").split(" (")[0][:60]
+    """Why a process exited, as it said: its last critical event, else its last line, short."""
+    lines = [line for line in output.splitlines()[-40:] if line.strip()]
+    events = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            events.append((record.get("level") == "critical", str(record.get("event", line))))
+        else:
+            events.append((False, line))
+    critical = [said for is_critical, said in events if is_critical]
+    said = critical[-1] if critical else (events[-1][1] if events else "")
+    return said.removeprefix("switchyard: ").split(" (")[0][:70]
 
 
 @dataclass

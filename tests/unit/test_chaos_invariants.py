@@ -171,8 +171,10 @@ def test_restarts_tell_injected_kills_from_exits_of_their_own() -> None:
     ]
 
 
-def test_last_words_are_the_last_event_or_line() -> None:
+def test_last_words_are_the_last_critical_event_else_the_last_line() -> None:
     assert last_words('{"event": "a"}\n{"event": "worker_lost", "x": 1}\n\n') == "worker_lost"
+    said = '{"event": "Unrecoverable error: X", "level": "critical"}\n{"event": "Error on stop"}'
+    assert last_words(said) == "Unrecoverable error: X"
     assert last_words("switchyard: the ledger is unreachable (connection failed)") == (
         "the ledger is unreachable"
     )
