@@ -35,7 +35,11 @@ def main() -> int:
         seed=args.seed,
         partition=not args.no_partition,
     )
-    return run(opts)
+    try:
+        return run(opts)
+    except KeyboardInterrupt:  # torn down already (battery.run's finally)
+        print("chaos: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
