@@ -43,7 +43,10 @@ def run(base: str, token: str, *, seconds: float, logs: Path) -> list[Row]:
     ]  # fmt: skip
     with (logs / "schemathesis.log").open("w") as out:
         try:
-            subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=seconds + 60)
+            # In the logs dir: its example database goes there, not into the work tree.
+            subprocess.run(
+                argv, stdout=out, stderr=subprocess.STDOUT, timeout=seconds + 60, cwd=logs
+            )
         except subprocess.TimeoutExpired:
             return [Row("schemathesis", "timeout", note=f"see {logs / 'schemathesis.log'}")]
     if not junit.exists():
