@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from standardwebhooks.webhooks import Webhook
 
-from chaos.ledger import TERMINAL, Delivery, Snapshot
+from chaos.ledger import TERMINAL, Delivery, JobRow, Snapshot
 from chaos.load import Outcome
 
 SIGNATURE_TOLERANCE = 300  # seconds between a webhook's timestamp and its arrival
@@ -89,13 +89,20 @@ def client_rows(outcomes: list[Outcome]) -> list[Row]:
     ]
 
 
-def _wrong_outcome(label: str, state: str, error_type: str | None) -> bool:
-    """A terminal state this kind of job must not end in (quarantine excused)."""
-    if label.startswith("fail-permanent"):
-        return state != "dead"
-    if state == "cancelled":
+def _wrong_outcome(label: str, job: JobRow) -> bool:
+    """A terminal state this kind of job must not end in.
+
+    `system.fail` fails the attempts numbered up to `times` (1 here): an attempt lost with its
+    worker uses up a number without failing, so a permanent failure whose first attempt was
+    lost rightly succeeds on its second, and a retryable one may run out of attempts.
+    """
+    if job.state == "cancelled":
         return True  # nobody cancels in a run
-    return label != "fail-retryable" and state == "dead" and error_type != "worker_lost"
+    if label.startswith("fail-permanent"):
+        return job.state == "succeeded" and job.lost_count == 0
+    if label == "fail-retryable":
+        return job.state == "dead" and job.lost_count == 0 and job.error_type != "worker_lost"
+    return job.state == "dead" and job.error_type != "worker_lost"
 
 
 def ledger_rows(outcomes: list[Outcome], snap: Snapshot) -> list[Row]:
@@ -111,10 +118,7 @@ def ledger_rows(outcomes: list[Outcome], snap: Snapshot) -> list[Row]:
     wrong = [
         o
         for o in accepted
-        if o.job_id in snap.jobs
-        and _wrong_outcome(
-            o.planned.label, snap.jobs[o.job_id].state, snap.jobs[o.job_id].error_type
-        )
+        if o.job_id in snap.jobs and _wrong_outcome(o.planned.label, snap.jobs[o.job_id])
     ]
     quarantined = [
         j for j in snap.jobs.values() if j.state == "dead" and j.error_type == "worker_lost"

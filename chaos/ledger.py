@@ -24,6 +24,7 @@ class JobRow:
     state: str
     error_type: str | None
     attempts: int
+    lost_count: int  # attempts that lost their worker (never ran to their end)
     has_callback: bool
 
 
@@ -84,10 +85,12 @@ def snapshot(settings: Settings, receiver: Receiver) -> Snapshot:
     """Read everything the invariants need, in one transaction."""
     with transaction(settings) as s:
         jobs = {
-            str(r.id): JobRow(str(r.id), r.type, r.state, r.error_type, r.attempts, r.cb)
+            str(r.id): JobRow(
+                str(r.id), r.type, r.state, r.error_type, r.attempts, r.lost_count, r.cb
+            )
             for r in _rows(
                 s,
-                "SELECT id, type, state, error->>'type' AS error_type, attempts,"
+                "SELECT id, type, state, error->>'type' AS error_type, attempts, lost_count,"
                 " callback_url IS NOT NULL AS cb FROM jobs",
             )
         }

@@ -37,6 +37,7 @@ def job(job_id: str, state: str = "succeeded", **kw: object) -> JobRow:
         "type": "system.echo",
         "error_type": None,
         "attempts": 1,
+        "lost_count": 0,
         "has_callback": False,
         **kw,
     }
@@ -97,6 +98,19 @@ def test_two_succeeded_attempts_and_wrong_outcomes_fail() -> None:
         "double successes (two `succeeded` attempts)": 1,
         "wrong terminal state for the job's kind": 2,
     }
+
+
+def test_a_permanent_failure_whose_first_attempt_was_lost_may_succeed() -> None:
+    # system.fail fails attempts numbered up to `times`: a lost first attempt used up number 1.
+    outcomes = [accepted(0, "fail-permanent", "a"), accepted(1, "fail-retryable", "b")]
+    ledger = snap(
+        [
+            job("a", type="system.fail", attempts=2, lost_count=1),
+            job("b", "dead", type="system.fail", attempts=3, lost_count=1, error_type="x"),
+        ],
+        successes=Counter({"a": 1}),
+    )
+    assert failed(ledger_rows(outcomes, ledger)) == []
 
 
 def test_a_quarantined_echo_is_not_a_wrong_outcome() -> None:
