@@ -50,16 +50,33 @@ def upgrade(settings: Settings | None = None, revision: str = "heads") -> None:
 
 def require_migrated(settings: Settings | None = None) -> None:
     """Refuse to run against a database that `switchyard migrate` has not brought up to date."""
-    heads = set(ScriptDirectory.from_config(alembic_config(settings)).get_heads())
+    script = ScriptDirectory.from_config(alembic_config(settings))
+    heads = set(script.get_heads())
     with autocommit(settings) as session:
         conn = session.connection()
         current = set(MigrationContext.configure(conn).get_current_heads())
         has_jobs = inspect(conn).has_table("jobs")
-    if not heads <= current or not has_jobs:  # a plugin's extra branch may be there too
+    # A head another branch depends on (`depends_on`) is recorded only through its dependant.
+    if not heads <= _applied(script, current) or not has_jobs:
         raise NotMigratedError(
             f"database is at revision {', '.join(sorted(current)) or 'none'}, code needs "
             f"{', '.join(sorted(heads))}: run `switchyard migrate` first"
         )
+
+
+def _applied(script: ScriptDirectory, current: set[str]) -> set[str]:
+    """Every revision the current heads imply: their ancestors and dependencies."""
+    seen: set[str] = set()
+    todo = list(current)
+    while todo:
+        rev = script.get_revision(todo.pop())
+        if rev is None or rev.revision in seen:
+            continue
+        seen.add(rev.revision)
+        for parents in (rev.down_revision, rev.dependencies):
+            names = (parents,) if isinstance(parents, str) else parents or ()
+            todo += [r.revision for r in script.get_revisions(names) if r is not None]
+    return seen
 
 
 def exit_unless_migrated() -> None:

@@ -1,0 +1,27 @@
+"""Payments: intents, a double-entry ledger with holds, provider attempts and reconciliation."""
+
+from __future__ import annotations
+
+from config import Settings
+from tasks.payments import models
+from tasks.payments.schemas import LEDGER_TICK, QUEUE
+from tasks.payments.settings import PaymentSettings
+from tasks.registry import Domain, Every
+
+
+def _ledger_interval(settings: Settings) -> float:
+    return settings.section(PaymentSettings).ledger_interval
+
+
+DOMAIN = Domain(
+    name="payments",
+    job_types=(LEDGER_TICK,),
+    queues=(QUEUE,),
+    scopes=("payments:write", "payments:read"),
+    handlers="tasks.payments.jobs",
+    routes=(),
+    schedule={"payments-ledger": Every(job_type=LEDGER_TICK.name, seconds=_ledger_interval)},
+    settings=PaymentSettings,
+    metadata=models.metadata,
+    tables=("pay_hot_entries", "pay_transfers", "pay_accounts"),
+)
