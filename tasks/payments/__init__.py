@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from config import Settings
 from tasks.payments import models
-from tasks.payments.schemas import LEDGER_TICK, QUEUE
+from tasks.payments.schemas import EXECUTE, EXPIRE, LEDGER_TICK, QUEUE
 from tasks.payments.settings import PaymentSettings
 from tasks.registry import Domain, Every
 
@@ -15,13 +15,23 @@ def _ledger_interval(settings: Settings) -> float:
 
 DOMAIN = Domain(
     name="payments",
-    job_types=(LEDGER_TICK,),
+    job_types=(LEDGER_TICK, EXECUTE, EXPIRE),
     queues=(QUEUE,),
     scopes=("payments:write", "payments:read"),
     handlers="tasks.payments.jobs",
-    routes=(),
-    schedule={"payments-ledger": Every(job_type=LEDGER_TICK.name, seconds=_ledger_interval)},
+    routes=("tasks.payments.routes",),
+    schedule={
+        "payments-ledger": Every(job_type=LEDGER_TICK.name, seconds=_ledger_interval),
+        "payments-expiry": Every(job_type=EXPIRE.name, seconds=_ledger_interval),
+    },
     settings=PaymentSettings,
     metadata=models.metadata,
-    tables=("pay_hot_entries", "pay_transfers", "pay_accounts"),
+    tables=(
+        "pay_operations",
+        "pay_intent_events",
+        "pay_intents",
+        "pay_hot_entries",
+        "pay_transfers",
+        "pay_accounts",
+    ),
 )

@@ -5,8 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.context import JobContext
-from tasks.payments import ledger
-from tasks.payments.schemas import LEDGER_TICK, LedgerTickPayload
+from tasks.payments import ledger, operations, service
+from tasks.payments.gateways import gateway_for
+from tasks.payments.schemas import (
+    EXECUTE,
+    EXPIRE,
+    LEDGER_TICK,
+    ExecutePayload,
+    ExpirePayload,
+    LedgerTickPayload,
+)
 from tasks.registry import handles
 
 
@@ -15,3 +23,21 @@ def ledger_tick(ctx: JobContext, payload: LedgerTickPayload) -> dict[str, Any]:
     """Expire overdue holds, then fold hot-account entries into balances."""
     expired = ledger.expire_pending(ctx.session)
     return {"expired": expired, "rolled_up": ledger.roll_up_hot(ctx.session)}
+
+
+@handles(EXECUTE.name)
+def execute(ctx: JobContext, payload: ExecutePayload) -> dict[str, Any]:
+    """Run one provider operation; an unknown outcome retries (asking the provider first)."""
+    return operations.execute(
+        ctx.session,
+        payload.operation_id,
+        recorder=ctx.autocommit,
+        gateway=gateway_for(ctx.settings),
+        settings=ctx.settings,
+    )
+
+
+@handles(EXPIRE.name)
+def expire(ctx: JobContext, payload: ExpirePayload) -> dict[str, Any]:
+    """Cancel authorizations past their expiry."""
+    return {"expired": service.expire_authorizations(ctx.session, settings=ctx.settings)}

@@ -1,9 +1,16 @@
-"""The payments domain's ORM metadata (the ledger's tables are SQL of their own)."""
+"""The payments domain's ORM tables: intents, their history and their provider operations.
+
+The ledger's tables (pay_accounts, pay_transfers, pay_hot_entries) are SQL of their own.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, MetaData, String, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 metadata = MetaData()
 
@@ -12,3 +19,70 @@ class Base(DeclarativeBase):
     """The payments domain's declarative base."""
 
     metadata = metadata
+
+
+class Intent(Base):
+    """A payment intent; its amounts only grow, checked against each other by the database."""
+
+    __tablename__ = "pay_intents"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    producer: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(32))
+    capture_method: Mapped[str] = mapped_column(String(16))
+    payment_method: Mapped[str | None] = mapped_column(String(200))
+    amount_capturable: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_captured: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_disputed: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_lost: Mapped[int] = mapped_column(BigInteger, default=0)
+    fee: Mapped[int] = mapped_column(BigInteger, default=0)
+    fee_returned: Mapped[int] = mapped_column(BigInteger, default=0)
+    hold_id: Mapped[str | None] = mapped_column(String(200))  # the open hold, if any
+    provider_ref: Mapped[str | None] = mapped_column(String(200))
+    cancellation_reason: Mapped[str | None] = mapped_column(String(32))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    chain_head: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class IntentEvent(Base):
+    """One entry of an intent's history, hash-chained to the one before."""
+
+    __tablename__ = "pay_intent_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    intent_id: Mapped[str] = mapped_column(ForeignKey("pay_intents.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    event: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Operation(Base):
+    """A call to the provider (authorize, capture, refund, cancel) and what came of it."""
+
+    __tablename__ = "pay_operations"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    intent_id: Mapped[str] = mapped_column(ForeignKey("pay_intents.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    final: Mapped[bool] = mapped_column(default=True)
+    status: Mapped[str] = mapped_column(String(16))  # pending | succeeded | failed | unknown
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    fee: Mapped[int] = mapped_column(BigInteger, default=0)
+    net: Mapped[int] = mapped_column(BigInteger, default=0)
+    provider_ref: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

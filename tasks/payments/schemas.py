@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.registry import JobSpec
 
@@ -20,4 +20,33 @@ LEDGER_TICK = JobSpec(
     LedgerTickPayload,
     QUEUE,
     "Expires holds past their timeout and rolls up the hot accounts' entries.",
+)
+
+
+class ExecutePayload(BaseModel):
+    """Run one provider operation (its row holds everything else)."""
+
+    model_config = ConfigDict(extra="forbid")
+    operation_id: str = Field(min_length=1, max_length=40)
+
+
+EXECUTE = JobSpec(
+    "payments.execute",
+    ExecutePayload,
+    QUEUE,
+    "Calls the provider for one operation (authorize, capture, refund, cancel) and applies it.",
+)
+
+
+class ExpirePayload(BaseModel):
+    """Beat's authorization expiry takes no arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+EXPIRE = JobSpec(
+    "payments.expire_authorizations",
+    ExpirePayload,
+    QUEUE,
+    "Cancels authorizations past their expiry and voids their holds.",
 )

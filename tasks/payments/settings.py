@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -14,6 +14,8 @@ class PaymentSettings(Section):
 
     section_name: ClassVar[str] = "payments"
 
+    # The provider: "token" answers in-process by Stripe's test tokens (pm_card_visa, …).
+    gateway: Literal["token"] = "token"
     # The platform's fee per capture: basis points of the gross plus a fixed part.
     fee_bps: int = Field(default=290, ge=0, le=10_000)
     fee_fixed: int = Field(default=0, ge=0)

@@ -1,0 +1,166 @@
+"""Calling the provider: the key is recorded before the call, an unknown outcome is asked
+about before anything else happens, and only the provider's answer settles an operation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from config import Settings
+from errors import RetryableError
+from tasks.payments import intents, money
+from tasks.payments.gateway import Gateway, Outcome, OutcomeUnknownError, Verdict
+from tasks.payments.models import Intent, Operation
+from tasks.payments.service import expiry_for
+from tasks.payments.settings import PaymentSettings
+from tasks.payments.states import Event
+
+
+def idempotency_key(op: Operation, attempt: int) -> str:
+    """`intent:operation:attempt`: the same on every retry of one attempt."""
+    return f"{op.intent_id}:{op.kind}:{op.id}:{attempt}"
+
+
+def begin_attempt(recorder: Session, op: Operation) -> str:
+    """Record the attempt's key and mark the operation `unknown`, committed before the call."""
+    key = idempotency_key(op, op.attempt + 1)
+    recorder.execute(
+        text(
+            "UPDATE pay_operations SET attempt = attempt + 1, idempotency_key = :key,"
+            " status = 'unknown', updated_at = now() WHERE id = :id AND attempt = :attempt"
+        ),
+        {"key": key, "id": op.id, "attempt": op.attempt},
+    )
+    return key
+
+
+def execute(
+    session: Session, operation_id: str, *, recorder: Session, gateway: Gateway, settings: Settings
+) -> dict[str, Any]:
+    """Run one operation to its outcome (a RetryableError while the outcome is unknown)."""
+    op = session.get_one(Operation, operation_id)
+    # The intent's lock serialises every operation of it; the operation's row stays unlocked
+    # so that the attempt can be recorded (and committed) on the recorder's connection.
+    intent = intents.locked(session, op.intent_id)
+    session.refresh(op)
+    if op.status in ("succeeded", "failed"):
+        return {"status": op.status, "replayed": True}
+    outcome: Outcome | None = None
+    if op.status == "unknown" and op.idempotency_key:
+        outcome = _ask(gateway, op.idempotency_key)  # never a second call before this answer
+    if outcome is None:
+        key = begin_attempt(recorder, op)
+        try:
+            outcome = _call(gateway, op, intent, key=key)
+        except OutcomeUnknownError as exc:
+            raise RetryableError(f"provider outcome unknown for {key}: {exc}") from exc
+    session.refresh(op)
+    return apply(session, intent, op, outcome, settings=settings)
+
+
+def _ask(gateway: Gateway, key: str) -> Outcome | None:
+    try:
+        return gateway.lookup(key=key)
+    except OutcomeUnknownError as exc:
+        raise RetryableError(f"provider unreachable while asking about {key}") from exc
+
+
+def _call(gateway: Gateway, op: Operation, intent: Intent, *, key: str) -> Outcome:
+    ref = intent.provider_ref or ""
+    if op.kind == "authorize":
+        return gateway.authorize(
+            key=key,
+            amount=op.amount,
+            currency=intent.currency,
+            payment_method=intent.payment_method or "",
+            capture=intent.capture_method == "automatic",
+        )
+    if op.kind == "capture":
+        return gateway.capture(key=key, provider_ref=ref, amount=op.amount, final=op.final)
+    if op.kind == "refund":
+        return gateway.refund(key=key, provider_ref=ref, amount=op.amount)
+    return gateway.cancel(key=key, provider_ref=ref)
+
+
+def apply(
+    session: Session, intent: Intent, op: Operation, outcome: Outcome, *, settings: Settings
+) -> dict[str, Any]:
+    """Apply the provider's answer to the operation, the intent and the ledger."""
+    cfg = settings.section(PaymentSettings)
+    if outcome.verdict is Verdict.DECLINED:
+        op.status, op.error = "failed", outcome.reason
+        if op.kind == "authorize":
+            intents.record(session, intent, Event.DECLINED, data={"reason": outcome.reason})
+        return {"status": "failed", "reason": outcome.reason}
+    if outcome.verdict is Verdict.ACTION_REQUIRED:
+        op.status, op.provider_ref = "succeeded", outcome.provider_ref
+        intents.record(session, intent, Event.ACTION_REQUIRED, provider_ref=outcome.provider_ref)
+        return {"status": "requires_action"}
+    op.status, op.provider_ref = "succeeded", outcome.provider_ref
+    if op.kind == "authorize":
+        hold_id = money.hold(
+            session, intent, amount=intent.amount, ttl=cfg.authorization_ttl, ref=op.id
+        )
+        intents.record(
+            session,
+            intent,
+            Event.AUTHORIZED,
+            data={"amount": intent.amount},
+            amount_capturable=intent.amount,
+            hold_id=hold_id,
+            provider_ref=outcome.provider_ref,
+            expires_at=expiry_for(settings),
+        )
+        if intent.capture_method == "automatic":  # the provider captured with the authorization
+            _capture(session, intent, op, amount=intent.amount, final=True, settings=settings)
+    elif op.kind == "capture":
+        _capture(session, intent, op, amount=op.amount, final=op.final, settings=settings)
+    elif op.kind == "refund":
+        back = money.fee_back(intent, given_back=op.amount)
+        money.give_back(session, intent, amount=op.amount, returned_fee=back, ref=op.id)
+        op.fee, op.net = -back, -(op.amount - back)
+        intents.record(
+            session,
+            intent,
+            Event.REFUNDED,
+            data={"amount": op.amount, "fee_back": back},
+            amount_refunded=intent.amount_refunded + op.amount,
+            fee_returned=intent.fee_returned + back,
+        )
+    else:
+        money.release(session, intent, ref=op.id)
+        intents.record(
+            session,
+            intent,
+            Event.CANCELED,
+            amount_capturable=0,
+            hold_id=None,
+            cancellation_reason="requested_by_customer",
+        )
+    session.flush()
+    return {"status": op.status, "intent_status": intent.status}
+
+
+def _capture(
+    session: Session, intent: Intent, op: Operation, *, amount: int, final: bool, settings: Settings
+) -> None:
+    cfg = settings.section(PaymentSettings)
+    fee = money.fee_for(amount, bps=cfg.fee_bps, fixed=cfg.fee_fixed)
+    rest = intent.amount_capturable - amount
+    new_hold = money.capture(
+        session, intent, amount=amount, fee=fee, final=final, ref=op.id, ttl=cfg.authorization_ttl
+    )
+    op.fee, op.net = fee, amount - fee
+    event = Event.CAPTURED_FINAL if final or rest == 0 else Event.CAPTURED
+    intents.record(
+        session,
+        intent,
+        event,
+        data={"gross": amount, "fee": fee, "net": amount - fee, "released": rest if final else 0},
+        amount_capturable=0 if event is Event.CAPTURED_FINAL else rest,
+        hold_id=new_hold,
+        amount_captured=intent.amount_captured + amount,
+        fee=intent.fee + fee,
+    )
