@@ -21,6 +21,7 @@ from logs import configure_logging, scrub
 from ops.jobs import jobs_app
 from ops.keys import keys_app
 from ops.migrate import exit_unless_migrated
+from ops.payments import payments_app
 from store.db import set_role
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(payments_app, name="payments")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 FLAT_ALIASES = {
     "SWITCHYARD_DATABASE_URL": "SWITCHYARD_DATABASE__URL",
@@ -94,6 +96,17 @@ def api(
         log_config=None,
         access_log=False,
     )
+
+
+@app.command("payments-simulator")
+def payments_simulator(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 12111,
+) -> None:
+    """Run the payment provider simulator (the subset of Stripe's API the adapter uses)."""
+    from devstack.payment_simulator import serve
+
+    serve(host=host, port=port)
 
 
 @app.command()

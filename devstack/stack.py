@@ -104,6 +104,24 @@ class DevStack:
         self._wait("Redis to answer", pong, timeout=20)
         return url
 
+    def _start_payment_simulator(self, env: dict[str, str]) -> str | None:
+        """Unless a payment gateway is configured, run the simulator and point Stripe's adapter
+        at it (the children's environment gains the gateway settings)."""
+        if "SWITCHYARD_PAYMENTS__GATEWAY" in env or "payments" in (
+            self.settings.__pydantic_extra__ or {}
+        ):
+            return None
+        port = free_loopback_port()
+        self._spawn(
+            "payment-simulator",
+            [sys.executable, "-m", "devstack.payment_simulator", "--port", str(port)],
+            env,
+        )
+        url = f"http://127.0.0.1:{port}"
+        env.update(SWITCHYARD_PAYMENTS__GATEWAY="stripe", SWITCHYARD_PAYMENTS__API_BASE=url)
+        self._wait("the payment simulator", lambda: _answers(f"{url}/healthz"))
+        return url
+
     def _child_env(self, settings: Settings, *, metrics_dir: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in FLAT_ALIASES}
         env.update(
@@ -141,6 +159,7 @@ class DevStack:
         metrics_dir.mkdir(parents=True)
         env = self._child_env(run, metrics_dir=metrics_dir)
         cli = [sys.executable, "-m", "cli"]
+        simulator = self._start_payment_simulator(env)
         api = self._spawn("api", [*cli, "api"], env)
         self._spawn("relay", [*cli, "relay"], env)
         worker = self._spawn(
@@ -163,7 +182,7 @@ class DevStack:
         bootstrap.write_state(
             self.data,
             {"pid": os.getpid(), "api": api_url, "flower": flower_url, "database": database,
-             "redis": redis_url},
+             "redis": redis_url, "payment_simulator": simulator},
         )  # fmt: skip
         return bootstrap.StackInfo(
             api=api_url, flower=flower_url, flower_user=user, flower_password=password,

@@ -23,6 +23,7 @@ from store.api_keys import create_key
 from store.db import dispose_engines, transaction
 from tasks.registry import domains
 from tests.support.ledger import clean_tables
+from tests.support.payments import start_simulator
 from tests.support.servers import ADMIN_URL, REDIS_URL, RUN_ID
 from tests.support.stack import start_api, start_process, start_worker
 
@@ -130,3 +131,11 @@ def pipeline(settings: Settings, logs_dir: Path, api: str) -> Iterator[str]:
     yield api
     worker.stop()
     relay.stop()
+
+
+@pytest.fixture(scope="session")
+def payment_simulator(logs_dir: Path) -> Iterator[str]:
+    """The base URL of a payment provider simulator process for this run."""
+    proc, base = start_simulator(logs_dir)
+    yield base
+    proc.stop()

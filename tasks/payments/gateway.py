@@ -1,8 +1,9 @@
 """What the payments service needs of a provider, and the built-in test-token provider.
 
 Every call carries the idempotency key recorded before it (`intent:operation:attempt`); a call
-whose outcome is not known raises `OutcomeUnknownError`, and `lookup` later asks the provider
-what became of the key.
+whose outcome is not known raises `OutcomeUnknownError`. The provider is then asked what became
+of it by repeating the call with the same key: Stripe answers a key it has seen with the
+response it gave (applying nothing again), and a key it never saw with a first answer.
 """
 
 from __future__ import annotations
@@ -42,25 +43,39 @@ class Gateway(Protocol):
     """A payment provider."""
 
     def authorize(
-        self, *, key: str, amount: int, currency: str, payment_method: str, capture: bool
+        self,
+        *,
+        key: str,
+        amount: int,
+        currency: str,
+        exponent: int,
+        payment_method: str,
+        capture: bool,
     ) -> Outcome:
-        """Authorize (and, when `capture`, capture) `amount`."""
+        """Authorize (and, when `capture`, capture) `amount` (ISO minor units, `exponent`)."""
         ...
 
-    def capture(self, *, key: str, provider_ref: str, amount: int, final: bool) -> Outcome:
+    def capture(
+        self,
+        *,
+        key: str,
+        provider_ref: str,
+        amount: int,
+        currency: str,
+        exponent: int,
+        final: bool,
+    ) -> Outcome:
         """Capture `amount` of an authorization."""
         ...
 
-    def refund(self, *, key: str, provider_ref: str, amount: int) -> Outcome:
+    def refund(
+        self, *, key: str, provider_ref: str, amount: int, currency: str, exponent: int
+    ) -> Outcome:
         """Refund `amount` of a capture."""
         ...
 
     def cancel(self, *, key: str, provider_ref: str) -> Outcome:
         """Void an authorization."""
-        ...
-
-    def lookup(self, *, key: str) -> Outcome | None:
-        """What became of the call made with `key` (None: the provider never saw it)."""
         ...
 
 
@@ -78,45 +93,39 @@ ACTION = frozenset({"pm_card_authenticationRequired", "pm_card_threeDSecureRequi
 class TokenGateway:
     """A provider in-process that answers by Stripe's test tokens (for dev without a network).
 
-    It keeps no state: the same key always gets the same answer, so `lookup` is exact.
+    Like Stripe, it answers a key it has seen with its first answer; `effects` counts the
+    calls that did something.
     """
 
     def __init__(self) -> None:
         self._seen: dict[str, Outcome] = {}
+        self.effects = 0
 
-    def authorize(
-        self, *, key: str, amount: int, currency: str, payment_method: str, capture: bool
-    ) -> Outcome:
+    def authorize(self, *, key: str, payment_method: str, **_: object) -> Outcome:
         """Approve, decline or ask for action by the token."""
         if payment_method in DECLINING:
-            outcome = Outcome(Verdict.DECLINED, reason="card_declined")
-        elif payment_method in ACTION:
-            outcome = Outcome(Verdict.ACTION_REQUIRED, provider_ref=_ref(key))
-        else:
-            outcome = Outcome(Verdict.APPROVED, provider_ref=_ref(key))
-        self._seen[key] = outcome
-        return outcome
+            return self._once(key, Outcome(Verdict.DECLINED, reason="card_declined"))
+        if payment_method in ACTION:
+            return self._once(key, Outcome(Verdict.ACTION_REQUIRED, provider_ref=_ref(key)))
+        return self._once(key, Outcome(Verdict.APPROVED, provider_ref=_ref(key)))
 
-    def capture(self, *, key: str, provider_ref: str, amount: int, final: bool) -> Outcome:
+    def capture(self, *, key: str, provider_ref: str, **_: object) -> Outcome:
         """Always approved."""
-        return self._approve(key, provider_ref)
+        return self._once(key, Outcome(Verdict.APPROVED, provider_ref=provider_ref))
 
-    def refund(self, *, key: str, provider_ref: str, amount: int) -> Outcome:
+    def refund(self, *, key: str, **_: object) -> Outcome:
         """Always approved."""
-        return self._approve(key, _ref(key))
+        return self._once(key, Outcome(Verdict.APPROVED, provider_ref=_ref(key)))
 
     def cancel(self, *, key: str, provider_ref: str) -> Outcome:
         """Always approved."""
-        return self._approve(key, provider_ref)
+        return self._once(key, Outcome(Verdict.APPROVED, provider_ref=provider_ref))
 
-    def lookup(self, *, key: str) -> Outcome | None:
-        """The answer given to `key` in this process, if any."""
-        return self._seen.get(key)
-
-    def _approve(self, key: str, ref: str) -> Outcome:
-        outcome = Outcome(Verdict.APPROVED, provider_ref=ref)
-        self._seen[key] = outcome
-        return outcome
+    def _once(self, key: str, outcome: Outcome) -> Outcome:
+        if key not in self._seen:
+            self._seen[key] = outcome
+            self.effects += 1
+        return self._seen[key]
 
 
 def _ref(key: str) -> str:

@@ -1,5 +1,6 @@
 """Calling the provider: the key is recorded before the call, an unknown outcome is asked
-about before anything else happens, and only the provider's answer settles an operation."""
+about (the same call, the same key) before anything else happens, and only the provider's
+answer settles an operation."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from errors import RetryableError
-from tasks.payments import intents, money
+from tasks.payments import currencies, intents, money
 from tasks.payments.gateway import Gateway, Outcome, OutcomeUnknownError, Verdict
 from tasks.payments.models import Intent, Operation
 from tasks.payments.service import expiry_for
@@ -47,40 +48,34 @@ def execute(
     session.refresh(op)
     if op.status in ("succeeded", "failed"):
         return {"status": op.status, "replayed": True}
-    outcome: Outcome | None = None
     if op.status == "unknown" and op.idempotency_key:
-        outcome = _ask(gateway, op.idempotency_key)  # never a second call before this answer
-    if outcome is None:
+        key = op.idempotency_key  # ask about the unknown attempt: never a new one before it
+    else:
         key = begin_attempt(recorder, op)
-        try:
-            outcome = _call(gateway, op, intent, key=key)
-        except OutcomeUnknownError as exc:
-            raise RetryableError(f"provider outcome unknown for {key}: {exc}") from exc
+    try:
+        outcome = _call(
+            gateway, op, intent, key=key, exponent=currencies.exponent(session, intent.currency)
+        )
+    except OutcomeUnknownError as exc:
+        raise RetryableError(f"provider outcome unknown for {key}: {exc}") from exc
     session.refresh(op)
     return apply(session, intent, op, outcome, settings=settings)
 
 
-def _ask(gateway: Gateway, key: str) -> Outcome | None:
-    try:
-        return gateway.lookup(key=key)
-    except OutcomeUnknownError as exc:
-        raise RetryableError(f"provider unreachable while asking about {key}") from exc
-
-
-def _call(gateway: Gateway, op: Operation, intent: Intent, *, key: str) -> Outcome:
+def _call(gateway: Gateway, op: Operation, intent: Intent, *, key: str, exponent: int) -> Outcome:
     ref = intent.provider_ref or ""
+    money_of = {"amount": op.amount, "currency": intent.currency, "exponent": exponent}
     if op.kind == "authorize":
         return gateway.authorize(
             key=key,
-            amount=op.amount,
-            currency=intent.currency,
             payment_method=intent.payment_method or "",
             capture=intent.capture_method == "automatic",
+            **money_of,
         )
     if op.kind == "capture":
-        return gateway.capture(key=key, provider_ref=ref, amount=op.amount, final=op.final)
+        return gateway.capture(key=key, provider_ref=ref, final=op.final, **money_of)
     if op.kind == "refund":
-        return gateway.refund(key=key, provider_ref=ref, amount=op.amount)
+        return gateway.refund(key=key, provider_ref=ref, **money_of)
     return gateway.cancel(key=key, provider_ref=ref)
 
 

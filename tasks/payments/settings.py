@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from config import Section
 
@@ -14,12 +14,18 @@ class PaymentSettings(Section):
 
     section_name: ClassVar[str] = "payments"
 
-    # The provider: "token" answers in-process by Stripe's test tokens (pm_card_visa, …).
-    gateway: Literal["token"] = "token"
+    # The provider: "token" answers in-process by Stripe's test tokens (pm_card_visa, …);
+    # "stripe" speaks Stripe's API at `api_base` (the simulator, or https://api.stripe.com).
+    gateway: Literal["token", "stripe"] = "token"
+    api_base: str = "http://127.0.0.1:12111"
+    api_key: SecretStr = SecretStr("sk_test_simulator")
+    api_timeout: float = Field(default=10.0, gt=0)
+    # Where the provider counts a currency in other units than ISO 4217 (Stripe: ISK, UGX).
+    provider_exponents: dict[str, int] = Field(default_factory=lambda: {"ISK": 2, "UGX": 2})
     # The platform's fee per capture: basis points of the gross plus a fixed part.
     fee_bps: int = Field(default=290, ge=0, le=10_000)
     fee_fixed: int = Field(default=0, ge=0)
     # An authorization not captured within this many seconds expires (its hold is voided).
     authorization_ttl: float = Field(default=7 * 86_400.0, gt=0)
     # How often beat expires holds and folds the hot accounts' entries into their balances.
-    ledger_interval: float = Field(default=5.0, gt=0)
+    ledger_interval: float = Field(default=30.0, gt=0)

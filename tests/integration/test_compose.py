@@ -24,7 +24,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 # A worker service for every queue the loaded domains declare, and no other.
 WORKER_QUEUES = domains(Settings()).queues
-LONG_RUNNING = {"postgres", "redis", "api", "relay", "beat", "flower"} | {
+LONG_RUNNING = {"postgres", "redis", "api", "relay", "beat", "flower", "payment-simulator"} | {
     f"worker-{q}" for q in WORKER_QUEUES
 }
 

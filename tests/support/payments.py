@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 
 from config import Settings
+from devstack.processes import Process, free_port, wait_until
 from store.db import autocommit, transaction
 from tasks.payments import operations
 from tasks.payments.gateway import Outcome, OutcomeUnknownError, TokenGateway
@@ -14,10 +19,10 @@ from tasks.payments.models import Operation
 
 
 class LosingGateway(TokenGateway):
-    """Applies every call, then loses the answer for the keys in `lose` (a timeout after
-    the charge), and counts the calls that reached it."""
+    """Applies every call, then loses the answer of the next `lose_next` calls (a timeout
+    after the charge), and records the key of every call that reached it."""
 
-    def __init__(self, lose: set[str] | None = None) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.lose_next = 0
         self.calls: list[str] = []
@@ -57,3 +62,25 @@ def run_operations(settings: Settings, gateway: TokenGateway) -> list[dict[str, 
                 operations.execute(s, op_id, recorder=recorder, gateway=gateway, settings=settings)
             )
     return results
+
+
+def start_simulator(logs_dir: Path) -> tuple[Process, str]:
+    """Run the payment provider simulator on a free port; returns it and its base URL."""
+    port = free_port()
+    proc = Process(
+        [sys.executable, "-m", "devstack.payment_simulator", "--port", str(port)],
+        env=dict(os.environ),
+        log_path=logs_dir / f"payment-simulator-{port}.log",
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if proc.popen.poll() is not None:
+            raise AssertionError(f"simulator exited:\n{proc.output()}")
+        try:
+            return httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, timeout=30, what="the payment simulator to answer")
+    return proc, base

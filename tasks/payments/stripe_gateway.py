@@ -1,0 +1,122 @@
+"""The Stripe gateway adapter, on the official `stripe` package.
+
+Pointed at the simulator in dev and tests and at Stripe itself by configuration alone
+(`api_base`, `api_key`). The package's own retries are off: a retry must reuse the key
+recorded before the first call, which only the operation knows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import stripe
+
+from tasks.payments.currencies import to_provider
+from tasks.payments.gateway import Outcome, OutcomeUnknownError, Verdict
+
+# What the provider's answer means for the intent.
+_STATUS = {
+    "requires_capture": Verdict.APPROVED,
+    "succeeded": Verdict.APPROVED,
+    "processing": Verdict.APPROVED,
+    "canceled": Verdict.APPROVED,
+    "requires_action": Verdict.ACTION_REQUIRED,
+    "requires_payment_method": Verdict.DECLINED,
+}
+
+
+class StripeGateway:
+    """A `Gateway` speaking Stripe's API."""
+
+    def __init__(
+        self, *, api_key: str, api_base: str, timeout: float, exponents: Mapping[str, int]
+    ) -> None:
+        self.exponents = exponents
+        self.client = stripe.StripeClient(
+            api_key,
+            base_addresses={"api": api_base},
+            max_network_retries=0,
+            http_client=stripe.HTTPXClient(timeout=timeout, allow_sync_methods=True),
+        )
+
+    def _units(self, amount: int, currency: str, exponent: int) -> int:
+        return to_provider(amount, currency, iso_exponent=exponent, overrides=self.exponents)
+
+    def authorize(
+        self,
+        *,
+        key: str,
+        amount: int,
+        currency: str,
+        exponent: int,
+        payment_method: str,
+        capture: bool,
+    ) -> Outcome:
+        """Create and confirm a PaymentIntent."""
+        params: dict[str, Any] = {
+            "amount": self._units(amount, currency, exponent),
+            "currency": currency.lower(),
+            "payment_method": payment_method,
+            "confirm": True,
+            "capture_method": "automatic" if capture else "manual",
+            "metadata": {"switchyard_key": key},
+        }
+        return _outcome(
+            lambda: self.client.v1.payment_intents.create(
+                params=params, options={"idempotency_key": key}
+            )
+        )  # type: ignore[arg-type]
+
+    def capture(
+        self,
+        *,
+        key: str,
+        provider_ref: str,
+        amount: int,
+        currency: str,
+        exponent: int,
+        final: bool,
+    ) -> Outcome:
+        """Capture part or all of the PaymentIntent."""
+        params = {
+            "amount_to_capture": self._units(amount, currency, exponent),
+            "final_capture": final,
+        }
+        return _outcome(
+            lambda: self.client.v1.payment_intents.capture(
+                provider_ref, params=params, options={"idempotency_key": key}
+            )
+        )  # type: ignore[arg-type]
+
+    def refund(
+        self, *, key: str, provider_ref: str, amount: int, currency: str, exponent: int
+    ) -> Outcome:
+        """Refund part of what the PaymentIntent captured."""
+        params = {"payment_intent": provider_ref, "amount": self._units(amount, currency, exponent)}
+        return _outcome(
+            lambda: self.client.v1.refunds.create(params=params, options={"idempotency_key": key})
+        )  # type: ignore[arg-type]
+
+    def cancel(self, *, key: str, provider_ref: str) -> Outcome:
+        """Cancel the PaymentIntent (voids its authorization)."""
+        return _outcome(
+            lambda: self.client.v1.payment_intents.cancel(
+                provider_ref, options={"idempotency_key": key}
+            )
+        )
+
+
+def _outcome(call: Callable[[], Any]) -> Outcome:
+    try:
+        obj = call()
+    except stripe.CardError as exc:
+        return Outcome(Verdict.DECLINED, reason=exc.code or "card_declined")
+    except (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError) as exc:
+        raise OutcomeUnknownError(f"{type(exc).__name__}: {exc.user_message or exc}") from exc
+    except stripe.InvalidRequestError as exc:  # the provider refused it: nothing happened
+        return Outcome(Verdict.DECLINED, reason=exc.code or "invalid_request")
+    if obj.object == "refund":
+        ok = obj.status in ("succeeded", "pending")
+        return Outcome(Verdict.APPROVED if ok else Verdict.DECLINED, provider_ref=obj.id)
+    return Outcome(_STATUS.get(obj.status, Verdict.DECLINED), provider_ref=obj.id)
