@@ -9,7 +9,7 @@ import typer
 from config import get_settings
 from ops.output import emit_json, fail, table
 from store.db import transaction
-from tasks.payments import audit
+from tasks.payments import audit, service
 
 payments_app = typer.Typer(help="Inspect payments and verify the ledger.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -32,10 +32,17 @@ def intents(
 
 
 @payments_app.command()
-def unknown(as_json: JsonOpt = False) -> None:
+def unknown(
+    ask: Annotated[bool, typer.Option("--ask", help="Ask the provider about each now.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Provider attempts whose outcome is not known yet, oldest first."""
-    with transaction(get_settings()) as session:
+    settings = get_settings()
+    with transaction(settings) as session:
         rows = audit.unknown_attempts(session)
+        if ask:
+            asked = service.ask_about_unknowns(session, settings=settings, now=True)
+            typer.echo(f"asking the provider about {asked} operations", err=True)
     if as_json:
         emit_json(rows)
         return

@@ -70,6 +70,7 @@ CREATE TABLE pay_operations (
   final boolean NOT NULL DEFAULT true,
   status varchar(16) NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed', 'unknown')),
   attempt integer NOT NULL DEFAULT 0,
+  asks integer NOT NULL DEFAULT 0,
   idempotency_key varchar(200) UNIQUE,
   fee bigint NOT NULL DEFAULT 0,
   net bigint NOT NULL DEFAULT 0,

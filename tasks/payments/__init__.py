@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from config import Settings
 from tasks.payments import models
-from tasks.payments.schemas import EXECUTE, EXPIRE, LEDGER_TICK, QUEUE
+from tasks.payments.schemas import EXECUTE, EXPIRE, JANITOR, LEDGER_TICK, QUEUE
 from tasks.payments.settings import PaymentSettings
 from tasks.registry import Domain, Every
 
@@ -15,7 +15,7 @@ def _ledger_interval(settings: Settings) -> float:
 
 DOMAIN = Domain(
     name="payments",
-    job_types=(LEDGER_TICK, EXECUTE, EXPIRE),
+    job_types=(LEDGER_TICK, EXECUTE, EXPIRE, JANITOR),
     queues=(QUEUE,),
     scopes=("payments:write", "payments:read"),
     handlers="tasks.payments.jobs",
@@ -23,6 +23,7 @@ DOMAIN = Domain(
     schedule={
         "payments-ledger": Every(job_type=LEDGER_TICK.name, seconds=_ledger_interval),
         "payments-expiry": Every(job_type=EXPIRE.name, seconds=_ledger_interval),
+        "payments-janitor": Every(job_type=JANITOR.name, seconds=_ledger_interval),
     },
     settings=PaymentSettings,
     metadata=models.metadata,

@@ -10,9 +10,11 @@ from tasks.payments.gateways import gateway_for
 from tasks.payments.schemas import (
     EXECUTE,
     EXPIRE,
+    JANITOR,
     LEDGER_TICK,
     ExecutePayload,
     ExpirePayload,
+    JanitorPayload,
     LedgerTickPayload,
 )
 from tasks.registry import handles
@@ -41,3 +43,9 @@ def execute(ctx: JobContext, payload: ExecutePayload) -> dict[str, Any]:
 def expire(ctx: JobContext, payload: ExpirePayload) -> dict[str, Any]:
     """Cancel authorizations past their expiry."""
     return {"expired": service.expire_authorizations(ctx.session, settings=ctx.settings)}
+
+
+@handles(JANITOR.name)
+def janitor(ctx: JobContext, payload: JanitorPayload) -> dict[str, Any]:
+    """Enqueue a question to the provider for each operation unknown for too long."""
+    return {"asked": service.ask_about_unknowns(ctx.session, settings=ctx.settings)}

@@ -79,6 +79,7 @@ class Operation(Base):
     final: Mapped[bool] = mapped_column(default=True)
     status: Mapped[str] = mapped_column(String(16))  # pending | succeeded | failed | unknown
     attempt: Mapped[int] = mapped_column(Integer, default=0)
+    asks: Mapped[int] = mapped_column(Integer, default=0)  # questions about an unknown outcome
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     fee: Mapped[int] = mapped_column(BigInteger, default=0)
     net: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -37,6 +37,14 @@ def begin_attempt(recorder: Session, op: Operation) -> str:
     return key
 
 
+def note_ask(recorder: Session, op: Operation) -> None:
+    """Count one more question about an unknown attempt (the janitor backs off on it)."""
+    recorder.execute(
+        text("UPDATE pay_operations SET asks = asks + 1, updated_at = now() WHERE id = :id"),
+        {"id": op.id},
+    )
+
+
 def execute(
     session: Session, operation_id: str, *, recorder: Session, gateway: Gateway, settings: Settings
 ) -> dict[str, Any]:
@@ -50,6 +58,7 @@ def execute(
         return {"status": op.status, "replayed": True}
     if op.status == "unknown" and op.idempotency_key:
         key = op.idempotency_key  # ask about the unknown attempt: never a new one before it
+        note_ask(recorder, op)
     else:
         key = begin_attempt(recorder, op)
     try:

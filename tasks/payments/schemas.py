@@ -50,3 +50,17 @@ EXPIRE = JobSpec(
     QUEUE,
     "Cancels authorizations past their expiry and voids their holds.",
 )
+
+
+class JanitorPayload(BaseModel):
+    """Beat's janitor takes no arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+JANITOR = JobSpec(
+    "payments.janitor",
+    JanitorPayload,
+    QUEUE,
+    "Asks the provider again about operations whose outcome is still unknown, with backoff.",
+)

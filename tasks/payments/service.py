@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -257,6 +257,35 @@ def close_dispute(session: Session, intent_id: str, *, amount: int, won: bool, r
         amount_disputed=intent.amount_disputed - amount,
         fee_returned=keep_returned,
     )
+
+
+def ask_about_unknowns(
+    session: Session, *, settings: Settings, now: bool = False, limit: int = 200
+) -> int:
+    """The janitor: an operation still `unknown` after the next step of `janitor_schedule`
+    (by how often it was asked; at once with `now`) gets a new `payments.execute`, which asks
+    the provider first (one job per operation and step: the job's idempotency key). How many
+    operations were due."""
+    schedule = [0.0] if now else settings.section(PaymentSettings).janitor_schedule
+    due = session.execute(
+        text(
+            "SELECT o.id, o.asks, i.producer FROM pay_operations o JOIN pay_intents i"
+            " ON i.id = o.intent_id WHERE o.status = 'unknown' AND o.updated_at <= now()"
+            " - make_interval(secs => (CAST(:schedule AS float8[]))[least(o.asks + 1, :n)])"
+            " ORDER BY o.updated_at LIMIT :limit"
+        ),
+        {"schedule": schedule, "n": len(schedule), "limit": limit},
+    ).all()
+    for op_id, asks, producer in due:
+        enqueue(
+            session,
+            EXECUTE.name,
+            {"operation_id": op_id},
+            producer=producer,
+            settings=settings,
+            idempotency_key=f"janitor:{op_id}:{asks}",
+        )
+    return len(due)
 
 
 def expiry_for(settings: Settings) -> datetime:

@@ -27,5 +27,10 @@ class PaymentSettings(Section):
     fee_fixed: int = Field(default=0, ge=0)
     # An authorization not captured within this many seconds expires (its hold is voided).
     authorization_ttl: float = Field(default=7 * 86_400.0, gt=0)
+    # The janitor asks the provider about an unknown outcome after these many seconds of
+    # silence, one step further each time it asked (the last step repeats).
+    janitor_schedule: list[float] = Field(
+        default=[30, 120, 600, 3_600, 21_600], min_length=1, max_length=20
+    )
     # How often beat expires holds and folds the hot accounts' entries into their balances.
     ledger_interval: float = Field(default=30.0, gt=0)

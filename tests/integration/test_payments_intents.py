@@ -206,3 +206,25 @@ def test_exponents_come_from_the_iso_table(pay: Settings, currency: str, exponen
 def test_an_unknown_currency_is_refused(pay: Settings) -> None:
     with pytest.raises(UnknownCurrencyError):
         new_intent(pay, currency="XYZ")
+
+
+def test_the_janitor_asks_again_after_its_schedule_and_once_per_step(pay: Settings) -> None:
+    pid = new_intent(pay)
+    confirm(pay, pid)
+    gw = LosingGateway()
+    gw.lose_next = 1
+    with pytest.raises(RetryableError):
+        run_operations(pay, gw)
+    with transaction(pay) as session:
+        assert service.ask_about_unknowns(session, settings=pay) == 0  # not 30 s yet
+        session.execute(text("UPDATE pay_operations SET updated_at = now() - interval '31 s'"))
+    for _ in range(2):  # two beat ticks: one question per step of the schedule
+        with transaction(pay) as session:
+            assert service.ask_about_unknowns(session, settings=pay) == 1
+    with transaction(pay) as session:
+        asked = session.execute(
+            text("SELECT count(*) FROM jobs WHERE idempotency_key LIKE 'janitor:%'")
+        ).scalar_one()
+    assert asked == 1
+    run_operations(pay, gw)
+    assert get(pay, pid).status == "succeeded" and gw.effects == 1
