@@ -38,6 +38,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.intake
 	$(BIN)/python -m bench.drain
 	$(BIN)/python -m bench.notifications
+	$(BIN)/python -m bench.ledger
 
 # The chaos battery (not part of `make test`): its own PostgreSQL and Redis, the whole stack,
 # a mixed load under a fault schedule, then the invariant table; exits 1 if one fails.

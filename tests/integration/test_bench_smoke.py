@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import drain, intake
+from bench import drain, intake, ledger
 
 
 def test_intake_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -19,3 +19,9 @@ def test_drain_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "stock Celery no-op" in out
     assert "drain ratio" in out
+
+
+def test_ledger_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ledger.main(["--transfers", "40", "--rounds", "1", "--concurrency", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "B-ledger ratio" in out and "B-ledger-hot ratio" in out
