@@ -37,7 +37,8 @@ def from_provider(
 
 
 def _exact_down(amount: int, places: int) -> int:
-    whole, rest = divmod(amount, 10**places)
+    factor: int = 10**places
+    whole, rest = divmod(amount, factor)
     if rest:
         raise UnknownCurrencyError(f"{amount} is not a whole amount", field="amount")
     return whole

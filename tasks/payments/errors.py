@@ -1,66 +1,48 @@
-"""The payments domain's errors: each carries its HTTP status, stable code and field."""
+"""The payments domain's errors: the classes that carry a code of their own."""
 
 from __future__ import annotations
 
-from errors import SwitchyardError
+from errors import ConflictError, InvalidFieldError, NotFoundError
 
 
-class PaymentError(SwitchyardError):
-    """Base of the payments domain's errors."""
-
-    status = 500
-    code = "payment_error"
-    field: str | None = None
-
-
-class InvalidPaymentFieldError(PaymentError):
-    """A request field cannot be accepted."""
-
-    status, code = 422, "invalid_field"
-
-    def __init__(self, message: str, *, field: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class CardDataRefusedError(InvalidPaymentFieldError):
+class CardDataRefusedError(InvalidFieldError):
     """The request carries what looks like a card number: only provider tokens are accepted."""
 
     code = "card_data_refused"
 
 
-class UnknownCurrencyError(InvalidPaymentFieldError):
+class UnknownCurrencyError(InvalidFieldError):
     """Not an ISO 4217 code the ledger knows."""
 
     code = "unknown_currency"
 
 
-class IntentNotFoundError(PaymentError):
+class IntentNotFoundError(NotFoundError):
     """No such payment intent (or not the caller's)."""
 
-    status, code = 404, "payment_intent_not_found"
+    code = "payment_intent_not_found"
 
 
-class IllegalTransitionError(PaymentError):
+class IllegalTransitionError(ConflictError):
     """The intent's status does not allow this operation."""
 
-    status, code = 409, "illegal_transition"
+    code = "illegal_transition"
 
 
-class AmountExceededError(PaymentError):
+class AmountExceededError(ConflictError):
     """The amount is above what may still be captured, refunded or disputed."""
 
-    status, code = 409, "amount_exceeded"
+    code = "amount_exceeded"
 
     def __init__(self, message: str, *, field: str = "amount") -> None:
         super().__init__(message)
         self.field = field
 
 
-class LedgerError(PaymentError):
+class LedgerError(ConflictError):
     """The ledger refused a transfer."""
 
-    status, code = 409, "ledger_refused"
+    code = "ledger_refused"
 
 
 class TransferExistsError(LedgerError):

@@ -18,12 +18,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from errors import InvalidFieldError
 from tasks.payments.errors import (
     AccountMismatchError,
     ExceedsLimitError,
     ExceedsPendingError,
     HotAccountError,
-    InvalidPaymentFieldError,
     LedgerError,
     LinkedTransferError,
     PendingExpiredError,
@@ -118,17 +118,17 @@ def _refuse_bad(transfer: Transfer) -> None:
     for name in ("id", "debit", "credit", "pending_id", "code"):
         value = getattr(transfer, name)
         if value is not None and (not value or "\x00" in value or len(value) > 200):
-            raise InvalidPaymentFieldError(f"{name} must be 1-200 characters", field=name)
+            raise InvalidFieldError(f"{name} must be 1-200 characters", field=name)
     amount = transfer.amount
     if amount is not None and (type(amount) is not int or not 0 <= amount <= MAX_AMOUNT):
-        raise InvalidPaymentFieldError("amount must be an integer of minor units", field="amount")
+        raise InvalidFieldError("amount must be an integer of minor units", field="amount")
     if transfer.kind in (Kind.POSTED, Kind.PENDING):
         if transfer.debit is None or transfer.credit is None or transfer.currency is None:
-            raise InvalidPaymentFieldError("debit, credit and currency are required", field="id")
+            raise InvalidFieldError("debit, credit and currency are required", field="id")
         if not amount:
-            raise InvalidPaymentFieldError("amount must be positive", field="amount")
+            raise InvalidFieldError("amount must be positive", field="amount")
     elif transfer.pending_id is None:
-        raise InvalidPaymentFieldError("a post or void names its pending_id", field="pending_id")
+        raise InvalidFieldError("a post or void names its pending_id", field="pending_id")
 
 
 def _ledger_error(exc: DBAPIError) -> LedgerError | None:

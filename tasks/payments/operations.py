@@ -73,18 +73,32 @@ def execute(
 
 def _call(gateway: Gateway, op: Operation, intent: Intent, *, key: str, exponent: int) -> Outcome:
     ref = intent.provider_ref or ""
-    money_of = {"amount": op.amount, "currency": intent.currency, "exponent": exponent}
     if op.kind == "authorize":
         return gateway.authorize(
             key=key,
             payment_method=intent.payment_method or "",
             capture=intent.capture_method == "automatic",
-            **money_of,
+            amount=op.amount,
+            currency=intent.currency,
+            exponent=exponent,
         )
     if op.kind == "capture":
-        return gateway.capture(key=key, provider_ref=ref, final=op.final, **money_of)
+        return gateway.capture(
+            key=key,
+            provider_ref=ref,
+            final=op.final,
+            amount=op.amount,
+            currency=intent.currency,
+            exponent=exponent,
+        )
     if op.kind == "refund":
-        return gateway.refund(key=key, provider_ref=ref, **money_of)
+        return gateway.refund(
+            key=key,
+            provider_ref=ref,
+            amount=op.amount,
+            currency=intent.currency,
+            exponent=exponent,
+        )
     return gateway.cancel(key=key, provider_ref=ref)
 
 

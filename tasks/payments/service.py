@@ -13,9 +13,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from config import Settings
+from errors import InvalidFieldError
 from tasks.enqueue import enqueue
 from tasks.payments import currencies, intents, money
-from tasks.payments.errors import AmountExceededError, InvalidPaymentFieldError
+from tasks.payments.errors import AmountExceededError
 from tasks.payments.models import Intent, Operation
 from tasks.payments.schemas import EXECUTE
 from tasks.payments.settings import PaymentSettings
@@ -111,15 +112,14 @@ def confirm(
 
 
 def _in_flight(session: Session, intent: Intent, kind: str) -> int:
-    return int(
-        session.scalar(
-            select(func.coalesce(func.sum(Operation.amount), 0)).where(
-                Operation.intent_id == intent.id,
-                Operation.kind == kind,
-                Operation.status.in_(OPEN),
-            )
+    total = session.scalar(
+        select(func.coalesce(func.sum(Operation.amount), 0)).where(
+            Operation.intent_id == intent.id,
+            Operation.kind == kind,
+            Operation.status.in_(OPEN),
         )
     )
+    return int(total or 0)
 
 
 def request_capture(
@@ -185,7 +185,7 @@ def cancel(
 
 def _within(amount: int, available: int, *, what: str) -> None:
     if type(amount) is not int or amount <= 0:
-        raise InvalidPaymentFieldError("amount must be a positive integer", field="amount")
+        raise InvalidFieldError("amount must be a positive integer", field="amount")
     if amount > available:
         raise AmountExceededError(f"amount {amount} is above the {available} still {what}")
 

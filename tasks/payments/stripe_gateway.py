@@ -54,7 +54,7 @@ class StripeGateway:
         capture: bool,
     ) -> Outcome:
         """Create and confirm a PaymentIntent."""
-        params: dict[str, Any] = {
+        params: Any = {  # a PaymentIntentCreateParams
             "amount": self._units(amount, currency, exponent),
             "currency": currency.lower(),
             "payment_method": payment_method,
@@ -66,7 +66,7 @@ class StripeGateway:
             lambda: self.client.v1.payment_intents.create(
                 params=params, options={"idempotency_key": key}
             )
-        )  # type: ignore[arg-type]
+        )
 
     def capture(
         self,
@@ -79,7 +79,7 @@ class StripeGateway:
         final: bool,
     ) -> Outcome:
         """Capture part or all of the PaymentIntent."""
-        params = {
+        params: Any = {
             "amount_to_capture": self._units(amount, currency, exponent),
             "final_capture": final,
         }
@@ -87,16 +87,19 @@ class StripeGateway:
             lambda: self.client.v1.payment_intents.capture(
                 provider_ref, params=params, options={"idempotency_key": key}
             )
-        )  # type: ignore[arg-type]
+        )
 
     def refund(
         self, *, key: str, provider_ref: str, amount: int, currency: str, exponent: int
     ) -> Outcome:
         """Refund part of what the PaymentIntent captured."""
-        params = {"payment_intent": provider_ref, "amount": self._units(amount, currency, exponent)}
+        params: Any = {
+            "payment_intent": provider_ref,
+            "amount": self._units(amount, currency, exponent),
+        }
         return _outcome(
             lambda: self.client.v1.refunds.create(params=params, options={"idempotency_key": key})
-        )  # type: ignore[arg-type]
+        )
 
     def cancel(self, *, key: str, provider_ref: str) -> Outcome:
         """Cancel the PaymentIntent (voids its authorization)."""
