@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,6 +19,8 @@ from logs import get_logger
 log = get_logger("switchyard.api")
 PROBLEM_BASE = "https://switchyard.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
+# Statuses that are about the request body as a whole: their problems name `body`.
+BODY_STATUSES = frozenset({400, 413, 415, 422})
 
 
 class DatabaseUnavailableError(UnavailableError):
@@ -82,7 +85,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"field": _field_of(e["loc"]), "message": e["msg"]} for e in exc.errors()]
         if any(e["type"] == "json_invalid" for e in exc.errors()):
-            return problem(400, "malformed_json", "the body is not valid JSON", errors=errors)
+            return problem(
+                400, "malformed_json", "the body is not valid JSON", field="body", errors=errors
+            )
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
         return problem(
             422,
@@ -109,5 +114,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem(exc.status_code, code, str(exc.detail))
+        # A stable code from the status's own name (`method_not_allowed`); its headers (a
+        # 405's `Allow`) kept.
+        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+        members = {"field": "body"} if exc.status_code in BODY_STATUSES else {}
+        return problem(
+            exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}), **members
+        )

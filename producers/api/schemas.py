@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from config import MAX_ATTEMPTS
 from store.models import Job, JobAttempt
+from tasks.web.fields import Instant, JsonObject, Text
 
 
 class JobRequest(BaseModel):
@@ -17,15 +18,16 @@ class JobRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(min_length=1, max_length=100, examples=["system.echo"])
-    payload: dict[str, Any] = Field(default_factory=dict, examples=[{"hello": "world"}])
-    priority: int = Field(default=0, ge=0, le=9, description="9 runs first.")
-    run_at: AwareDatetime | None = Field(default=None, description="Not before this instant.")
-    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS)
-    callback_url: str | None = Field(
+    type: Text = Field(min_length=1, max_length=100, examples=["system.echo"])
+    payload: JsonObject = Field(default_factory=dict, examples=[{"hello": "world"}])
+    # Strict: `"5"` and `true` are not priorities.
+    priority: int = Field(default=0, ge=0, le=9, strict=True, description="9 runs first.")
+    run_at: Instant | None = Field(default=None, description="Not before this instant.")
+    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS, strict=True)
+    callback_url: Text | None = Field(
         default=None, max_length=2_048, description="Gets a signed webhook when the job ends."
     )
-    callback_secret: str | None = Field(
+    callback_secret: Text | None = Field(
         default=None, max_length=200, description="`whsec_` secret that signs the callback."
     )
 

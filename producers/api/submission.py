@@ -1,25 +1,25 @@
 """What `POST /v1/jobs` reads and answers, without FastAPI's per-request parameter machinery.
 
-The three headers the route needs come straight from the ASGI scope, the body is validated by
-one `model_validate_json` of the raw bytes (no `json.loads` first), and the 202 body is
-formatted rather than built as a model and dumped. Refusals are the ones FastAPI raised for
-declared parameters — a `RequestValidationError` located at `header.Idempotency-Key` or
-`body.<field>` (malformed JSON included) — so the problem+json handler names the same fields.
+The three headers the route needs come straight from the ASGI scope, the body is parsed by
+`tasks.web.strict` (the parser of every route) and validated by one `model_validate`, and the
+202 body is formatted rather than built as a model and dumped. Refusals are InvalidFieldErrors
+naming `Idempotency-Key`, `body` or `<field>`, as the other routes' are.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
-from fastapi.exceptions import RequestValidationError
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import ValidationError
 from starlette.types import Scope
 
+from errors import InvalidFieldError
 from producers.api.schemas import JobRequest
 from store.states import JobState
+from tasks.web import strict
+from tasks.web.routing import is_json
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX = 255
@@ -53,50 +53,25 @@ def _text(value: bytes | None) -> str | None:
 
 
 def read_job_request(body: bytes, headers: SubmitHeaders) -> JobRequest:
-    """The validated body, or RequestValidationError listing header then body errors."""
-    job, body_errors = _validate_body(body, headers.content_type)
-    errors = _key_errors(headers.idempotency_key) + body_errors
-    if errors or job is None:
-        raise RequestValidationError(errors)
-    return job
-
-
-def _key_errors(key: str | None) -> list[dict[str, Any]]:
-    if key is None or len(key) <= IDEMPOTENCY_KEY_MAX:
-        return []
-    message = f"String should have at most {IDEMPOTENCY_KEY_MAX} characters"
-    return [
-        {
-            "type": "string_too_long",
-            "loc": ("header", IDEMPOTENCY_KEY),
-            "msg": message,
-            "input": key,
-            "ctx": {"max_length": IDEMPOTENCY_KEY_MAX},
-        }
-    ]
-
-
-def _validate_body(
-    body: bytes, content_type: str | None
-) -> tuple[JobRequest | None, list[dict[str, Any]]]:
+    """The validated body, or InvalidFieldError naming the header or body field at fault."""
+    key = headers.idempotency_key
+    if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
+        message = f"String should have at most {IDEMPOTENCY_KEY_MAX} characters"
+        raise InvalidFieldError(message, field=IDEMPOTENCY_KEY)
+    if key is not None and "\x00" in key:
+        raise strict.InvalidTextError("NUL characters cannot be stored", field=IDEMPOTENCY_KEY)
     if not body:
-        return None, [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
-    if not _is_json(content_type):
+        raise InvalidFieldError("Field required", field="body")
+    if not is_json(headers.content_type, default=False):
         message = "Input should be a JSON object (Content-Type: application/json)"
-        return None, [{"type": "model_attributes_type", "loc": ("body",), "msg": message}]
+        raise InvalidFieldError(message, field="body")
+    value = strict.loads(body)
+    if not isinstance(value, dict):
+        raise InvalidFieldError("Input should be a JSON object", field="body")
     try:
-        return JobRequest.model_validate_json(body), []
+        return JobRequest.model_validate(value)
     except ValidationError as exc:
-        return None, [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-
-
-def _is_json(content_type: str | None) -> bool:
-    """True for `application/json` and `application/*+json`, as FastAPI decides."""
-    if content_type is None:
-        return False
-    media_type = content_type.partition(";")[0].strip().lower()
-    maintype, _, subtype = media_type.partition("/")
-    return maintype == "application" and (subtype == "json" or subtype.endswith("+json"))
+        raise strict.invalid_fields(exc) from exc
 
 
 def accepted_body(job_id: uuid.UUID) -> bytes:

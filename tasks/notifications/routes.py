@@ -25,9 +25,11 @@ from tasks.notifications.service import prepare, record
 from tasks.notifications.settings import NotificationSettings
 from tasks.web.auth import require_scope, visible_to
 from tasks.web.deps import SessionDep, SettingsDep
+from tasks.web.fields import Text
 from tasks.web.paging import decode_cursor, encode_cursor
+from tasks.web.routing import StrictRoute
 
-router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
+router = APIRouter(prefix="/v1/notifications", tags=["notifications"], route_class=StrictRoute)
 Writer = Annotated[Principal, Depends(require_scope("notifications:write"))]
 Reader = Annotated[Principal, Depends(require_scope("notifications:read"))]
 
@@ -85,7 +87,7 @@ def get_notifications(
     principal: Reader,
     status: Annotated[Status | None, Query()] = None,
     channel: Annotated[Channel | None, Query()] = None,
-    to: Annotated[str | None, Query(max_length=2_048)] = None,
+    to: Annotated[Text | None, Query(max_length=2_048)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Any:

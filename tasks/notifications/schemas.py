@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, time
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.registry import JobSpec
+from tasks.web.fields import Instant, Int32, JsonObject, Text
 
 QUEUE = "notifications"
 Channel = Literal["email", "webhook", "sms"]
@@ -37,7 +38,7 @@ class QuietHours(BaseModel):
 
     start: time = Field(examples=["22:00"])
     end: time = Field(examples=["07:00"])
-    timezone: str = Field(examples=["Europe/Paris"])
+    timezone: Text = Field(examples=["Europe/Paris"])
 
     @field_validator("timezone")
     @classmethod
@@ -55,14 +56,14 @@ class NotificationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: Channel
-    to: str = Field(min_length=1, max_length=2_048, description="Address, E.164 number or URL.")
+    to: Text = Field(min_length=1, max_length=2_048, description="Address, E.164 number or URL.")
     template: str | None = Field(default=None, pattern=NAME_PATTERN)
-    template_version: int | None = Field(default=None, ge=1)
-    subject: str | None = Field(default=None, max_length=998)
-    body: str | None = Field(default=None, max_length=100_000)
-    data: dict[str, Any] | None = None
-    dedup_key: str | None = Field(default=None, min_length=1, max_length=255)
-    send_at: AwareDatetime | None = None
+    template_version: Int32 | None = None
+    subject: Text | None = Field(default=None, max_length=998)
+    body: Text | None = Field(default=None, max_length=100_000)
+    data: JsonObject | None = None
+    dedup_key: Text | None = Field(default=None, min_length=1, max_length=255)
+    send_at: Instant | None = None
     quiet_hours: QuietHours | None = None
 
 
@@ -132,10 +133,10 @@ class TemplateRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    subject: str | None = Field(default=None, max_length=2_000)
-    text: str | None = Field(default=None, max_length=100_000)
-    html: str | None = Field(default=None, max_length=200_000)
-    sample_data: dict[str, Any] | None = Field(
+    subject: Text | None = Field(default=None, max_length=2_000)
+    text: Text | None = Field(default=None, max_length=100_000)
+    html: Text | None = Field(default=None, max_length=200_000)
+    sample_data: JsonObject | None = Field(
         default=None, description="If given, the template must render with it."
     )
 
@@ -157,8 +158,8 @@ class EndpointRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(min_length=1, max_length=2_048)
-    secret: str | None = Field(default=None, description="`whsec_` + base64 of 24-64 bytes.")
+    url: Text = Field(min_length=1, max_length=2_048)
+    secret: Text | None = Field(default=None, description="`whsec_` + base64 of 24-64 bytes.")
 
 
 class SecretRequest(BaseModel):
@@ -166,7 +167,7 @@ class SecretRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    secret: str | None = Field(default=None, description="`whsec_` + base64 of 24-64 bytes.")
+    secret: Text | None = Field(default=None, description="`whsec_` + base64 of 24-64 bytes.")
 
 
 class EndpointView(BaseModel):

@@ -62,7 +62,15 @@ def normalise_recipient(channel: str, to: str, *, settings: NotificationSettings
         raise InvalidFieldError(f"not an E.164 phone number: {exc}", field="to") from exc
 
 
-def _content(session: Session, req: NotificationRequest, *, producer: str) -> dict[str, Any]:
+def _check_subject(subject: str) -> None:
+    """A header line: CR, LF or any other control character would break (or forge) headers."""
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in subject):
+        raise InvalidFieldError("an email subject holds no control characters", field="subject")
+
+
+def _content(
+    session: Session, req: NotificationRequest, *, producer: str, max_chars: int
+) -> dict[str, Any]:
     data = req.data or {}
     if req.template is not None:
         try:
@@ -71,7 +79,7 @@ def _content(session: Session, req: NotificationRequest, *, producer: str) -> di
             )
         except TemplateNotFoundError as exc:  # not a missing resource: a field naming none
             raise InvalidFieldError(str(exc), field="template") from exc
-        rendered = render(parts_of(row), data, field="data")
+        rendered = render(parts_of(row), data, field="data", max_chars=max_chars)
         version: int | None = row.version
     else:
         rendered = Rendered(subject=req.subject, text=req.body, html=None)
@@ -79,6 +87,7 @@ def _content(session: Session, req: NotificationRequest, *, producer: str) -> di
     if req.channel == "email":
         if not rendered.subject:
             raise InvalidFieldError("an email needs a subject", field="subject")
+        _check_subject(rendered.subject)
         if not rendered.text and not rendered.html:
             raise InvalidFieldError("an email needs a body", field="body")
     elif req.channel == "sms" and not rendered.text:
@@ -115,7 +124,11 @@ def prepare(
 ) -> Prepared:
     """Check and schedule a notification; with a live dedup key, return the earlier one."""
     recipient = normalise_recipient(req.channel, req.to, settings=settings)
-    values = _content(session, req, producer=producer) if req.channel != "webhook" else {}
+    values = (
+        _content(session, req, producer=producer, max_chars=settings.template_max_chars)
+        if req.channel != "webhook"
+        else {}
+    )
     if req.channel == "webhook":
         if req.template is not None:
             raise InvalidFieldError("webhooks carry `data`, not templates", field="template")
@@ -141,10 +154,13 @@ def prepare(
         ).first()
         if existing is not None:
             return Prepared(id=existing.id, send_at=existing.send_at, existing=existing)
-    wanted = after_quiet_hours(max(now, req.send_at or now), req.quiet_hours)
     period = timedelta(seconds=settings.rate_limit_period)
     earlier = scheduled_sends(session, channel=req.channel, recipient=recipient, since=now - period)
-    send_at = rate_limited_slot(earlier, wanted, count=settings.rate_limit_count, period=period)
+    try:
+        wanted = after_quiet_hours(max(now, req.send_at or now), req.quiet_hours)
+        send_at = rate_limited_slot(earlier, wanted, count=settings.rate_limit_count, period=period)
+    except OverflowError as exc:  # quiet hours or the rate limit pushed it past year 9999
+        raise InvalidFieldError("too late to schedule: past year 9999", field="send_at") from exc
     values |= {
         "producer": producer,
         "channel": req.channel,

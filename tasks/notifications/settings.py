@@ -43,3 +43,5 @@ class NotificationSettings(Section):
     dedup_window_minutes: float = Field(default=60.0, ge=0)
     rate_limit_count: int = Field(default=10, ge=1)
     rate_limit_period: float = Field(default=60.0, gt=0)
+    # A rendered template part (subject, text, html) longer than this is refused (422).
+    template_max_chars: int = Field(default=262_144, ge=1_024)

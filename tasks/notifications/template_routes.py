@@ -26,6 +26,7 @@ from tasks.notifications.schemas import (
     TemplateRequest,
     TemplateView,
 )
+from tasks.notifications.settings import NotificationSettings
 from tasks.notifications.templates import (
     delete_template,
     find_template,
@@ -36,8 +37,10 @@ from tasks.notifications.templates import (
 )
 from tasks.web.auth import require_scope
 from tasks.web.deps import SessionDep, SettingsDep
+from tasks.web.fields import INT32_MAX
+from tasks.web.routing import StrictRoute
 
-router = APIRouter(tags=["notifications"])
+router = APIRouter(tags=["notifications"], route_class=StrictRoute)
 Writer = Annotated[Principal, Depends(require_scope("notifications:write"))]
 Reader = Annotated[Principal, Depends(require_scope("notifications:read"))]
 Name = Annotated[str, Path(pattern=NAME_PATTERN)]
@@ -58,12 +61,17 @@ def _template_view(row: NotificationTemplate) -> TemplateView:
 
 @router.put("/v1/notification-templates/{name}", response_model=TemplateView, status_code=201)
 def put_template(
-    name: Name, body: TemplateRequest, session: SessionDep, principal: Writer
+    name: Name, body: TemplateRequest, session: SessionDep, settings: SettingsDep, principal: Writer
 ) -> TemplateView:
     """Save a new version of a template (checked: it parses, and renders `sample_data`)."""
     parts = {"subject": body.subject, "text": body.text, "html": body.html}
     row = save_template(
-        session, name, producer=principal.producer, parts=parts, sample_data=body.sample_data
+        session,
+        name,
+        producer=principal.producer,
+        parts=parts,
+        sample_data=body.sample_data,
+        max_chars=settings.section(NotificationSettings).template_max_chars,
     )
     session.commit()
     return _template_view(row)
@@ -80,7 +88,7 @@ def get_template(
     name: Name,
     session: SessionDep,
     principal: Reader,
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
 ) -> TemplateView:
     """A template's newest version, or the one asked for."""
     row = find_template(session, name, producer=principal.producer, version=version)

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from errors import InvalidFieldError, NotFoundError
 from tasks.notifications.models import NotificationTemplate
+from tasks.notifications.sandbox import BoundedEnvironment, TemplateTooCostlyError
 
 PARTS = ("subject", "text", "html")
-_plain = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-_html = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+DEFAULT_MAX_CHARS = 262_144  # NotificationSettings.template_max_chars's default
 
 
 class TemplateNotFoundError(NotFoundError):
@@ -39,8 +39,11 @@ class Rendered:
     html: str | None
 
 
-def _env(part: str) -> SandboxedEnvironment:
-    return _html if part == "html" else _plain
+@functools.cache
+def _env(part: str, max_chars: int = DEFAULT_MAX_CHARS) -> BoundedEnvironment:
+    return BoundedEnvironment(
+        max_chars=max_chars, undefined=StrictUndefined, autoescape=part == "html"
+    )
 
 
 def variables(parts: Mapping[str, str | None]) -> list[str]:
@@ -56,8 +59,15 @@ def variables(parts: Mapping[str, str | None]) -> list[str]:
     return sorted(names)
 
 
-def render(parts: Mapping[str, str | None], data: Mapping[str, Any], *, field: str) -> Rendered:
-    """Fill the parts with `data`; a missing variable is InvalidFieldError on `field.<name>`."""
+def render(
+    parts: Mapping[str, str | None],
+    data: Mapping[str, Any],
+    *,
+    field: str,
+    max_chars: int = DEFAULT_MAX_CHARS,
+) -> Rendered:
+    """Fill the parts with `data`; a missing variable is InvalidFieldError on `field.<name>`,
+    a render past the bounds (`max_chars` per part, loop steps) InvalidFieldError on `field`."""
     missing = [name for name in variables(parts) if name not in data]
     if missing:
         raise InvalidFieldError(
@@ -70,7 +80,9 @@ def render(parts: Mapping[str, str | None], data: Mapping[str, Any], *, field: s
             out[part] = None
             continue
         try:
-            out[part] = _env(part).from_string(source).render(**data)
+            out[part] = _env(part, max_chars).render_bounded(source, data)
+        except TemplateTooCostlyError as exc:
+            raise InvalidFieldError(f"{part}: {exc}", field=field) from exc
         except UndefinedError as exc:
             raise InvalidFieldError(f"{part}: {exc.message}", field=field) from exc
         except SecurityError as exc:
@@ -90,6 +102,7 @@ def save_template(
     producer: str,
     parts: Mapping[str, str | None],
     sample_data: Mapping[str, Any] | None = None,
+    max_chars: int = DEFAULT_MAX_CHARS,
 ) -> NotificationTemplate:
     """Store a new version of `name` after checking it parses (and renders `sample_data`)."""
     if not any(parts.get(p) for p in PARTS):
@@ -98,7 +111,7 @@ def save_template(
         )
     variables(parts)
     if sample_data is not None:
-        render(parts, sample_data, field="sample_data")
+        render(parts, sample_data, field="sample_data", max_chars=max_chars)
     session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"tpl:{producer}:{name}"))))
     latest = session.scalar(
         select(func.max(NotificationTemplate.version)).where(

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from config import Settings
 from errors import ForbiddenError, UnauthenticatedError
 from store.api_keys import Principal, authenticate
 from store.db import autocommit
@@ -45,19 +46,25 @@ def visible_to(principal: Principal) -> str | None:
     return None if principal.allows("admin") else principal.producer
 
 
+def principal_of(settings: Settings, token: str | None) -> Principal:
+    """The key's holder, or UnauthenticatedError (no key) / InvalidApiKeyError (a bad one)."""
+    if token is None:
+        raise UnauthenticatedError()
+    # A connection of its own, in autocommit (one round trip), returned before this
+    # dependency's thread ends: a request must not hold a pooled connection while it waits
+    # for another threadpool slot, or enough concurrent requests deadlock the pool.
+    with autocommit(settings) as session:
+        principal = authenticate(session, token)
+    if principal is None:
+        raise InvalidApiKeyError()
+    return principal
+
+
 def require_scope(scope: str) -> Callable[..., Principal]:
     """A dependency that authenticates the caller and checks it holds `scope`."""
 
     def dependency(settings: SettingsDep, credentials: CredentialsDep) -> Principal:
-        if credentials is None:
-            raise UnauthenticatedError()
-        # A connection of its own, in autocommit (one round trip), returned before this
-        # dependency's thread ends: a request must not hold a pooled connection while it waits
-        # for another threadpool slot, or enough concurrent requests deadlock the pool.
-        with autocommit(settings) as session:
-            principal = authenticate(session, credentials.credentials)
-        if principal is None:
-            raise InvalidApiKeyError()
+        principal = principal_of(settings, credentials.credentials if credentials else None)
         if not principal.allows(scope):
             raise MissingScopeError(scope)
         return principal

@@ -16,9 +16,11 @@ from store.queries import attempts_of, find_job, list_jobs
 from store.states import JobState
 from tasks.web.auth import WRITE_SCOPE, require_scope, visible_to
 from tasks.web.deps import SessionDep, SettingsDep
+from tasks.web.fields import Text
 from tasks.web.paging import decode_cursor, encode_cursor
+from tasks.web.routing import StrictRoute
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictRoute)
 Writer = Annotated[Principal, Depends(require_scope(WRITE_SCOPE))]
 Reader = Annotated[Principal, Depends(require_scope("jobs:read"))]
 
@@ -73,7 +75,7 @@ def get_jobs(
     session: SessionDep,
     principal: Reader,
     state: Annotated[list[JobState] | None, Query(description="Repeat to match several.")] = None,
-    type: Annotated[str | None, Query(max_length=100)] = None,
+    type: Annotated[Text | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> JobPage:

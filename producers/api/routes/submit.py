@@ -79,14 +79,15 @@ def install(app: FastAPI) -> None:
 async def submit_job(request: Request) -> Response:
     """Accept a job: 202 means it is committed to the ledger and will reach a terminal state."""
     headers = submission.SubmitHeaders.of(request.scope)
+    if headers.token is None:  # before the body is read: a caller without a key learns nothing
+        raise UnauthenticatedError()
     try:
         raw = await request.body()
     except ClientDisconnect as exc:  # gone, or cut off by BodySizeLimit (which answers 413)
         raise BodyUnreadableError("the request body could not be read") from exc
-    body = submission.read_job_request(raw, headers)
-    if headers.token is None:
-        raise UnauthenticatedError()
+    body: JobRequest | None = None
     try:
+        body = submission.read_job_request(raw, headers)
         draft: JobDraft | SwitchyardError = draft_job(
             body.type,
             body.payload,
@@ -102,6 +103,7 @@ async def submit_job(request: Request) -> Response:
     except InvalidFieldError as exc:
         draft = exc  # told only after the key checks out: a bad key gets 401, not the schema
     outcome = await request.app.state.intake.submit(headers.token, draft)
+    assert body is not None  # a refused draft raises from `submit`
     job_accepted(body.type, created=outcome.created)
     location = {"Location": f"/v1/jobs/{outcome.job_id}"}
     if not outcome.created:

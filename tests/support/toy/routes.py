@@ -12,10 +12,11 @@ from store.api_keys import Principal
 from tasks.enqueue import enqueue
 from tasks.web.auth import require_scope
 from tasks.web.deps import SessionDep, SettingsDep
+from tasks.web.routing import StrictRoute
 from tests.support.toy.models import ToyNote
 from tests.support.toy.schemas import RECORD
 
-router = APIRouter(prefix="/v1/toy", tags=["toy"])
+router = APIRouter(prefix="/v1/toy", tags=["toy"], route_class=StrictRoute)
 Writer = Annotated[Principal, Depends(require_scope("toy:write"))]
 
 
