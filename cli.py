@@ -12,9 +12,10 @@ import threading
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
-from config import get_settings
+from config import SettingsRefusedError, get_settings
 from devstack.bootstrap import attach_to_running_stack
 from devstack.children import die_with_parent
 from logs import configure_logging, scrub
@@ -87,10 +88,11 @@ def api(
 
     from producers.api.app import create_app
 
-    exit_unless_migrated()
     settings = get_settings()
+    intake = create_app(settings)  # first: settings it refuses say so before any database check
+    exit_unless_migrated()
     uvicorn.run(
-        create_app(settings),
+        intake,
         host=host or settings.api.host,
         port=port if port is not None else settings.api.port,
         log_config=None,
@@ -246,6 +248,9 @@ def main() -> None:
         attach_to_running_stack(os.environ)
     try:
         app()
+    except (ValidationError, SettingsRefusedError) as exc:  # inputs hidden: no secret printed
+        typer.secho(f"switchyard: refusing these settings: {exc}", fg="red", err=True)
+        raise SystemExit(2) from None
     except OperationalError as exc:
         detail = scrub(str(exc.orig)).strip().splitlines()[0]
         typer.secho(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache, lru_cache
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["dev", "test", "prod"]
@@ -14,6 +14,10 @@ MAINTENANCE_QUEUE = "maintenance"
 # Redis keeps a list per priority step of each queue ("name:step").
 PRIORITY_STEPS = tuple(range(10))
 PRIORITY_SEP = ":"
+
+
+class SettingsRefusedError(ValueError):
+    """Settings that validate one by one but cannot run together (a process refuses to start)."""
 
 
 class DatabaseSettings(BaseModel):
@@ -95,6 +99,8 @@ class WorkerSettings(BaseModel):
 class FlowerSettings(BaseModel):
     """Flower, the operators' live view of workers and tasks."""
 
+    model_config = ConfigDict(hide_input_in_errors=True)  # the input holds the password
+
     host: str = "127.0.0.1"
     port: int = Field(default=5555, ge=0, le=65535)
     user: str | None = None
@@ -119,7 +125,11 @@ class MetricsSettings(BaseModel):
 class Section(BaseModel):
     """A domain's own settings: `SWITCHYARD_<NAME>__…`, read with `settings.section(Model)`."""
 
+    model_config = ConfigDict(hide_input_in_errors=True)  # sections hold secrets
     section_name: ClassVar[str]
+
+    def check(self, settings: Settings) -> None:
+        """Refuse the settings around this section (SettingsRefusedError saying why)."""
 
 
 SectionT = TypeVar("SectionT", bound=Section)
@@ -134,7 +144,10 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="SWITCHYARD_", env_nested_delimiter="__", extra="allow"
+        env_prefix="SWITCHYARD_",
+        env_nested_delimiter="__",
+        extra="allow",
+        hide_input_in_errors=True,  # a validation error must not print a password
     )
 
     env: Environment = "dev"
@@ -214,7 +227,10 @@ class Settings(BaseSettings):
 
 class _SectionReader(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="SWITCHYARD_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="SWITCHYARD_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import MetaData
 
-from config import MAINTENANCE_QUEUE, Section, Settings, get_settings
+from config import MAINTENANCE_QUEUE, Section, Settings, SettingsRefusedError, get_settings
 from errors import InvalidFieldError
 from store.models import LEDGER_TABLES
 from store.models import Base as LedgerBase
@@ -187,13 +187,13 @@ class Registry:
         policies = {"default_policy": settings.default_policy, **settings.job_policies}
         for name, policy in policies.items():
             if policy.queue is not None and policy.queue not in self.queues:
-                raise ValueError(
+                raise SettingsRefusedError(
                     f"{name}.queue {policy.queue!r} is not one of the queues "
                     f"{', '.join(self.queues)}"
                 )
         for domain in self.domains:
             if domain.settings is not None:
-                settings.section(domain.settings)
+                settings.section(domain.settings).check(settings)
 
 
 def domains(settings: Settings | None = None) -> Registry:

@@ -15,6 +15,22 @@ class FlowerConfigError(SwitchyardError):
     code = "flower_misconfigured"
 
 
+def _metrics_behind_auth() -> None:
+    """Flower serves `/metrics` to anyone; route it to a handler that asks for credentials."""
+    from flower import urls
+    from flower.views.monitor import Metrics
+    from tornado.web import authenticated
+
+    class AuthenticatedMetrics(Metrics):
+        @authenticated
+        async def get(self) -> None:
+            await super().get()
+
+    for index, entry in enumerate(urls.handlers):  # the list Flower's app is built from
+        if isinstance(entry, tuple) and entry[1] is Metrics:
+            urls.handlers[index] = (entry[0], AuthenticatedMetrics, *entry[2:])
+
+
 def flower_argv(settings: Settings, *, host: str, port: int) -> list[str]:
     """The `celery flower` arguments; credentials travel in FLOWER_BASIC_AUTH, not in argv."""
     state = Path(settings.data_dir) / "flower"
@@ -44,6 +60,7 @@ def run_flower(settings: Settings, *, host: str | None = None, port: int | None 
     if auth is not None:
         # Read by Flower itself; kept out of argv so `ps` never shows it.
         os.environ["FLOWER_BASIC_AUTH"] = auth
+        _metrics_behind_auth()
     argv = flower_argv(
         settings,
         host=host or settings.flower.host,

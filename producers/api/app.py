@@ -11,6 +11,7 @@ from config import Settings, get_settings
 from producers.api.errors import install_error_handlers
 from producers.api.intake import IntakeWriter
 from producers.api.limits import BodySizeLimit
+from producers.api.openapi import document_problems
 from producers.api.routes import health, jobs, metrics, submit
 from tasks.registry import domains
 
@@ -45,4 +46,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     for router in registry.routers():
         app.include_router(router)
+    document_problems(app)
     return app

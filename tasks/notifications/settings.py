@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
-from config import Section
+from config import Section, Settings, SettingsRefusedError
 
 
 class SmtpSettings(BaseModel):
@@ -45,3 +45,12 @@ class NotificationSettings(Section):
     rate_limit_period: float = Field(default=60.0, gt=0)
     # A rendered template part (subject, text, html) longer than this is refused (422).
     template_max_chars: int = Field(default=262_144, ge=1_024)
+
+    def check(self, settings: Settings) -> None:
+        """In prod, webhook secrets are sealed with a key of the operator's, never the dev one."""
+        if settings.env == "prod" and self.secret_key is None:
+            raise SettingsRefusedError(
+                "SWITCHYARD_NOTIFICATIONS__SECRET_KEY must be set in prod: it seals webhook "
+                "secrets (generate one with `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'`)"
+            )

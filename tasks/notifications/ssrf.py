@@ -19,6 +19,30 @@ Resolver = Callable[[str, int], list[str]]
 
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IANA's IPv6 Special-Purpose Address Registry, the blocks not globally reachable (checked
+# here rather than trusting `is_global`, which differs between Python releases), plus the
+# deprecated site-local block (RFC 3879) that some stacks still route internally.
+IPV6_SPECIAL = tuple(
+    (ipaddress.IPv6Network(net), name)
+    for net, name in (
+        ("::/128", "unspecified"),
+        ("::1/128", "loopback"),
+        ("::ffff:0:0/96", "ipv4-mapped"),
+        ("64:ff9b:1::/48", "local-use NAT64"),
+        ("100::/64", "discard-only"),
+        ("100:0:0:1::/64", "dummy prefix"),
+        ("2001::/32", "TEREDO"),
+        ("2001:2::/48", "benchmarking"),
+        ("2001:db8::/32", "documentation"),
+        ("2001:10::/28", "ORCHID"),
+        ("3fff::/20", "documentation"),
+        ("5f00::/16", "segment routing SID"),
+        ("fc00::/7", "unique-local"),
+        ("fe80::/10", "link-local"),
+        ("fec0::/10", "site-local"),
+        ("ff00::/8", "multicast"),
+    )
+)
 
 
 class BlockedAddressError(InvalidFieldError):
@@ -50,6 +74,9 @@ def blocked_reason(ip: IPAddress) -> str | None:
         if inner is not None:
             reason = blocked_reason(inner)
             return f"ipv4-embedded {reason}" if reason else None
+        special = next((name for net, name in IPV6_SPECIAL if ip in net), None)
+        if special is not None:
+            return special
     checks = (
         ("unspecified", ip.is_unspecified),
         ("loopback", ip.is_loopback),

@@ -39,12 +39,6 @@ OPENAPI: dict[str, Any] = {
         "required": True,
         "content": {"application/json": {"schema": JobRequest.model_json_schema()}},
     },
-    "responses": {
-        "422": {
-            "description": "A header or body field is invalid: problem+json naming its `field`.",
-            "content": {"application/problem+json": {}},
-        }
-    },
 }
 
 
