@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -113,11 +114,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return _internal_error(exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # A stable code from the status's own name (`method_not_allowed`); its headers (a
-        # 405's `Allow`) kept.
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # A stable code from the status's own name (`method_not_allowed`); its headers kept.
         code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
         members = {"field": "body"} if exc.status_code in BODY_STATUSES else {}
-        return problem(
-            exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}), **members
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed(request))
+        return problem(exc.status_code, code, str(exc.detail), headers=headers, **members)
+
+
+def _allowed(request: Request) -> list[str]:
+    """Every method the API documents at this path (Starlette names only the first route's,
+    and `POST /v1/jobs` is a route of its own beside the jobs router)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template)), path):
+            methods |= {m.upper() for m in operations}
+    return sorted(methods)

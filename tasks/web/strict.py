@@ -145,7 +145,7 @@ def _walk(root: Any) -> None:
             if isinstance(value, _DuplicatedKeys):
                 raise MalformedJsonError(f"duplicate key {_label(value.key)!r}", field=where)
             for key, item in value.items():
-                _check_text(key, ".".join((*path, _label(key))))
+                _check_text(key, where)  # a bad key: the object holding it is at fault
                 stack.append((item, (*path, key)))
         elif isinstance(value, list):
             stack.extend((item, (*path, str(i))) for i, item in enumerate(value))
