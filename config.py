@@ -8,6 +8,8 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from errors import SwitchyardError
+
 Environment = Literal["dev", "test", "prod"]
 # The core's own queue (beat's work, diagnostic jobs); each domain declares its own queues.
 MAINTENANCE_QUEUE = "maintenance"
@@ -16,8 +18,10 @@ PRIORITY_STEPS = tuple(range(10))
 PRIORITY_SEP = ":"
 
 
-class SettingsRefusedError(ValueError):
+class SettingsRefusedError(SwitchyardError, ValueError):
     """Settings that validate one by one but cannot run together (a process refuses to start)."""
+
+    code = "settings_refused"
 
 
 class DatabaseSettings(BaseModel):

@@ -19,12 +19,16 @@ from jinja2.compiler import CodeGenerator, Frame
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
+from errors import SwitchyardError
+
 MAX_LOOP_STEPS = 100_000  # iterations of every loop of one render together
 MAX_EXPONENT = 64
 
 
-class TemplateTooCostlyError(Exception):
-    """Rendering would exceed a bound; the message says which."""
+class TemplateTooCostlyError(SwitchyardError):
+    """Rendering would exceed a bound; the message says which (the caller names the field)."""
+
+    status, code = 422, "template_too_costly"
 
 
 _steps: ContextVar[list[int]] = ContextVar("template_loop_steps")

@@ -74,7 +74,7 @@ def test_rate_limit_slots_keep_count_per_period() -> None:
         ("100.64.0.1", "carrier-grade NAT"),
         ("224.0.0.1", "multicast"),
         ("::1", "loopback"),
-        ("fc00::1", "private"),
+        ("fc00::1", "unique-local"),
         ("fe80::1", "link-local"),
         ("::ffff:127.0.0.1", "ipv4-embedded loopback"),
         ("93.184.216.34", None),
