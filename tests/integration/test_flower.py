@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from config import Settings
 from devstack.processes import Process, free_port, settings_env, switchyard, wait_until
@@ -107,3 +108,29 @@ def test_flower_refuses_to_start_without_credentials_outside_dev(
     done = subprocess.run(switchyard("flower"), env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "Flower needs SWITCHYARD_FLOWER__USER and SWITCHYARD_FLOWER__PASSWORD" in done.stderr
+
+
+def test_flower_metrics_need_the_credentials(settings: Settings, tmp_path: Path) -> None:
+    env = flower_env(settings, tmp_path, port=free_port())
+    flower, base = start_flower(env, tmp_path / "flower-metrics.log")
+    try:
+        assert httpx.get(f"{base}/metrics", timeout=5).status_code == 401
+        wrong = httpx.get(f"{base}/metrics", auth=(USER, "not-the-password"), timeout=5)
+        assert wrong.status_code == 401
+        ok = httpx.get(f"{base}/metrics", auth=(USER, PASSWORD), timeout=5)
+        assert ok.status_code == 200
+        assert "flower_" in ok.text
+    finally:
+        flower.stop()
+
+
+@pytest.mark.parametrize("command", [("flower",), ("keys", "list"), ("api",)])
+def test_a_lone_flower_password_is_never_printed(
+    settings: Settings, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    env = flower_env(settings, tmp_path, port=free_port())
+    del env["SWITCHYARD_FLOWER__USER"]
+    done = subprocess.run(switchyard(*command), env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "flower.user and flower.password go together" in done.stderr
+    assert PASSWORD not in done.stdout + done.stderr
