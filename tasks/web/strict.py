@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -52,16 +53,31 @@ class InvalidTextError(InvalidFieldError):
 
 
 class _Flag:
-    """A value the parser's hooks leave where they found a problem, for the walk to locate."""
+    """What the parser leaves where it read `NaN` or `Infinity`, for the walk to locate."""
 
-    def __init__(self, error: type[InvalidFieldError], message: str) -> None:
-        self.error, self.message = error, message
+    def __init__(self, literal: str) -> None:
+        self.literal = literal
 
 
-class _DuplicatedKeys(dict[str, Any]):
-    """An object that repeated `key`."""
+class _DuplicateKeyError(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
 
-    key: str
+
+def _pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(items)
+    if len(obj) != len(items):
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                raise _DuplicateKeyError(key)
+            seen.add(key)
+    return obj
+
+
+# What makes the walk worth doing (each a C-speed search of the text): escapes (NUL,
+# surrogates), the non-JSON literals, exponents big enough to overflow.
+_SUSPECT = re.compile(r"\\u|NaN|Infinity|[eE][+]?\d{3}|\d{300}")
 
 
 def text_problem(value: str) -> str | None:
@@ -83,40 +99,11 @@ def loads(raw: bytes) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidEncodingError(f"the body is not UTF-8: {exc.reason}", field="body") from exc
-    flagged = False
-
-    def constant(name: str) -> _Flag:
-        nonlocal flagged
-        flagged = True
-        return _Flag(MalformedJsonError, f"{name} is not JSON")
-
-    def number(literal: str) -> float | _Flag:
-        value = float(literal)
-        if math.isfinite(value):
-            return value
-        nonlocal flagged
-        flagged = True
-        return _Flag(NumberOutOfRangeError, f"{literal[:40]} does not fit a double")
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        obj = dict(items)
-        if len(obj) == len(items):
-            return obj
-        nonlocal flagged
-        flagged = True
-        duplicated = _DuplicatedKeys(obj)
-        seen: set[str] = set()
-        for key, _ in items:
-            if key in seen:
-                duplicated.key = key
-                break
-            seen.add(key)
-        return duplicated
-
     try:
-        value = json.loads(
-            text, parse_constant=constant, parse_float=number, object_pairs_hook=pairs
-        )
+        value = json.loads(text, parse_constant=_Flag, object_pairs_hook=_pairs)
+    except _DuplicateKeyError as exc:
+        key = _label(exc.key)
+        raise MalformedJsonError(f"duplicate key {key!r}", field="body") from exc
     except json.JSONDecodeError as exc:
         raise MalformedJsonError(f"not JSON: {exc.msg} at {exc.pos}", field="body") from exc
     except RecursionError as exc:
@@ -124,7 +111,7 @@ def loads(raw: bytes) -> Any:
     except ValueError as exc:  # an integer beyond Python's digit limit
         raise NumberOutOfRangeError(f"a number is too large: {exc}", field="body") from exc
     deep = text.count("{") + text.count("[") > MAX_DEPTH
-    if flagged or deep or "\\u" in text:  # otherwise nothing the walk looks for can be there
+    if deep or _SUSPECT.search(text):  # otherwise nothing the walk looks for can be there
         _walk(value)
     return value
 
@@ -140,10 +127,10 @@ def _walk(root: Any) -> None:
         if isinstance(value, str):
             _check_text(value, where)
         elif isinstance(value, _Flag):
-            raise value.error(value.message, field=where)
+            raise MalformedJsonError(f"{value.literal} is not JSON", field=where)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise NumberOutOfRangeError("the number does not fit a double", field=where)
         elif isinstance(value, dict):
-            if isinstance(value, _DuplicatedKeys):
-                raise MalformedJsonError(f"duplicate key {_label(value.key)!r}", field=where)
             for key, item in value.items():
                 _check_text(key, where)  # a bad key: the object holding it is at fault
                 stack.append((item, (*path, key)))
