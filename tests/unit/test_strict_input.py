@@ -138,3 +138,21 @@ def test_a_settings_error_never_shows_the_flower_password() -> None:
     with pytest.raises(ValidationError) as caught:
         Settings(flower={"password": "hunter2-very-secret"})
     assert "hunter2" not in str(caught.value)
+
+
+def test_every_route_with_a_body_parses_it_strictly() -> None:
+    from fastapi.routing import APIRoute
+
+    from producers.api.routes import health, jobs, metrics
+    from tasks.registry import domains
+    from tasks.web.routing import StrictRoute
+
+    settings = Settings(env="test", extra_domains=["tests.support.toy"])
+    routers = [health.router, jobs.router, metrics.router, *domains(settings).routers()]
+    loose = [
+        f"{sorted(route.methods)} {route.path}"
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.body_field and not isinstance(route, StrictRoute)
+    ]
+    assert loose == [], "declare APIRouter(..., route_class=StrictRoute)"
