@@ -59,18 +59,13 @@ class _Flag:
         self.literal = literal
 
 
-class _DuplicateKeyError(Exception):
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-
 def _pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(items)
     if len(obj) != len(items):
         seen: set[str] = set()
         for key, _ in items:
-            if key in seen:
-                raise _DuplicateKeyError(key)
+            if key in seen:  # raised through `json.loads` as it is
+                raise MalformedJsonError(f"duplicate key {_label(key)!r}", field="body")
             seen.add(key)
     return obj
 
@@ -101,9 +96,6 @@ def loads(raw: bytes) -> Any:
         raise InvalidEncodingError(f"the body is not UTF-8: {exc.reason}", field="body") from exc
     try:
         value = json.loads(text, parse_constant=_Flag, object_pairs_hook=_pairs)
-    except _DuplicateKeyError as exc:
-        key = _label(exc.key)
-        raise MalformedJsonError(f"duplicate key {key!r}", field="body") from exc
     except json.JSONDecodeError as exc:
         raise MalformedJsonError(f"not JSON: {exc.msg} at {exc.pos}", field="body") from exc
     except RecursionError as exc:
