@@ -6,12 +6,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.routing import APIRoute
 
 from tasks.payments.cards import refuse_card_numbers
+from tasks.web.routing import StrictRoute
 
 
-class PaymentRoute(APIRoute):
+class PaymentRoute(StrictRoute):
     """Every payments route: the raw body and query are scanned for card numbers before any
     parsing, so a number is never stored or logged."""
 
