@@ -67,7 +67,9 @@ def require_migrated(settings: Settings | None = None) -> None:
 def _applied(script: ScriptDirectory, current: set[str]) -> set[str]:
     """Every revision the current heads imply: their ancestors and dependencies."""
     seen: set[str] = set()
-    todo = list(current)
+    known = {r.revision for r in script.walk_revisions()}
+    # A plugin's branch applied by another deployment (or a test) is not ours to resolve.
+    todo = [r for r in current if r in known]
     while todo:
         rev = script.get_revision(todo.pop())
         if rev is None or rev.revision in seen:

@@ -106,7 +106,7 @@ def test_queues_and_keys_list_for_scripts(settings: Settings, make_key) -> None:
     make_key("ops-cli-key", ("metrics:read",))
     report = cli_json(settings, "queues")
     names = {q["name"] for q in report["queues"]}
-    assert set(domains(settings).queues) == {"notifications", "maintenance"} <= names
+    assert set(domains(settings).queues) <= names and "notifications" in names
     assert all(isinstance(q["depth"], int) for q in report["queues"])
     assert set(report["relay"]) == {"backlog", "oldest_age_seconds"}
     keys = cli_json(settings, "keys", "list")
