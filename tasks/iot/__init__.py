@@ -1,0 +1,1 @@
+"""IoT telemetry: devices, readings over HTTP and MQTT stored exactly once, roll-ups, alerts."""
