@@ -80,6 +80,13 @@ class SwitchyardClient:
         key = idempotency_key or str(uuid.uuid4())
         return self._request("POST", "/v1/jobs", json=body, headers={"Idempotency-Key": key})
 
+    def submit_many(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Submit up to 1,000 jobs (`POST /v1/jobs/batch` bodies: `type`, `payload`, …) in one
+        request; each job without an `idempotency_key` gets a fresh one, so a retry is safe.
+        Returns one result per job, in order (`status` 202, 200 for a replay, or 422)."""
+        keyed = [{"idempotency_key": str(uuid.uuid4()), **job} for job in jobs]
+        return self._request("POST", "/v1/jobs/batch", json={"jobs": keyed})["results"]  # type: ignore[no-any-return]
+
     def get(self, job_id: str) -> dict[str, Any]:
         """The job with its attempts."""
         return self._request("GET", f"/v1/jobs/{job_id}")

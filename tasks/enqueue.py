@@ -180,9 +180,14 @@ def draft_job(
     )
 
 
-def insert_jobs(session: Session, drafts: Sequence[JobDraft]) -> list[Outcome]:
-    """Insert jobs and their outbox rows in the caller's transaction: one statement (two when
-    an Idempotency-Key was seen before)."""
+def enqueue_many(session: Session, drafts: Sequence[JobDraft]) -> list[Outcome]:
+    """Insert jobs (made by `draft_job`) and their outbox rows in the caller's transaction, in
+    one round trip (two when an Idempotency-Key was seen before), however many there are.
+
+    Each draft gets its own outcome, in order: `Inserted` (created, or an idempotent replay of
+    its key, also within the batch) or the error that refused it (a key reused with another
+    request); a refused draft does not stop its batch-mates.
+    """
     created = insert_job_rows(session, [d.values for d in drafts])
     keys = _replayed_keys(drafts, created)
     # In a transaction a failed lookup aborts the insert too: it raises, for the caller to
@@ -190,10 +195,10 @@ def insert_jobs(session: Session, drafts: Sequence[JobDraft]) -> list[Outcome]:
     return _outcomes(drafts, created, jobs_by_key(session, keys) if keys else {})
 
 
-async def insert_jobs_async(
+async def enqueue_many_async(
     conn: AsyncConnection[Any], drafts: Sequence[JobDraft]
 ) -> list[Outcome]:
-    """`insert_jobs` on an autocommit psycopg connection, where the insert commits on its own."""
+    """`enqueue_many` on an autocommit psycopg connection, where the insert commits on its own."""
     created = await insert_job_rows_async(conn, [d.values for d in drafts])
     keys = _replayed_keys(drafts, created)
     try:
@@ -256,7 +261,7 @@ def enqueue(
     callback_url, callback_secret.
     """
     draft = draft_job(job_type, payload, producer=producer, settings=settings, **options)
-    (outcome,) = insert_jobs(session, [draft])
+    (outcome,) = enqueue_many(session, [draft])
     if isinstance(outcome, Exception):
         raise outcome
     return Enqueued(job=session.get_one(Job, outcome.job_id), created=outcome.created)

@@ -12,7 +12,7 @@ from producers.api.errors import install_error_handlers
 from producers.api.intake import IntakeWriter
 from producers.api.limits import BodySizeLimit
 from producers.api.openapi import document_problems
-from producers.api.routes import health, jobs, metrics, submit
+from producers.api.routes import batch, health, jobs, metrics, submit
 from tasks.registry import domains
 
 DESCRIPTION = """
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
     submit.install(app)  # first: the hottest route, matched before any router
     app.include_router(health.router)
+    app.include_router(batch.router)
     app.include_router(jobs.router)
     app.include_router(metrics.router)
     for router in registry.routers():

@@ -24,7 +24,7 @@ from config import Settings
 from errors import SwitchyardError
 from store.api_keys import Principal, authenticate_many_async
 from store.db import connect_async
-from tasks.enqueue import Inserted, JobDraft, Outcome, insert_jobs_async
+from tasks.enqueue import Inserted, JobDraft, Outcome, enqueue_many_async
 from tasks.web.auth import WRITE_SCOPE, InvalidApiKeyError, MissingScopeError
 
 GATHER_SECONDS = 0.002
@@ -152,7 +152,7 @@ async def _write(
         else:
             accepted.append((i, submission.draft.for_producer(principal.producer)))
     if accepted:
-        inserted = await insert_jobs_async(conn, [draft for _, draft in accepted])
+        inserted = await enqueue_many_async(conn, [draft for _, draft in accepted])
         for (i, _), outcome in zip(accepted, inserted, strict=True):
             outcomes[i] = outcome
     return [outcomes[i] for i in range(len(batch))]

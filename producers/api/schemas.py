@@ -32,6 +32,30 @@ class JobRequest(BaseModel):
     )
 
 
+# The most jobs one `POST /v1/jobs/batch` may carry (the body size limit applies too).
+MAX_BATCH_JOBS = 1_000
+IDEMPOTENCY_KEY_MAX = 255
+
+
+class BatchJob(JobRequest):
+    """One job of a batch, with its own Idempotency-Key (the header of `POST /v1/jobs`)."""
+
+    idempotency_key: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_MAX,
+        description="Same key and job within 24 h returns the original job.",
+    )
+
+
+class BatchRequest(BaseModel):
+    """Jobs to accept in one commit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[BatchJob] = Field(min_length=1, max_length=MAX_BATCH_JOBS)
+
+
 class JobLinks(BaseModel):
     """Where to look next."""
 
@@ -52,6 +76,26 @@ class JobAccepted(BaseModel):
     id: uuid.UUID
     state: str
     links: JobLinks
+
+
+class BatchResult(BaseModel):
+    """What became of the job at `index`: `status` 202 (accepted now), 200 (its key's earlier
+    job) or 422 (its key was used for another job; `code`, `field` and `detail` say so)."""
+
+    index: int
+    status: int
+    id: uuid.UUID | None = None
+    state: str | None = None
+    links: JobLinks | None = None
+    code: str | None = None
+    field: str | None = None
+    detail: str | None = None
+
+
+class BatchAccepted(BaseModel):
+    """One result per submitted job, in order."""
+
+    results: list[BatchResult]
 
 
 class AttemptView(BaseModel):

@@ -16,13 +16,12 @@ from pydantic import ValidationError
 from starlette.types import Scope
 
 from errors import InvalidFieldError
-from producers.api.schemas import JobRequest
+from producers.api.schemas import IDEMPOTENCY_KEY_MAX, JobRequest
 from store.states import JobState
 from tasks.web import strict
 from tasks.web.routing import is_json
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
-IDEMPOTENCY_KEY_MAX = 255
 _ACCEPTED = JobState.ACCEPTED.value  # a plain str: formatted into every 202
 
 

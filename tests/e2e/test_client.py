@@ -21,3 +21,21 @@ def test_the_client_submits_waits_and_reports_errors(pipeline: str, make_key) ->
         with pytest.raises(SwitchyardAPIError) as conflict:
             client.retry(accepted["id"])
         assert conflict.value.status == 409
+
+
+def test_the_client_submits_a_batch_and_its_replays_find_the_same_jobs(
+    pipeline: str, make_key
+) -> None:
+    jobs = [
+        {"type": "system.echo", "payload": {"n": n}, "idempotency_key": f"b-{n}"} for n in range(5)
+    ]
+    with SwitchyardClient(pipeline, make_key()) as client:
+        first = client.submit_many(jobs)
+        assert [r["status"] for r in first] == [202] * 5
+        again = client.submit_many(jobs)
+        assert [(r["status"], r["id"]) for r in again] == [(200, r["id"]) for r in first]
+        fresh = client.submit_many([{"type": "system.echo", "payload": {}}] * 2)
+        assert [r["status"] for r in fresh] == [202, 202]  # each got a key of its own
+        assert fresh[0]["id"] != fresh[1]["id"]
+        for result in first:
+            assert client.wait(result["id"], timeout=30)["result"] == {"n": result["index"]}

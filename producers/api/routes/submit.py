@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect
 from errors import InvalidFieldError, SwitchyardError, UnauthenticatedError
 from producers.api import submission
 from producers.api.routes.jobs import router as jobs_router
-from producers.api.schemas import JobAccepted, JobRequest
+from producers.api.schemas import IDEMPOTENCY_KEY_MAX, JobAccepted, JobRequest
 from store.metrics import job_accepted
 from tasks.enqueue import JobDraft, draft_job
 from tasks.web.auth import bearer
@@ -31,7 +31,7 @@ OPENAPI: dict[str, Any] = {
             "name": submission.IDEMPOTENCY_KEY,
             "in": "header",
             "required": False,
-            "schema": {"type": "string", "maxLength": submission.IDEMPOTENCY_KEY_MAX},
+            "schema": {"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX},
             "description": "Same key and body within 24 h returns the original job.",
         }
     ],
