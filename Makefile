@@ -37,6 +37,7 @@ test: $(STAMP) services tools
 bench: $(STAMP) services
 	$(BIN)/python -m bench.intake
 	$(BIN)/python -m bench.drain
+	$(BIN)/python -m bench.enqueue
 	$(BIN)/python -m bench.notifications
 	$(BIN)/python -m bench.ledger
 

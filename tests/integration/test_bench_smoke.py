@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import drain, intake, ledger
+from bench import drain, enqueue, intake, ledger
 
 
 def test_intake_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -25,3 +25,9 @@ def test_ledger_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert ledger.main(["--transfers", "40", "--rounds", "1", "--concurrency", "2"]) == 0
     out = capsys.readouterr().out
     assert "B-ledger ratio" in out and "B-ledger-hot ratio" in out
+
+
+def test_enqueue_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert enqueue.main(["--jobs", "50", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "pgqueuer Queries.enqueue" in out and "enqueue ratio" in out
