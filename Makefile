@@ -38,6 +38,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.intake
 	$(BIN)/python -m bench.drain
 	$(BIN)/python -m bench.enqueue
+	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.notifications
 	$(BIN)/python -m bench.ledger
 

@@ -2,6 +2,7 @@
 
 `stock` is Celery as shipped: a plain `@app.task`, the Redis result backend, default prefetch.
 `tuned` is bare Celery tuned for throughput: `ignore_result=True`, prefetch multiplier 64.
+Both have `bench.noop` (the drain) and `bench.stamp`, which returns its start time (the latency).
 The variant, Redis URL and key prefix come from the environment, so that the worker
 (`celery -A bench.celery_baseline worker`) and the benchmark build the same app.
 """
@@ -9,6 +10,7 @@ The variant, Redis URL and key prefix come from the environment, so that the wor
 from __future__ import annotations
 
 import os
+import time
 
 from celery import Celery
 
@@ -33,6 +35,11 @@ def create_baseline(variant: str, *, redis_url: str, prefix: str) -> Celery:
     @app.task(name="bench.noop", ignore_result=variant == "tuned")
     def noop() -> None:
         """Do nothing."""
+
+    @app.task(name="bench.stamp", ignore_result=variant == "tuned")
+    def stamp() -> float:
+        """When the task started (bench.latency reads it from the result backend)."""
+        return time.time()
 
     return app
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import drain, enqueue, intake, ledger
+from bench import drain, enqueue, intake, latency, ledger
 
 
 def test_intake_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -31,3 +31,11 @@ def test_enqueue_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert enqueue.main(["--jobs", "50", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     assert "pgqueuer Queries.enqueue" in out and "enqueue ratio" in out
+
+
+def test_latency_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert latency.main(["--rate", "20", "--seconds", "0.5", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    for name in ("switchyard enqueue", "switchyard HTTP", "stock Celery"):
+        assert f"{name} " in out
+    assert "(10 jobs)" in out
