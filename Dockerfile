@@ -22,11 +22,13 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && rm /tmp/requirements.txt
 
 # Then the code (changes often; cheap to rebuild).
-COPY cli.py config.py logs.py ./
+COPY cli.py config.py errors.py logs.py ./
 COPY store ./store
 COPY producers ./producers
 COPY tasks ./tasks
 COPY workers ./workers
+COPY ops ./ops
+COPY devstack ./devstack
 COPY migrations ./migrations
 RUN pip install --no-deps -e . && python -c "import cli"
 
