@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from config import Settings, get_settings
 from producers.api.errors import install_error_handlers
@@ -21,6 +22,7 @@ PostgreSQL ledger and will reach exactly one terminal state (`succeeded`, `dead`
 or `cancelled`). Authenticate with `Authorization: Bearer <api key>`; errors are
 RFC 9457 `application/problem+json` bodies naming the failing `field`.
 """
+DOCS_ASSETS = "/docs-assets"
 
 
 @asynccontextmanager
@@ -35,7 +37,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     registry = domains(settings)
     registry.check(settings)
-    app = FastAPI(title="Switchyard", version="0.1.0", description=DESCRIPTION, lifespan=_lifespan)
+    # /docs (Swagger UI) and /redoc load their scripts and styles from DOCS_ASSETS, served
+    # from the fastapi-offline package: the pages work without internet access.
+    app = FastAPIOffline(
+        title="Switchyard", version="0.1.0", description=DESCRIPTION, lifespan=_lifespan,
+        static_url=DOCS_ASSETS,
+    )  # fmt: skip
     app.state.settings = settings
     app.state.intake = IntakeWriter(settings)
     install_error_handlers(app)
