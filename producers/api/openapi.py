@@ -1,4 +1,5 @@
-"""The OpenAPI document states every operation's refusals: `4XX` and `503` problem+json."""
+"""The OpenAPI document states every operation's refusals: `4XX` and `503` problem+json, and
+`415` on every operation that takes a body."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         },
     },
 }
+UNSUPPORTED_MEDIA_TYPE = (
+    "The body is not JSON: send `Content-Type: application/json` (none at all also reads as "
+    "JSON); `code` is `unsupported_media_type`."
+)
 REFUSALS = {
     "4XX": "Refused: problem+json whose `code` says why and `field` (if any) what.",
     "503": "A dependency is down; nothing was done. Retry after `Retry-After` seconds.",
@@ -50,6 +55,8 @@ def document_problems(app: FastAPI) -> None:
                 responses = operation.setdefault("responses", {})
                 for status, description in REFUSALS.items():
                     responses[status] = {"description": description, "content": content}
+                if "requestBody" in operation:
+                    responses["415"] = {"description": UNSUPPORTED_MEDIA_TYPE, "content": content}
                 # FastAPI's own 422 (HTTPValidationError) is never sent: the 4XX covers it.
                 responses.pop("422", None)
         app.openapi_schema = spec

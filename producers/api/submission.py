@@ -19,7 +19,7 @@ from errors import InvalidFieldError
 from producers.api.schemas import IDEMPOTENCY_KEY_MAX, JobRequest
 from store.states import JobState
 from tasks.web import strict
-from tasks.web.routing import is_json
+from tasks.web.routing import require_json
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 _ACCEPTED = JobState.ACCEPTED.value  # a plain str: formatted into every 202
@@ -61,9 +61,7 @@ def read_job_request(body: bytes, headers: SubmitHeaders) -> JobRequest:
         raise strict.InvalidTextError("NUL characters cannot be stored", field=IDEMPOTENCY_KEY)
     if not body:
         raise InvalidFieldError("Field required", field="body")
-    if not is_json(headers.content_type, default=False):
-        message = "Input should be a JSON object (Content-Type: application/json)"
-        raise InvalidFieldError(message, field="body")
+    require_json(headers.content_type)
     value = strict.loads(body)
     if not isinstance(value, dict):
         raise InvalidFieldError("Input should be a JSON object", field="body")

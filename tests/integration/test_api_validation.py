@@ -52,18 +52,12 @@ def test_malformed_json_is_a_400(api: str, make_key) -> None:
     assert resp.json()["field"] == "body"
 
 
-@pytest.mark.parametrize(
-    ("content", "content_type"),
-    [(b"", "application/json"), (b'{"type": "system.echo"}', "text/plain")],
-)
-def test_a_missing_or_non_json_body_names_the_body(
-    api: str, make_key, content: bytes, content_type: str
-) -> None:
+def test_a_missing_body_names_the_body(api: str, make_key) -> None:
     resp = httpx.post(
         f"{api}/v1/jobs",
-        content=content,
+        content=b"",
         timeout=5,
-        headers={**auth(make_key()), "Content-Type": content_type},
+        headers={**auth(make_key()), "Content-Type": "application/json"},
     )
     assert resp.status_code == 422
     assert resp.json()["field"] == "body"
