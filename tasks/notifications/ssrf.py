@@ -17,6 +17,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], list[str]]
 
+# The setting that admits networks the guard refuses; every refusal names it.
+ALLOWED_NETWORKS_SETTING = "SWITCHYARD_NOTIFICATIONS__WEBHOOK_ALLOWED_NETWORKS"
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # IANA's IPv6 Special-Purpose Address Registry, the blocks not globally reachable (checked
@@ -99,7 +101,11 @@ def check_address(ip: IPAddress, *, allowed: Sequence[Network], field: str = "ur
         return
     reason = blocked_reason(ip)
     if reason:
-        raise BlockedAddressError(f"refusing to connect to {ip}: {reason} address", field=field)
+        raise BlockedAddressError(
+            f"refusing to connect to {ip}: {reason} address (to admit it, add its network to "
+            f"{ALLOWED_NETWORKS_SETTING}, a JSON list of CIDRs)",
+            field=field,
+        )
 
 
 def literal_address(host: str) -> IPAddress | None:

@@ -22,7 +22,13 @@ from tasks.notifications.secrets import (
     secret_bytes,
     unseal,
 )
-from tasks.notifications.ssrf import blocked_reason, check_address, literal_address, parse_networks
+from tasks.notifications.ssrf import (
+    BlockedAddressError,
+    blocked_reason,
+    check_address,
+    literal_address,
+    parse_networks,
+)
 from tasks.notifications.templates import render, variables
 
 T0 = datetime(2026, 3, 28, 23, 30, tzinfo=UTC)
@@ -91,6 +97,14 @@ def test_allow_list_admits_and_literal_forms_decode() -> None:
     for spelled in ("2130706433", "0x7f000001", "0177.0.0.1", "127.1", "[::1]"):
         assert literal_address(spelled) is not None
     assert literal_address("example.com") is None
+
+
+def test_a_refusal_names_the_setting_that_admits_the_address() -> None:
+    with pytest.raises(BlockedAddressError) as refused:
+        check_address(ipaddress.ip_address("127.0.0.1"), allowed=[], field="to")
+    assert refused.value.field == "to"
+    assert "loopback" in str(refused.value)
+    assert "SWITCHYARD_NOTIFICATIONS__WEBHOOK_ALLOWED_NETWORKS" in str(refused.value)
 
 
 def test_signatures_verify_with_the_reference_and_rotation_signs_twice() -> None:
