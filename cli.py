@@ -19,6 +19,7 @@ from config import SettingsRefusedError, get_settings
 from devstack.bootstrap import attach_to_running_stack
 from devstack.children import die_with_parent
 from logs import configure_logging, scrub
+from ops.dev_mail import dev_mail_app
 from ops.jobs import jobs_app
 from ops.keys import keys_app
 from ops.migrate import exit_unless_migrated
@@ -33,6 +34,7 @@ app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(payments_app, name="payments")
+app.add_typer(dev_mail_app, name="dev-mail")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 FLAT_ALIASES = {
     "SWITCHYARD_DATABASE_URL": "SWITCHYARD_DATABASE__URL",
@@ -185,7 +187,7 @@ def dev() -> None:
 
     Data lives under `SWITCHYARD_DATA_DIR` (default `./.switchyard/`) and survives restarts.
     Set `SWITCHYARD_DATABASE_URL` / `SWITCHYARD_REDIS_URL` to use servers of your own instead.
-    Ctrl-C stops every process.
+    Email goes to a local SMTP sink (`switchyard dev-mail`). Ctrl-C or SIGHUP stops everything.
     """
     from devstack.stack import run_dev
 

@@ -119,6 +119,7 @@ class StackInfo:
     embedded_redis: bool
     token: str
     data_dir: Path
+    smtp: str | None  # the mail sink's address, None when an SMTP server was configured
 
 
 def banner(info: StackInfo) -> str:
@@ -127,6 +128,11 @@ def banner(info: StackInfo) -> str:
     body = '{"type": "system.echo", "payload": {"hello": "world"}}'
     pg = "embedded, data in pgdata/" if info.embedded_database else "given"
     rd = "embedded, AOF in redis/" if info.embedded_redis else "given"
+    mail = (
+        f"  Mail       switchyard dev-mail list   (SMTP sink at {info.smtp}, kept in mail/)\n"
+        if info.smtp
+        else ""
+    )
     extract_id = "python3 -c 'import json, sys; print(json.load(sys.stdin)[\"id\"])'"
     submit = (
         f"JOB=$(curl -s -X POST {info.api}/v1/jobs {auth} "
@@ -139,7 +145,7 @@ def banner(info: StackInfo) -> str:
   Metrics    {info.api}/metrics   (bearer key below; scope metrics:read)
   PostgreSQL {info.database}   ({pg})
   Redis      {info.redis}   ({rd})
-  Data dir   {info.data_dir}
+{mail}  Data dir   {info.data_dir}
 
 Dev API key (kept in {info.data_dir / "dev-api-key"}):
   export SWITCHYARD_API_KEY={info.token}

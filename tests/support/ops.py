@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import subprocess
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,17 +92,24 @@ class DevStackProcess:
             procs += [postmaster, *postmaster.children(recursive=True)]
         return procs
 
-    def interrupt(self, timeout: float = 60) -> int:
-        """Ctrl-C: SIGINT to the foreground process group; returns the exit code."""
-        os.killpg(self.proc.pid, signal.SIGINT)
+    def interrupt(self, timeout: float = 60, *, sig: int = signal.SIGINT) -> int:
+        """Ctrl-C (or, with SIGHUP, a closed terminal): `sig` to the foreground process group;
+        returns the exit code."""
+        os.killpg(self.proc.pid, sig)
         try:
             return self.proc.popen.wait(timeout)
         except subprocess.TimeoutExpired as exc:
             raise AssertionError(f"dev did not stop:\n{self.proc.output()[-4000:]}") from exc
 
     def close(self) -> None:
-        """Stop it if a test failed half-way (SIGTERM: the supervisor still cleans up)."""
+        """Stop it if a test failed half-way (SIGTERM: the supervisor still cleans up), and the
+        embedded PostgreSQL too if the supervisor died without stopping it."""
         self.proc.stop(timeout=60)
+        pidfile = self.data_dir / "pgdata" / "postmaster.pid"
+        with suppress(OSError, ValueError, IndexError):
+            postmaster = psutil.Process(int(pidfile.read_text().split()[0]))
+            postmaster.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
+            postmaster.wait(30)
 
 
 def alive(procs: list[psutil.Process]) -> list[str]:
