@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from config import Settings
 from tasks.notifications.ssrf import ALLOWED_NETWORKS_SETTING as ALLOWED_NETWORKS_ENV
 
@@ -12,10 +14,12 @@ SMTP_ENV = "SWITCHYARD_NOTIFICATIONS__SMTP__"
 LOOPBACK = '["127.0.0.0/8", "::1/128"]'
 
 
-def _section(settings: Settings) -> dict[str, Any]:
-    """The notifications values given to `settings` directly (not through the environment)."""
-    section = (settings.__pydantic_extra__ or {}).get("notifications")
-    return section if isinstance(section, dict) else {}
+def _section(settings: Settings) -> set[str]:
+    """The notifications settings given to `settings` directly (not through the environment)."""
+    section: Any = (settings.__pydantic_extra__ or {}).get("notifications")
+    if isinstance(section, BaseModel):
+        return set(section.model_fields_set)
+    return set(section) if isinstance(section, dict) else set()
 
 
 def wants_mail_sink(settings: Settings, env: dict[str, str]) -> bool:
