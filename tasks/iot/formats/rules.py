@@ -10,6 +10,7 @@ import math
 import unicodedata
 from datetime import UTC, datetime, timedelta
 
+from errors import SwitchyardError
 from tasks.iot.readings import Refusal
 from tasks.web.fields import MAX_OFFSET
 from tasks.web.strict import text_problem
@@ -26,8 +27,11 @@ EARLIEST_US = 0
 LATEST_US = (LATEST - EPOCH) // timedelta(microseconds=1)
 
 
-class Refused(Exception):
-    """A reading (or one value of it) that cannot be accepted, and why."""
+class Refused(SwitchyardError):
+    """A reading (or one value of it) that cannot be accepted, and why (`code` names which
+    refusal; the batch reports it per reading rather than answering with it)."""
+
+    status, code = 422, "reading_refused"
 
     def __init__(self, code: str, reason: str, field: str | None) -> None:
         super().__init__(reason)
