@@ -70,7 +70,8 @@ def attach_to_running_stack(environ: dict[str, str] | os._Environ[str]) -> bool:
     return True
 
 
-def _write_secret(path: Path, value: str) -> None:
+def write_secret(path: Path, value: str) -> None:
+    """Write `value` to `path`, readable by its owner only."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
@@ -91,7 +92,7 @@ def dev_api_key(settings: Settings, data_dir: Path) -> str:
         if principal is not None and scopes <= principal.scopes:
             return token
         _, token = create_key(session, name=DEV_KEY_NAME, scopes=sorted(scopes), known=scopes)
-    _write_secret(path, token)
+    write_secret(path, token)
     return token
 
 
@@ -101,7 +102,7 @@ def flower_password(data_dir: Path) -> str:
     if path.exists():
         return path.read_text().strip()
     password = secrets.token_urlsafe(12)
-    _write_secret(path, password)
+    write_secret(path, password)
     return password
 
 
@@ -120,6 +121,7 @@ class StackInfo:
     token: str
     data_dir: Path
     smtp: str | None  # the mail sink's address, None when an SMTP server was configured
+    mqtt: str | None = None  # None: no mosquitto on this machine
 
 
 def banner(info: StackInfo) -> str:
@@ -133,6 +135,11 @@ def banner(info: StackInfo) -> str:
         if info.smtp
         else ""
     )
+    mqtt = (
+        f"{info.mqtt}   (per-device credentials; admin password in mqtt/admin-password)"
+        if info.mqtt
+        else "not running: no mosquitto on PATH (apt-get install mosquitto)"
+    )
     extract_id = "python3 -c 'import json, sys; print(json.load(sys.stdin)[\"id\"])'"
     submit = (
         f"JOB=$(curl -s -X POST {info.api}/v1/jobs {auth} "
@@ -145,6 +152,7 @@ def banner(info: StackInfo) -> str:
   Metrics    {info.api}/metrics   (bearer key below; scope metrics:read)
   PostgreSQL {info.database}   ({pg})
   Redis      {info.redis}   ({rd})
+  MQTT       {mqtt}
 {mail}  Data dir   {info.data_dir}
 
 Dev API key (kept in {info.data_dir / "dev-api-key"}):
