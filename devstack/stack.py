@@ -1,4 +1,5 @@
-"""`switchyard dev`: PostgreSQL, Redis, API, relay, worker, beat and Flower as one process tree."""
+"""`switchyard dev`: PostgreSQL, Redis, Mosquitto, API, relay, worker, beat and Flower as one
+process tree."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from config import Settings
 from devstack import bootstrap, dev_defaults
 from devstack.children import PARENT_ENV, Child, LogMux, die_with_parent, spawn
 from devstack.mail_sink import start_sink
+from devstack.mqtt_broker import NoMqttBrokerError, listening, mosquitto_argv
 from devstack.postgres import EmbeddedPostgres
 from devstack.redis_server import free_loopback_port, redis_argv
 from errors import SwitchyardError
@@ -106,6 +108,19 @@ class DevStack:
         self._wait("Redis to answer", pong, timeout=20)
         return url
 
+    def _start_mqtt(self) -> str | None:
+        """A Mosquitto with per-device credentials, or None (logged) if there is none here."""
+        port = free_loopback_port()
+        try:
+            argv = mosquitto_argv(self.data / "mqtt", port=port)
+        except NoMqttBrokerError as exc:
+            self.mux.line("dev", f"MQTT is off: {exc}")
+            return None
+        # It asks for PDEATHSIG itself (log threads run by now, so no preexec hook).
+        self._spawn("mqtt", argv, {**os.environ, PARENT_ENV: str(os.getpid())})
+        self._wait("Mosquitto to listen", lambda: listening(port), timeout=20)
+        return f"mqtt://127.0.0.1:{port}"
+
     def _start_payment_simulator(self, env: dict[str, str]) -> str | None:
         """Unless a payment gateway is configured, run the simulator and point Stripe's adapter
         at it (the children's environment gains the gateway settings)."""
@@ -160,6 +175,7 @@ class DevStack:
         else:
             database = s.database.url
         redis_url = self._start_redis() if embedded_redis else s.redis.url
+        mqtt = self._start_mqtt()
         run = _with_urls(s, database=database, redis_url=redis_url)
         upgrade(run)
         token = bootstrap.dev_api_key(run, self.data)
@@ -197,12 +213,14 @@ class DevStack:
         bootstrap.write_state(
             self.data,
             {"pid": os.getpid(), "api": api_url, "flower": flower_url, "database": database,
-             "redis": redis_url, "payment_simulator": simulator, "smtp": smtp},
+             "redis": redis_url, "mqtt": mqtt, "payment_simulator": simulator,
+             "smtp": smtp},
         )  # fmt: skip
         return bootstrap.StackInfo(
             api=api_url, flower=flower_url, flower_user=user, flower_password=password,
             database=database, redis=redis_url, embedded_database=embedded_db,
             embedded_redis=embedded_redis, token=token, data_dir=self.data, smtp=smtp,
+            mqtt=mqtt,
         )  # fmt: skip
 
     def run_until_stopped(self) -> int:

@@ -101,6 +101,8 @@ def test_dev_stack_runs_a_job_shows_it_everywhere_and_stops_clean(
         wait_until(lambda: job_state(banner, job["id"]) == "succeeded", timeout=30, what="the job")
 
         pay_intent_through_the_simulator(banner, data)
+        mqtt = json.loads((data / "dev.json").read_text())["mqtt"]
+        assert mqtt.startswith("mqtt://127.0.0.1:") and f"MQTT       {mqtt}" in stack.proc.output()
 
         workers = flower_get(banner, "/api/workers", refresh=1)
         assert any(name.startswith("dev@") for name in workers), workers
@@ -158,6 +160,7 @@ def test_dev_stack_runs_a_job_shows_it_everywhere_and_stops_clean(
             "cli beat",
             "cli flower",
             "redis-server",
+            "mosquitto",
         ):
             assert part in names, f"{part} missing from the process tree: {names}"
         assert "postgres" in names

@@ -24,9 +24,12 @@ COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 # A worker service for every queue the loaded domains declare, and no other.
 WORKER_QUEUES = domains(Settings()).queues
-LONG_RUNNING = {"postgres", "redis", "api", "relay", "beat", "flower", "payment-simulator"} | {
-    f"worker-{q}" for q in WORKER_QUEUES
-}
+INFRASTRUCTURE = {"postgres", "redis", "mqtt"}
+LONG_RUNNING = (
+    INFRASTRUCTURE
+    | {"api", "relay", "beat", "flower", "payment-simulator"}
+    | {f"worker-{q}" for q in WORKER_QUEUES}
+)
 
 
 def docker_compose() -> str:
@@ -80,7 +83,7 @@ def test_every_service_is_present_with_health_restart_and_command(config: dict[s
     for queue in WORKER_QUEUES:
         command = services[f"worker-{queue}"]["command"]
         assert command[:3] == ["worker", "--queues", queue]
-    for name in LONG_RUNNING - {"postgres", "redis"}:
+    for name in LONG_RUNNING - INFRASTRUCTURE:
         needs = services[name]["depends_on"]
         assert needs["migrate"]["condition"] == "service_completed_successfully", name
         assert needs["postgres"]["condition"] == "service_healthy", name
@@ -88,7 +91,7 @@ def test_every_service_is_present_with_health_restart_and_command(config: dict[s
 
 def test_services_reach_each_other_only_through_environment(config: dict[str, Any]) -> None:
     services = config["services"]
-    for name in (LONG_RUNNING - {"postgres", "redis"}) | {"migrate"}:
+    for name in (LONG_RUNNING - INFRASTRUCTURE) | {"migrate"}:
         env = services[name]["environment"]
         assert env["SWITCHYARD_DATABASE__URL"].startswith("postgresql+psycopg://"), name
         assert "@postgres:5432/" in env["SWITCHYARD_DATABASE__URL"], name
@@ -105,6 +108,9 @@ def test_services_reach_each_other_only_through_environment(config: dict[str, An
     ):
         assert option in redis_command
     assert services["postgres"]["healthcheck"]["test"][1].startswith("pg_isready")
+    mqtt_command = " ".join(services["mqtt"]["command"])
+    for option in ("allow_anonymous false", "mosquitto_dynamic_security.so", "persistence true"):
+        assert option in mqtt_command
 
 
 def test_every_variable_is_documented_and_secrets_are_required(tmp_path: Path) -> None:
