@@ -3,8 +3,9 @@
 The admin client publishes the plugin's commands to `$CONTROL/dynamic-security/v1` and
 waits for their answers (matched by correlation data). A device is a client named by its id
 with a role of its own (`device:<id>`) allowed to publish to its telemetry topic only; a
-reader (the MQTT bridge) may subscribe to every device's telemetry. Adding is idempotent (an
-existing device gets the new password), removing too; removing disconnects the device now.
+reader (the MQTT bridge) may subscribe to every device's telemetry. Adding is idempotent: an
+existing device gets the new password and its connections are closed (a rotation takes effect
+at once); removing is idempotent too, and disconnects the device now.
 """
 
 from __future__ import annotations
@@ -142,8 +143,12 @@ class MqttAdmin:
              "roles": [{"rolename": role}]},
             tolerate=_EXISTS,
         )  # fmt: skip
-        if created[0].get("error"):  # an existing device (created with its role): the password
-            self.run({"command": "setClientPassword", "username": device_id, "password": password})
+        if created[0].get("error"):  # an existing device (created with its role): rotate, and
+            self.run(  # disabling drops its sessions, so the old password stops working now
+                {"command": "setClientPassword", "username": device_id, "password": password},
+                {"command": "disableClient", "username": device_id},
+                {"command": "enableClient", "username": device_id},
+            )
 
     def remove_device(self, device_id: str) -> None:
         """Forget `device_id`: its connection is closed and it can no longer connect."""

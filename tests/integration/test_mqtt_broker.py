@@ -183,9 +183,13 @@ def test_a_removed_device_is_disconnected_at_once_and_refused_after(
     again.close()
 
 
-def test_adding_a_device_again_replaces_its_password(broker: Broker, device: str) -> None:
+def test_adding_a_device_again_rotates_its_password_at_once(broker: Broker, device: str) -> None:
+    connected = Client(broker, device, "right-password")
+    assert connected.connected
     with broker.admin() as admin:
         admin.add_device(device, "new-password")
+    wait_for("the old session to be dropped", connected.disconnected.is_set)
+    connected.close()
     old, new = Client(broker, device, "right-password"), Client(broker, device, "new-password")
     assert (old.connected, new.connected) == (False, True)
     old.close()
