@@ -58,9 +58,9 @@ def parse(body: bytes, *, device: str, received_at: datetime) -> Parsed:
 def _reading(item: Any, *, device: str, now: datetime) -> Reading:
     if not isinstance(item, dict):
         raise Refused("not_an_object", "a reading must be a JSON object", None)
-    for key in item:
-        if key not in _MEMBERS:
-            raise Refused("unknown_field", "not a member of a reading", rules.label(key))
+    if not _MEMBERS.issuperset(item):
+        key = next(key for key in item if key not in _MEMBERS)
+        raise Refused("unknown_field", "not a member of a reading", rules.label(key))
     claimed = item.get("device")
     if claimed is not None:
         rules.own_device(_string(claimed, "device"), device=device, field="device")

@@ -57,6 +57,8 @@ class _Bases:
 
     def take(self, record: dict[str, Any], index: int) -> None:
         """Apply the record's base fields; Refused (after applying all) if one is invalid."""
+        if _BASE_LABELS.isdisjoint(record):
+            return
         first: Refused | None = None
         for label, check in _BASE_CHECKS.items():
             if label not in record:
@@ -224,3 +226,4 @@ _BASE_CHECKS = {
     "bs": _number,
     "bver": _version,
 }
+_BASE_LABELS = frozenset(_BASE_CHECKS)
