@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import psycopg
 from celery import Celery
+from kombu.exceptions import BatchPublishError
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
@@ -19,7 +20,12 @@ from store.outbox import NOTIFY_CHANNEL, DueMessage, lock_due, mark_sent, second
 from tasks.registry import domains
 
 log = get_logger("switchyard.relay")
-BROKER_ERRORS = (KombuOperationalError, RedisError, ConnectionError, OSError)
+# A pipeline that breaks mid-publish (Redis went away once the pooled connection existed)
+# arrives as BatchPublishError: an outage like any other. The rows stay unsent (their
+# transaction rolls back) and go out again once Redis is back — at worst as duplicates.
+BROKER_ERRORS = (
+    KombuOperationalError, BatchPublishError, RedisError, ConnectionError, OSError
+)  # fmt: skip
 MAX_BACKOFF = 5.0
 
 

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from sqlalchemy.engine import make_url
 
 from config import Settings
-from devstack.processes import free_port, isolated, wait_until
+from devstack.processes import isolated, wait_until
 from tests.chaos.proxy import Proxy
 from tests.chaos.test_crashes import running
 from tests.support.api import auth, count_rows, finished, submit, submit_all, wait_state
+from tests.support.own_redis import OwnRedis
 from tests.support.stack import start_api, start_process, start_worker
 
 pytestmark = pytest.mark.chaos
@@ -58,66 +55,16 @@ def test_postgres_down_is_503_and_writes_nothing_then_recovers(
         proxy.close()
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
-    """A private redis-server on a free port (restartable on the same port)."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server must be on PATH for this test"
-    port = free_port()
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> None:
-        procs.append(
-            subprocess.Popen(
-                [
-                    binary,
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(tmp_path),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        client = redis.Redis(port=port)
-        wait_until(lambda: _pings(client), what="redis-server to start")
-
-    start()
-    yield port, procs, start  # type: ignore[misc]
-    for proc in procs:
-        proc.kill()
-        proc.wait()
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-
-
 def test_redis_down_at_accept_time_is_202_and_the_job_completes_when_it_returns(
-    settings: Settings, make_key, logs_dir: Path, own_redis
+    settings: Settings, make_key, logs_dir: Path, own_redis: OwnRedis
 ) -> None:
-    port, procs, start_redis = own_redis
-    own = isolated(settings)
-    own = own.model_copy(
-        update={"redis": own.redis.model_copy(update={"url": f"redis://127.0.0.1:{port}/0"})}
-    )
+    own = own_redis.settings_for(settings)
     api, base = start_api(own, logs_dir, name="api-own-redis")
     relay = start_process(own, logs_dir, "relay")
     worker = start_worker(own, logs_dir, name="worker-own-redis")
     token = make_key()
     try:
-        procs[-1].kill()
-        procs[-1].wait()
+        own_redis.kill()
         resp = submit(base, token, ECHO)
         assert resp.status_code == 202
         job_id = resp.json()["id"]
@@ -125,7 +72,7 @@ def test_redis_down_at_accept_time_is_202_and_the_job_completes_when_it_returns(
         assert httpx.get(f"{base}/v1/jobs/{job_id}", headers=auth(token)).json()["state"] == (
             "accepted"
         )
-        start_redis()
+        own_redis.start()
         job = wait_state(base, token, job_id, timeout=60)
         assert job["state"] == "succeeded"
         assert job["attempts"] == 1

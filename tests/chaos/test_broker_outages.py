@@ -1,0 +1,62 @@
+"""Redis taken away under running processes: the relay and the workers stay up and resume."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from config import Settings
+from devstack.processes import Process, wait_until
+from store.db import transaction
+from store.models import Job
+from tests.support.api import submit_all
+from tests.support.own_redis import OwnRedis
+from tests.support.stack import start_process
+
+pytestmark = pytest.mark.chaos
+ECHO = ("system.echo", {"survives": "broker outages"})
+
+
+def state_of(settings: Settings, job_id: uuid.UUID) -> str:
+    """The job's state in the ledger."""
+    with transaction(settings) as session:
+        return str(session.execute(select(Job.state).where(Job.id == job_id)).scalar_one())
+
+
+def alive(proc: Process) -> bool:
+    """True while the process runs; fails at once if it has exited."""
+    code = proc.popen.poll()
+    assert code is None, f"exited with {code}:\n{proc.output()[-3000:]}"
+    return True
+
+
+def test_the_relay_survives_redis_going_away_after_it_published_and_resumes(
+    settings: Settings, logs_dir: Path, own_redis: OwnRedis, clean_ledger: None
+) -> None:
+    own = own_redis.settings_for(settings)
+    relay = start_process(own, logs_dir, "relay")
+    try:
+        (before,) = submit_all(own, [ECHO])
+        wait_until(lambda: state_of(own, before) == "queued", timeout=30, what="a first publish")
+        own_redis.kill()
+        # The pooled connection breaks inside the publish pipeline: kombu's BatchPublishError.
+        (during,) = submit_all(own, [ECHO])
+        wait_until(
+            lambda: alive(relay) and relay.output().count("relay_unavailable") >= 2,
+            timeout=30,
+            what="the relay to retry its publish",
+        )
+        alive(relay)
+        assert state_of(own, during) == "accepted"
+        own_redis.start()
+        wait_until(
+            lambda: alive(relay) and state_of(own, during) == "queued",
+            timeout=30,
+            what="the relay to publish again once Redis is back",
+        )
+        alive(relay)
+    finally:
+        relay.stop()
