@@ -45,8 +45,8 @@ _CLAIMED_COLUMNS = (
 
 @cache
 def claim_statement() -> Select[Any]:
-    """The claim: move the claimable jobs among `claim_ids` to `running` and open an attempt
-    for each, in one statement."""
+    """The claim: move the claimable jobs among `claim_ids` whose type is `claim_type` to
+    `running` and open an attempt for each, in one statement."""
     jobs, attempts = table_of(Job), table_of(JobAttempt)
     # One statement (the guarded UPDATE and the attempt rows as data-modifying CTEs): one round
     # trip for a whole batch, and atomic on its own, so the worker runs it without
@@ -56,6 +56,9 @@ def claim_statement() -> Select[Any]:
         update(jobs)
         .where(
             jobs.c.id == any_(ids),
+            # A message only moves jobs of the type its task runs: a forged or misrouted one
+            # (another task's job id) leaves the job to its own task.
+            jobs.c.type == bindparam("claim_type", type_=String),
             state_guard(jobs.c.state, Transition.CLAIM),
             jobs.c.run_at <= func.now(),
         )

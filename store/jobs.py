@@ -40,12 +40,18 @@ class LeaseLostError(ConflictError):
 
 
 def claim_jobs(
-    session: Session, job_ids: Sequence[uuid.UUID], *, worker: str, lease_seconds: float
+    session: Session,
+    job_ids: Sequence[uuid.UUID],
+    *,
+    job_type: str,
+    worker: str,
+    lease_seconds: float,
 ) -> list[ClaimedJob]:
-    """Take each job for one attempt, in the order given; a job not ours to run (duplicate,
-    early, done) is left out."""
+    """Take each job of type `job_type` for one attempt, in the order given; a job not ours to
+    run (duplicate, early, done, of another type, unknown) is left out."""
     params = {
         "claim_ids": list(job_ids),
+        "claim_type": job_type,
         "claim_lease": timedelta(seconds=lease_seconds),
         "claim_worker": worker,
     }

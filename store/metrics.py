@@ -45,6 +45,11 @@ JOBS_NOT_RUN = Counter(
     "Jobs a batch did not run: duplicates (dropped), lost leases, released unstarted.",
     ["job_type", "reason"],
 )
+POISON_MESSAGES = Counter(
+    "switchyard_poison_messages",
+    "Messages (or job ids in one) a worker discarded as unreadable, unknown or misrouted.",
+    ["reason"],
+)
 WAIT_SECONDS = Histogram(
     "switchyard_job_wait_seconds",
     "Accepted to first started: how long a job waited for a worker.",
@@ -86,6 +91,11 @@ def attempt_finished(job_type: str, *, outcome: WorkerOutcome, seconds: float | 
     counter.labels(job_type=job_type).inc()
     if seconds is not None:
         RUN_SECONDS.labels(job_type=job_type).observe(seconds)
+
+
+def poison_discarded(reason: str, *, count: int = 1) -> None:
+    """Count `count` poison messages (or job ids) discarded for `reason`."""
+    POISON_MESSAGES.labels(reason=reason).inc(count)
 
 
 def multiprocess_dir() -> str | None:

@@ -19,6 +19,12 @@ def find_job(session: Session, job_id: uuid.UUID, *, producer: str | None) -> Jo
     return session.scalars(stmt).one_or_none()
 
 
+def types_of(session: Session, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The type of each of these jobs that exists."""
+    rows = session.execute(select(Job.id, Job.type).where(Job.id.in_(list(job_ids))))
+    return {job_id: job_type for job_id, job_type in rows}
+
+
 def attempts_of(session: Session, job_id: uuid.UUID) -> list[JobAttempt]:
     """Every attempt at a job, in order."""
     return list(

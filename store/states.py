@@ -41,12 +41,26 @@ class WorkerOutcome(StrEnum):
     DEAD = "dead"
     LEASE_LOST = "lease_lost"  # someone else moved the job meanwhile: nothing recorded
     RELEASED = "released"  # handed back unstarted (out of lease, or the connection dropped)
-    DROPPED = "dropped"  # not claimed: a duplicate, early, finished or of another type
+    DROPPED = "dropped"  # not claimed: a duplicate, early or finished
+    POISON = "poison"  # not claimed: unknown, or of another type than the task that got it
 
     @property
     def ran(self) -> bool:
         """True if the handler ran to an outcome the ledger recorded (its run time counts)."""
         return self in _RAN
+
+
+class PoisonReason(StrEnum):
+    """Why a worker discarded a message (or one job id of it) as poison: the metric's label."""
+
+    NOT_JSON = "not_json"  # the broker message itself is not JSON
+    MALFORMED_ENVELOPE = "malformed_envelope"  # JSON, but not a message Kombu can deliver
+    UNDECODABLE_BODY = "undecodable_body"  # a body its content type cannot decode
+    UNKNOWN_TASK = "unknown_task"  # no task of that name (or no task name at all)
+    INVALID_TASK = "invalid_task"  # a task message Celery refuses (bad headers, content type)
+    MALFORMED_ARGS = "malformed_args"  # a job task's arguments are not one list of job ids
+    UNKNOWN_JOB = "unknown_job"  # a job id the ledger does not hold
+    WRONG_JOB_TYPE = "wrong_job_type"  # a job of another type than the receiving task runs
 
 
 _RAN = frozenset({WorkerOutcome.SUCCEEDED, WorkerOutcome.RETRYING, WorkerOutcome.DEAD})

@@ -49,6 +49,9 @@ def create_celery(settings: Settings | None = None) -> Celery:
         worker_send_task_events=settings.worker.task_events,
         task_send_sent_event=settings.worker.task_events,
         broker_connection_retry_on_startup=True,
+        # Kombu's Redis transport, discarding messages it could not even deliver (poison).
+        broker_transport="workers.broker:Transport",
+        worker_consumer="workers.broker:Consumer",
         broker_transport_options=broker_transport_options(settings),
         task_queues=[Queue(name, routing_key=name) for name in registry.queues],
         task_default_queue=MAINTENANCE_QUEUE,

@@ -32,9 +32,10 @@ from store.jobs import (
     release_jobs,
 )
 from store.metrics import attempt_finished, job_started
-from store.states import WorkerOutcome
+from store.states import PoisonReason, WorkerOutcome
 from tasks.context import Handler, JobContext
 from tasks.registry import JobSpec
+from workers.poison import discard, parse_job_ids, sort_unclaimed
 
 log = get_logger("switchyard.worker")
 DB_DOWN_REQUEUE_DELAY = 1.0
@@ -72,13 +73,16 @@ def worker_name() -> str:
 
 
 def _connect_and_claim(
-    stack: ExitStack, job_ids: list[uuid.UUID], *, settings: Settings, lease: int
+    stack: ExitStack, job_ids: list[uuid.UUID], *, job_type: str, settings: Settings, lease: int
 ) -> tuple[Session, list[ClaimedJob]]:
     try:
         # The batch's own connection, in autocommit: the claim is one statement, atomic on
         # its own, and so is each job's end (no BEGIN/COMMIT round trips).
         session = stack.enter_context(autocommit(settings))
-        return session, claim_jobs(session, job_ids, worker=worker_name(), lease_seconds=lease)
+        claimed = claim_jobs(
+            session, job_ids, job_type=job_type, worker=worker_name(), lease_seconds=lease
+        )
+        return session, claimed
     except DBAPIError as exc:
         # The ledger is unreachable: hand the message back to the broker rather than lose it.
         log.warning(
@@ -221,17 +225,13 @@ def run_batch(
     ids = [uuid.UUID(i) for i in job_ids]
     with ExitStack() as stack:
         session, jobs = _connect_and_claim(
-            stack, ids, settings=settings, lease=policy.lease_timeout
+            stack, ids, job_type=spec.name, settings=settings, lease=policy.lease_timeout
         )
         outcomes = dict.fromkeys(job_ids, WorkerOutcome.DROPPED)
         if jobs:  # one line per batch; each job's own line says how it ended
             log.info("batch_claimed", job_type=spec.name, job_ids=[str(j.id) for j in jobs])
         claimed = {str(j.id) for j in jobs}
-        dropped = [i for i in job_ids if i not in claimed]
-        if dropped:
-            log.info("duplicate_jobs_dropped", job_ids=dropped, job_type=spec.name)
-        for _ in dropped:
-            attempt_finished(spec.name, outcome=WorkerOutcome.DROPPED, seconds=None)
+        unclaimed = [i for i in job_ids if i not in claimed]
         memo: dict[str, Any] = {}  # shared by the handlers of this batch's jobs
         for n, job in enumerate(jobs):
             why = _stop_reason(session, claimed_at=claimed_at, lease=policy.lease_timeout)
@@ -249,7 +249,26 @@ def run_batch(
                 batch=jobs,
                 memo=memo,
             )
+        if unclaimed:  # after the batch ran: sorting them out delays no job
+            outcomes.update(_drop_unclaimed(session, unclaimed, job_type=spec.name))
     return outcomes
+
+
+def _drop_unclaimed(
+    session: Session, job_ids: list[str], *, job_type: str
+) -> dict[str, WorkerOutcome]:
+    """Log and count the job ids a claim left out: duplicates are dropped, unknown or
+    misrouted ones discarded as poison."""
+    reasons = sort_unclaimed(session, job_ids, job_type=job_type)
+    dropped = [i for i, reason in reasons.items() if reason is None]
+    if dropped:
+        log.info("duplicate_jobs_dropped", job_ids=dropped, job_type=job_type)
+    for _ in dropped:
+        attempt_finished(job_type, outcome=WorkerOutcome.DROPPED, seconds=None)
+    for job_id, reason in reasons.items():
+        if reason is not None:
+            discard(reason, job_id=job_id, job_type=job_type)
+    return {i: WorkerOutcome.POISON if r else WorkerOutcome.DROPPED for i, r in reasons.items()}
 
 
 def register_job_task(app: Celery, *, spec: JobSpec, handler: Handler, settings: Settings) -> Task:
@@ -257,7 +276,11 @@ def register_job_task(app: Celery, *, spec: JobSpec, handler: Handler, settings:
     batch's job ids); the lease bounds its time limit."""
     lease = settings.policy_for(spec.name).lease_timeout
 
-    def run(job_ids: list[str]) -> dict[str, str]:
+    def run(*args: Any, **kwargs: Any) -> dict[str, str]:
+        job_ids = parse_job_ids(args, kwargs)
+        if job_ids is None:  # not a batch of job ids: no job of ours can be in it
+            discard(PoisonReason.MALFORMED_ARGS, job_type=spec.name, args=repr(args)[:200])
+            return {}
         outcomes = run_batch(job_ids, spec=spec, handler=handler, settings=settings)
         # Plain strings: Celery's events (and so Flower) show the result's repr.
         return {job_id: outcome.value for job_id, outcome in outcomes.items()}

@@ -36,7 +36,9 @@ def make_dead(settings: Settings, *, job_type: str, payload: dict[str, Any], err
     """A job that ran once and died with an error of type `error`."""
     with transaction(settings) as session:
         job = enqueue(session, job_type, payload, producer="ops-cli", settings=settings).job
-        [claimed] = claim_jobs(session, [job.id], worker="test", lease_seconds=30)
+        [claimed] = claim_jobs(
+            session, [job.id], job_type=job_type, worker="test", lease_seconds=30
+        )
         mark_dead(session, claimed, error={"type": error, "message": f"{error} on purpose"})
     return str(job.id)
 

@@ -51,22 +51,39 @@ def test_only_one_of_two_claims_wins_and_a_job_listed_twice_is_claimed_once(
 ) -> None:
     job_id = new_job(settings)
     with transaction(settings) as s:
-        [first] = claim_jobs(s, [job_id, job_id], worker="a", lease_seconds=30)
+        [first] = claim_jobs(
+            s, [job_id, job_id], job_type="system.echo", worker="a", lease_seconds=30
+        )
     with transaction(settings) as s:
-        second = claim_jobs(s, [job_id], worker="b", lease_seconds=30)
+        second = claim_jobs(s, [job_id], job_type="system.echo", worker="b", lease_seconds=30)
     assert first.attempt == 1
     assert second == []
+
+
+def test_a_claim_moves_only_jobs_of_the_type_its_task_runs(
+    settings: Settings, clean_ledger: None
+) -> None:
+    job_id = new_job(settings)  # a system.echo job
+    with transaction(settings) as s:
+        assert claim_jobs(s, [job_id], job_type="system.fail", worker="a", lease_seconds=30) == []
+    with transaction(settings) as s:
+        job = s.get_one(Job, job_id)
+        assert (job.state, job.attempts, job.lease_until) == ("accepted", 0, None)
+        assert s.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id)).all() == []
+    with transaction(settings) as s:  # its own task still claims it
+        [own] = claim_jobs(s, [job_id], job_type="system.echo", worker="b", lease_seconds=30)
+    assert own.attempt == 1
 
 
 def test_a_stale_attempt_cannot_record_a_result(settings: Settings, clean_ledger: None) -> None:
     job_id = new_job(settings)
     with transaction(settings) as s:
-        [stale] = claim_jobs(s, [job_id], worker="a", lease_seconds=0.05)
+        [stale] = claim_jobs(s, [job_id], job_type="system.echo", worker="a", lease_seconds=0.05)
     time.sleep(0.1)  # let the lease lapse
     with transaction(settings) as s:
         assert reap(s, settings).retried == 1
     with transaction(settings) as s:
-        [current] = claim_jobs(s, [job_id], worker="b", lease_seconds=30)
+        [current] = claim_jobs(s, [job_id], job_type="system.echo", worker="b", lease_seconds=30)
     assert current.attempt == 2
     with pytest.raises(LeaseLostError), transaction(settings) as s:
         mark_succeeded(s, stale, result={"from": "stale"})
@@ -88,12 +105,12 @@ def test_a_handler_write_commits_with_success_only_while_the_lease_holds(
 ) -> None:
     job_id = new_job(settings)
     with transaction(settings) as s:
-        [stale] = claim_jobs(s, [job_id], worker="a", lease_seconds=0.05)
+        [stale] = claim_jobs(s, [job_id], job_type="system.echo", worker="a", lease_seconds=0.05)
     time.sleep(0.1)
     with transaction(settings) as s:
         assert reap(s, settings).retried == 1
     with transaction(settings) as s:
-        [current] = claim_jobs(s, [job_id], worker="b", lease_seconds=30)
+        [current] = claim_jobs(s, [job_id], job_type="system.echo", worker="b", lease_seconds=30)
     notes = select(OutboxMessage.job_id).where(OutboxMessage.job_type == "note")
     with pytest.raises(LeaseLostError), autocommit(settings) as s:
         mark_succeeded(s, stale, result=None, writes=(_note_in_outbox,))
@@ -112,7 +129,12 @@ def test_the_reaper_quarantines_a_job_that_keeps_losing_its_worker(
     job_id = new_job(settings)
     for round_ in range(1, settings.reaper.quarantine_after + 1):
         with transaction(settings) as s:
-            assert claim_jobs(s, [job_id], worker=f"w{round_}", lease_seconds=0.01) != []
+            assert (
+                claim_jobs(
+                    s, [job_id], job_type="system.echo", worker=f"w{round_}", lease_seconds=0.01
+                )
+                != []
+            )
         time.sleep(0.05)
         with transaction(settings) as s:
             reap(s, settings)
@@ -187,7 +209,9 @@ def test_releasing_a_claimed_job_undoes_the_claim_and_publishes_it_again(quiet: 
     app = create_celery(settings)
     drain(app, settings)
     with transaction(settings) as s:
-        claimed = claim_jobs(s, [first, second], worker="w", lease_seconds=30)
+        claimed = claim_jobs(
+            s, [first, second], job_type="system.echo", worker="w", lease_seconds=30
+        )
     assert [j.id for j in claimed] == [first, second]
     with transaction(settings) as s:
         mark_succeeded(s, claimed[0], result={})
@@ -203,5 +227,5 @@ def test_releasing_a_claimed_job_undoes_the_claim_and_publishes_it_again(quiet: 
         assert s.scalars(select(JobAttempt).where(JobAttempt.job_id == second)).all() == []
         assert s.scalars(select(OutboxMessage.job_id)).all() == [second]
     with transaction(settings) as s:  # and it can be claimed afresh as attempt 1
-        [again] = claim_jobs(s, [second], worker="w2", lease_seconds=30)
+        [again] = claim_jobs(s, [second], job_type="system.echo", worker="w2", lease_seconds=30)
     assert again.attempt == 1

@@ -46,7 +46,9 @@ def new_job(settings: Settings, *, callback: bool = True, job_type: str = "syste
 def claim(settings: Settings, job_id: uuid.UUID) -> Any:
     with transaction(settings) as session:
         session.execute(text("UPDATE jobs SET state = 'queued' WHERE id = :id"), {"id": job_id})
-        [claimed] = claim_jobs(session, [job_id], worker="test", lease_seconds=30)
+        [claimed] = claim_jobs(
+            session, [job_id], job_type="system.echo", worker="test", lease_seconds=30
+        )
         return claimed
 
 

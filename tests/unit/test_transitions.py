@@ -35,7 +35,9 @@ pytestmark = pytest.mark.usefixtures("no_io")
 JOB = ClaimedJob(uuid.uuid4(), "system.echo", "maintenance", {}, 0, 1, 5, "svc")
 RUNS: dict[Transition, Callable[[Session], Any]] = {
     Transition.PUBLISH: lambda s: mark_sent(s, [DueMessage(1, JOB.id, JOB.type, JOB.queue, 0)]),
-    Transition.CLAIM: lambda s: claim_jobs(s, [JOB.id], worker="w", lease_seconds=30),
+    Transition.CLAIM: lambda s: claim_jobs(
+        s, [JOB.id], job_type="system.echo", worker="w", lease_seconds=30
+    ),
     Transition.RELEASE: lambda s: release_jobs(s, [JOB]),
     Transition.SUCCEED: lambda s: mark_succeeded(s, JOB, result=None),
     Transition.RETRY: lambda s: mark_retrying(s, JOB, error={}, delay_seconds=1),
