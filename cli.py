@@ -132,7 +132,7 @@ def worker(
     # The pool's children count in their own processes: serving them needs multiprocess mode.
     _setup("worker", own_multiproc_dir=metrics_port is not None)
     import workers.signals  # noqa: F401  (connects our logging)
-    from workers.app import create_celery
+    from workers.app import create_celery, run_worker
 
     exit_unless_migrated()
     if metrics_port is not None:
@@ -152,7 +152,9 @@ def worker(
     ]
     if hostname:
         argv += ["--hostname", hostname]
-    create_celery(settings).worker_main(argv)
+    # The worker's exit status, passed on: 0 for a shutdown on request, non-zero when it could
+    # not go on (an unrecoverable error) — what restart policies act on.
+    raise typer.Exit(run_worker(create_celery(settings), argv))
 
 
 @app.command()

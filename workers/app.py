@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.signals import worker_init
 from kombu.entity import Queue
 
 from config import MAINTENANCE_QUEUE, PRIORITY_SEP, PRIORITY_STEPS, Settings, get_settings
@@ -49,6 +52,10 @@ def create_celery(settings: Settings | None = None) -> Celery:
         worker_send_task_events=settings.worker.task_events,
         task_send_sent_event=settings.worker.task_events,
         broker_connection_retry_on_startup=True,
+        # A Redis outage is waited out, however long (Celery gives up after 100 retries by
+        # default, ~45 minutes, and the worker then exits): the ledger keeps the jobs.
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
         # Kombu's Redis transport, discarding messages it could not even deliver (poison).
         broker_transport="workers.broker:Transport",
         worker_consumer="workers.broker:Consumer",
@@ -66,3 +73,19 @@ def create_celery(settings: Settings | None = None) -> Celery:
     register_maintenance_tasks(app, settings)
     app.settings = settings
     return app
+
+
+def run_worker(app: Celery, argv: list[str]) -> int:
+    """Run `celery worker ARGV` in this process and return the worker's exit status, which
+    Celery's `worker_main` drops (an unrecoverable error would otherwise exit 0)."""
+    started: list[Any] = []
+
+    def keep(sender: Any, **_: Any) -> None:
+        started.append(sender)
+
+    worker_init.connect(keep, weak=False)
+    try:
+        app.worker_main(argv)
+    finally:
+        worker_init.disconnect(keep)
+    return int(started[-1].exitcode or 0) if started else 0

@@ -14,7 +14,7 @@ from store.db import transaction
 from store.models import Job
 from tests.support.api import submit_all
 from tests.support.own_redis import OwnRedis
-from tests.support.stack import start_process
+from tests.support.stack import start_process, start_worker
 
 pytestmark = pytest.mark.chaos
 ECHO = ("system.echo", {"survives": "broker outages"})
@@ -60,3 +60,30 @@ def test_the_relay_survives_redis_going_away_after_it_published_and_resumes(
         alive(relay)
     finally:
         relay.stop()
+
+
+def test_a_worker_survives_redis_going_away_and_consumes_again_when_it_is_back(
+    settings: Settings, logs_dir: Path, own_redis: OwnRedis, clean_ledger: None
+) -> None:
+    own = own_redis.settings_for(settings)
+    worker = start_worker(own, logs_dir, name="worker-redis-drop", concurrency=1)
+    relay = start_process(own, logs_dir, "relay")
+    try:
+        (before,) = submit_all(own, [ECHO])
+        wait_until(lambda: state_of(own, before) == "succeeded", timeout=30, what="a first job")
+        own_redis.kill()
+        wait_until(
+            lambda: alive(worker) and "Connection to broker lost" in worker.output(),
+            timeout=30,
+            what="the worker to notice the outage",
+        )
+        (after,) = submit_all(own, [ECHO])
+        own_redis.start()
+        wait_until(
+            lambda: alive(worker) and state_of(own, after) == "succeeded",
+            timeout=60,
+            what="the same worker to run a job once Redis is back",
+        )
+    finally:
+        relay.stop()
+        worker.stop()
