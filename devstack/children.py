@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,9 @@ class Child:
     ready_marker: str | None = None
     ready: threading.Event = field(default_factory=threading.Event)
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=40))
+    # Start the same command again (same name, environment and colour), for a restart.
+    relaunch: Callable[[], Child] | None = None
+    started_at: float = field(default_factory=time.monotonic)
 
     @property
     def pid(self) -> int:
@@ -111,6 +115,11 @@ def spawn(
         preexec_fn=preexec,
     )
     child = Child(name=name, popen=popen, ready_marker=ready_marker)
+    # A restart forks without the preexec hook: once log threads run, a hook in the forked
+    # child could deadlock (a restarted Redis is stopped by the supervisor's shutdown alone).
+    child.relaunch = lambda: spawn(
+        name, argv, env=env, mux=mux, index=index, ready_marker=ready_marker
+    )
 
     def pump() -> None:
         assert popen.stdout is not None

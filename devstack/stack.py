@@ -24,6 +24,7 @@ from devstack.mail_sink import start_sink
 from devstack.mqtt_broker import NoMqttBrokerError, listening, mosquitto_argv
 from devstack.postgres import EmbeddedPostgres
 from devstack.redis_server import free_loopback_port, redis_argv
+from devstack.restarts import Restarts
 from errors import SwitchyardError
 from logs import get_logger
 
@@ -223,14 +224,15 @@ class DevStack:
             mqtt=mqtt,
         )  # fmt: skip
 
-    def run_until_stopped(self) -> int:
-        """Wait for Ctrl-C/SIGTERM/SIGHUP (exit 0) or a child's death (exit 1)."""
+    def run_until_stopped(self) -> None:
+        """Wait for Ctrl-C/SIGTERM/SIGHUP, restarting any child that exits meanwhile, after
+        a backoff (devstack.restarts), and saying so in the log."""
+        restarts = Restarts(self.mux)
         while not self.stop_requested.wait(0.2):
             for child in self.children:
                 if child.popen.poll() is not None:
-                    self.mux.line("dev", f"{child.name} exited with {child.popen.returncode}")
-                    return 1
-        return 0
+                    restarts.crashed(child)
+            restarts.restart_due(self.children)
 
     def shutdown(self) -> None:
         """Stop the children newest first (Redis last of them), then PostgreSQL."""
@@ -296,7 +298,7 @@ def run_dev(settings: Settings) -> int:
     try:
         info = stack.start()
         stack.mux.banner(bootstrap.banner(info))
-        code = stack.run_until_stopped()
+        stack.run_until_stopped()
     except StartupAbortedError as exc:
         code = 0 if stack.stop_requested.is_set() else 1
         stack.mux.line("dev", f"startup aborted: {exc}")

@@ -3,8 +3,11 @@ leaves nothing behind, a second stack on the same data refuses, and data survive
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from devstack.processes import switchyard, wait_until
@@ -180,3 +184,45 @@ def test_dev_stack_runs_a_job_shows_it_everywhere_and_stops_clean(
         assert alive(tree) == []
     finally:
         again.close()
+
+
+def child_pid(stack: DevStackProcess, command: str) -> int | None:
+    """The pid of the supervisor's child running `cli COMMAND`, if one runs."""
+    for proc in psutil.Process(stack.proc.pid).children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if f"cli {command}" in " ".join(proc.cmdline()):
+                return proc.pid
+    return None
+
+
+def kill_and_see_it_restarted(
+    stack: DevStackProcess, command: str, *, crash: int, delay: int
+) -> None:
+    """SIGKILL the child running `cli COMMAND`; the supervisor says it restarts it after
+    `delay` seconds, and a new one runs."""
+    pid = wait_until(lambda: child_pid(stack, command), what=command)
+    os.kill(pid, signal.SIGKILL)
+    line = f"{command} exited with -9; restarting it in {delay}s (crash {crash} in a row)"
+    wait_until(lambda: line in stack.proc.output(), timeout=30, what=line)
+    wait_until(
+        lambda: child_pid(stack, command) not in (None, pid), timeout=30, what=f"a new {command}"
+    )
+
+
+@pytest.mark.timeout(300)
+def test_dev_restarts_a_killed_child_with_backoff_and_says_so(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    stack = DevStackProcess(data_dir, tmp_path / "dev.log")
+    try:
+        banner = stack.wait_up()
+        kill_and_see_it_restarted(stack, "relay", crash=1, delay=1)
+        kill_and_see_it_restarted(stack, "relay", crash=2, delay=2)  # again at once: 2 s
+        assert "relay restarted (pid" in stack.proc.output()
+        job = run_printed_curl(banner)  # the restarted relay publishes it
+        wait_until(lambda: job_state(banner, job["id"]) == "succeeded", timeout=30, what="the job")
+        tree = stack.tree()
+        assert stack.interrupt() == 0
+        assert alive(tree) == [], "processes left behind after Ctrl-C"
+    finally:
+        stack.close()
