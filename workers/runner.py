@@ -249,17 +249,19 @@ def run_batch(
                 batch=jobs,
                 memo=memo,
             )
-        if unclaimed:  # after the batch ran: sorting them out delays no job
-            outcomes.update(_drop_unclaimed(session, unclaimed, job_type=spec.name))
+    if unclaimed:  # after the batch ran: sorting them out delays no job
+        outcomes.update(_drop_unclaimed(unclaimed, job_type=spec.name, settings=settings))
     return outcomes
 
 
 def _drop_unclaimed(
-    session: Session, job_ids: list[str], *, job_type: str
+    job_ids: list[str], *, job_type: str, settings: Settings
 ) -> dict[str, WorkerOutcome]:
     """Log and count the job ids a claim left out: duplicates are dropped, unknown or
-    misrouted ones discarded as poison."""
-    reasons = sort_unclaimed(session, job_ids, job_type=job_type)
+    misrouted ones discarded as poison. (On a connection of its own: the batch's may have
+    dropped, or wait for a rollback after a handler's failure.)"""
+    with autocommit(settings) as session:
+        reasons = sort_unclaimed(session, job_ids, job_type=job_type)
     dropped = [i for i, reason in reasons.items() if reason is None]
     if dropped:
         log.info("duplicate_jobs_dropped", job_ids=dropped, job_type=job_type)
