@@ -47,10 +47,11 @@ def create_celery(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=settings.worker.prefetch_multiplier,
         worker_concurrency=settings.worker.concurrency,
         worker_hijack_root_logger=False,
-        # Task events feed Flower: `task-sent` from the relay (a job waiting in Redis shows up
-        # before any worker takes it), the rest from the workers. Each is a Redis publish.
+        # Task events feed Flower: one task per job attempt, sent by the worker that runs it
+        # (workers.task_events), each a Redis publish. A broker message is a batch, so its own
+        # events would misreport its jobs: none are sent for it, `task-sent` included.
         worker_send_task_events=settings.worker.task_events,
-        task_send_sent_event=settings.worker.task_events,
+        task_send_sent_event=False,
         broker_connection_retry_on_startup=True,
         # A Redis outage is waited out, however long (Celery gives up after 100 retries by
         # default, ~45 minutes, and the worker then exits): the ledger keeps the jobs.

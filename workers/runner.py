@@ -36,6 +36,7 @@ from store.states import PoisonReason, WorkerOutcome
 from tasks.context import Handler, JobContext
 from tasks.registry import JobSpec
 from workers.poison import discard, parse_job_ids, sort_unclaimed
+from workers.task_events import NO_EVENTS, AttemptEvents, attempt_events
 
 log = get_logger("switchyard.worker")
 DB_DOWN_REQUEUE_DELAY = 1.0
@@ -148,12 +149,16 @@ def _run_one(
     policy: JobPolicy,
     batch: list[ClaimedJob],
     memo: dict[str, Any],
+    events: AttemptEvents,
 ) -> WorkerOutcome:
     with structlog.contextvars.bound_contextvars(
         job_id=str(job.id), job_type=spec.name, attempt=job.attempt
     ):
         job_started(job.id, job_type=spec.name, attempt=job.attempt)
+        events.started(job)
         started = time.perf_counter()
+        result: Any = None
+        error: Exception | None = None
         try:
             payload = _parse_payload(spec, job)
             with ExitStack() as job_transaction:
@@ -172,6 +177,7 @@ def _run_one(
             log.warning("job_lease_lost", error=str(exc))
             outcome = WorkerOutcome.LEASE_LOST
         except Exception as exc:
+            error = exc
             try:
                 outcome = _record_failure(job, exc, settings=settings, policy=policy)
             except LeaseLostError as lost:  # e.g. the reaper moved it while it failed
@@ -182,6 +188,7 @@ def _run_one(
         seconds = time.perf_counter() - started
         if outcome is WorkerOutcome.SUCCEEDED:
             log.info("job_succeeded", ms=round(seconds * 1_000, 1))
+        events.finished(job, outcome, result=result, error=error, seconds=seconds)
         attempt_finished(spec.name, outcome=outcome, seconds=seconds if outcome.ran else None)
         return outcome
 
@@ -211,13 +218,19 @@ def _stop_reason(session: Session, *, claimed_at: float, lease: int) -> str | No
 
 
 def run_batch(
-    job_ids: list[str], *, spec: JobSpec, handler: Handler, settings: Settings
+    job_ids: list[str],
+    *,
+    spec: JobSpec,
+    handler: Handler,
+    settings: Settings,
+    events: AttemptEvents = NO_EVENTS,
 ) -> dict[str, WorkerOutcome]:
     """Run one batch: claim its jobs in one statement, then run them one after another.
 
     Every job commits its own outcome. Once half the lease has gone, or if the batch's
     ledger connection dropped, the jobs not yet started are released (unclaimed and published
     again) rather than risk running past their lease or recording nothing.
+    Each attempt's task events go through `events` (see workers.task_events).
     Returns what happened to each job (for logs and tests).
     """
     policy = settings.policy_for(spec.name)
@@ -248,6 +261,7 @@ def run_batch(
                 policy=policy,
                 batch=jobs,
                 memo=memo,
+                events=events,
             )
     if unclaimed:  # after the batch ran: sorting them out delays no job
         outcomes.update(_drop_unclaimed(unclaimed, job_type=spec.name, settings=settings))
@@ -275,21 +289,26 @@ def _drop_unclaimed(
 
 def register_job_task(app: Celery, *, spec: JobSpec, handler: Handler, settings: Settings) -> Task:
     """Register the Celery task that runs batches of job type `spec` (its argument: the
-    batch's job ids); the lease bounds its time limit."""
+    batch's job ids); the lease bounds its time limit. The task sends no events of its own:
+    each job's attempt sends its own (workers.task_events)."""
     lease = settings.policy_for(spec.name).lease_timeout
 
-    def run(*args: Any, **kwargs: Any) -> dict[str, str]:
+    def run(task: Task, *args: Any, **kwargs: Any) -> dict[str, str]:
         job_ids = parse_job_ids(args, kwargs)
         if job_ids is None:  # not a batch of job ids: no job of ours can be in it
             discard(PoisonReason.MALFORMED_ARGS, job_type=spec.name, args=repr(args)[:200])
             return {}
-        outcomes = run_batch(job_ids, spec=spec, handler=handler, settings=settings)
-        # Plain strings: Celery's events (and so Flower) show the result's repr.
+        with attempt_events(app, hostname=task.request.hostname) as events:
+            outcomes = run_batch(
+                job_ids, spec=spec, handler=handler, settings=settings, events=events
+            )
         return {job_id: outcome.value for job_id, outcome in outcomes.items()}
 
     run.__doc__ = spec.description
     return app.task(
         name=spec.name,
+        bind=True,
+        send_events=False,
         time_limit=lease,
         soft_time_limit=max(1, lease - 5) if lease > 10 else None,
         typing=False,

@@ -1,5 +1,6 @@
-"""A real Flower process on the run's broker: it lists our worker and tasks, keeps its history
-across a restart, demands credentials, and refuses to start without them outside dev."""
+"""A real Flower process on the run's broker: it lists our worker and each job's attempts with
+their real outcomes, keeps its history across a restart, demands credentials, and refuses to
+start without them outside dev."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from config import Settings
 from devstack.processes import Process, free_port, settings_env, switchyard, wait_until
+from workers.task_events import attempt_uuid
 
 USER, PASSWORD = "operator", "s3cret-flower-pw"
 
@@ -75,11 +77,11 @@ def test_flower_lists_workers_and_tasks_and_keeps_history_across_restarts(
             headers={"Authorization": f"Bearer {token}"},
             timeout=10,
         )
-        job_id = resp.json()["id"]
+        attempt = attempt_uuid(resp.json()["id"], 1)
         task = wait_until(
             lambda: (
-                (get(base, "/api/tasks").get(job_id) or {}).get("state") == "SUCCESS"
-                and get(base, "/api/tasks")[job_id]
+                (get(base, "/api/tasks").get(attempt) or {}).get("state") == "SUCCESS"
+                and get(base, "/api/tasks")[attempt]
             ),
             timeout=30,
             what="Flower to see the task succeed",
@@ -94,9 +96,95 @@ def test_flower_lists_workers_and_tasks_and_keeps_history_across_restarts(
 
     again, base = start_flower(env, tmp_path / "flower-again.log")
     try:
-        assert get(base, "/api/tasks").get(job_id, {}).get("state") == "SUCCESS"
+        assert get(base, "/api/tasks").get(attempt, {}).get("state") == "SUCCESS"
     finally:
         again.stop()
+
+
+def live_worker(base: str) -> str:
+    """The worker whose heartbeats reach Flower: from then on it misses none of its events."""
+    alive = wait_until(
+        lambda: [n for n, up in get(base, "/api/workers", status=1).items() if up],
+        timeout=20,
+        what="Flower to receive the worker's heartbeats",
+    )
+    [name] = alive
+    return str(name)
+
+
+def test_flower_shows_each_attempt_dead_jobs_as_failed_and_retries_as_retried(
+    pipeline: str, make_key, settings: Settings, tmp_path: Path
+) -> None:
+    env = flower_env(settings, tmp_path, port=free_port())
+    flower, base = start_flower(env, tmp_path / "flower-outcomes.log")
+    try:
+        worker = live_worker(base)
+        token = make_key()
+
+        def submit(job_type: str, payload: dict[str, Any]) -> str:
+            resp = httpx.post(
+                f"{pipeline}/v1/jobs",
+                json={"type": job_type, "payload": payload},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            )
+            assert resp.status_code == 202, resp.text
+            return str(resp.json()["id"])
+
+        echoed = [submit("system.echo", {"n": n}) for n in range(2)]
+        flaky = submit("system.fail", {"times": 1})  # retried once, then succeeds
+        doomed = submit("system.fail", {"times": 9})  # retried twice, dead on attempt 3 of 3
+        refused = submit("system.fail", {"times": 1, "mode": "permanent"})  # dead at once
+        expected = {
+            attempt_uuid(echoed[0], 1): "SUCCESS",
+            attempt_uuid(echoed[1], 1): "SUCCESS",
+            attempt_uuid(flaky, 1): "RETRY",
+            attempt_uuid(flaky, 2): "SUCCESS",
+            attempt_uuid(doomed, 1): "RETRY",
+            attempt_uuid(doomed, 2): "RETRY",
+            attempt_uuid(doomed, 3): "FAILURE",
+            attempt_uuid(refused, 1): "FAILURE",
+        }
+        counts = {"task-received": 8, "task-succeeded": 3, "task-retried": 3, "task-failed": 2}
+        seen: dict[str, Any] = {}
+
+        def settled() -> bool:
+            seen.update(tasks=get(base, "/api/tasks"))
+            seen.update(dashboard={w["hostname"]: w for w in get(base, "/workers", json=1)["data"]})
+            states = {uuid: task["state"] for uuid, task in seen["tasks"].items()}
+            board = seen["dashboard"].get(worker, {})
+            return states == expected and all(board.get(k) == n for k, n in counts.items())
+
+        try:
+            wait_until(settled, timeout=60, interval=0.2, what="Flower to see every outcome")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nFlower saw {seen}") from None
+        tasks = seen["tasks"]
+        # One task per attempt, none for the batches that carried them.
+        assert set(tasks) == set(expected)
+        for uuid, task in tasks.items():
+            job_id, attempt = uuid.split(":")
+            assert task["name"] == ("system.echo" if job_id in echoed else "system.fail")
+            assert task["worker"] == worker
+            assert f"'job_id': '{job_id}'" in task["kwargs"]
+            assert task["retries"] == int(attempt) - 1
+        assert "failing on purpose" in tasks[attempt_uuid(doomed, 3)]["exception"]
+        assert "PermanentError" in tasks[attempt_uuid(refused, 1)]["exception"]
+        assert "RetryableError" in tasks[attempt_uuid(flaky, 1)]["exception"]
+        assert "succeeded_on_attempt" in tasks[attempt_uuid(flaky, 2)]["result"]
+        # An operator finds a job's attempts by its id, and the dead ones by their state.
+        assert set(get(base, "/api/tasks", search=doomed)) == {
+            attempt_uuid(doomed, n) for n in (1, 2, 3)
+        }
+        assert set(get(base, "/api/tasks", search=f"kwargs:job_id={flaky}")) == {
+            attempt_uuid(flaky, n) for n in (1, 2)
+        }
+        assert set(get(base, "/api/tasks", state="FAILURE")) == {
+            attempt_uuid(doomed, 3),
+            attempt_uuid(refused, 1),
+        }
+    finally:
+        flower.stop()
 
 
 def test_flower_refuses_to_start_without_credentials_outside_dev(

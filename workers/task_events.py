@@ -1,0 +1,104 @@
+"""Celery task events per job attempt: each attempt's outcome as Flower shows it.
+
+A broker message carries a batch of jobs, so the message's own events would report one
+SUCCESS for the whole batch whatever its jobs did. Job tasks therefore send no events of their
+own (`send_events=False`); the runner reports every attempt of every job as a task instead:
+uuid `<job_id>:<attempt>`, name the job type, kwargs naming the job, and the outcome as
+SUCCESS, RETRY, FAILURE (dead) or REVOKED (lease lost).
+"""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+from celery import Celery
+from celery.utils.saferepr import saferepr
+
+from logs import get_logger
+from store.jobs import ClaimedJob
+from store.states import WorkerOutcome
+from workers.relay import BROKER_ERRORS
+
+log = get_logger("switchyard.worker")
+REPR_MAX = 1_024  # Celery's own bound on a result's repr in its events
+TRACEBACK_MAX = 4_000
+
+
+def attempt_uuid(job_id: uuid.UUID | str, attempt: int) -> str:
+    """The task uuid Flower lists one attempt of a job under."""
+    return f"{job_id}:{attempt}"
+
+
+class AttemptEvents:
+    """Sends the task events of a batch's attempts; silent without a dispatcher. A lost
+    event is logged, never raised: monitoring must not change a job's outcome."""
+
+    def __init__(self, dispatcher: Any | None) -> None:
+        self._dispatcher = dispatcher
+
+    def _send(self, kind: str, job: ClaimedJob, **fields: Any) -> None:
+        if self._dispatcher is None:
+            return
+        try:
+            self._dispatcher.send(kind, uuid=attempt_uuid(job.id, job.attempt), **fields)
+        except BROKER_ERRORS as exc:
+            log.warning("task_event_lost", event=kind, error=str(exc))
+
+    def started(self, job: ClaimedJob) -> None:
+        """The attempt begins: `task-received` (what it is) then `task-started`."""
+        kwargs = {"job_id": str(job.id), "attempt": job.attempt, "max_attempts": job.max_attempts}
+        self._send(
+            "task-received",
+            job,
+            name=job.type,
+            args="()",
+            kwargs=saferepr(kwargs, REPR_MAX),
+            retries=job.attempt - 1,
+            root_id=None,
+            parent_id=None,
+            eta=None,
+            expires=None,
+        )
+        self._send("task-started", job)
+
+    def finished(
+        self,
+        job: ClaimedJob,
+        outcome: WorkerOutcome,
+        *,
+        result: Any = None,
+        error: BaseException | None = None,
+        seconds: float,
+    ) -> None:
+        """The attempt's outcome: succeeded, retried, failed (dead) or revoked (lease lost)."""
+        if outcome is WorkerOutcome.SUCCEEDED:
+            self._send("task-succeeded", job, result=saferepr(result, REPR_MAX), runtime=seconds)
+        elif outcome is WorkerOutcome.LEASE_LOST:
+            self._send("task-revoked", job, terminated=False, signum=None, expired=True)
+        elif error is not None and outcome in (WorkerOutcome.RETRYING, WorkerOutcome.DEAD):
+            kind = "task-retried" if outcome is WorkerOutcome.RETRYING else "task-failed"
+            trace = "".join(traceback.format_exception(error))[-TRACEBACK_MAX:]
+            self._send(kind, job, exception=saferepr(error, REPR_MAX), traceback=trace)
+
+
+NO_EVENTS = AttemptEvents(None)
+
+
+@contextmanager
+def attempt_events(app: Celery, *, hostname: str) -> Iterator[AttemptEvents]:
+    """The events of one batch, sent as worker `hostname` (the name Flower counts them
+    under) through one pooled broker connection; silent when task events are off."""
+    if not app.conf.worker_send_task_events:
+        yield NO_EVENTS
+        return
+    with ExitStack() as stack:
+        try:
+            dispatcher = stack.enter_context(app.events.default_dispatcher(hostname=hostname))
+        except BROKER_ERRORS as exc:
+            log.warning("task_events_unavailable", error=str(exc))
+            dispatcher = None
+        yield AttemptEvents(dispatcher)
