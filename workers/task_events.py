@@ -46,7 +46,7 @@ class AttemptEvents:
         try:
             self._dispatcher.send(kind, uuid=attempt_uuid(job.id, job.attempt), **fields)
         except BROKER_ERRORS as exc:
-            log.warning("task_event_lost", event=kind, error=str(exc))
+            log.warning("task_event_lost", task_event=kind, error=str(exc))
 
     def started(self, job: ClaimedJob) -> None:
         """The attempt begins: `task-received` (what it is) then `task-started`."""

@@ -1,0 +1,76 @@
+"""Which task events an attempt sends, under which uuid, and that a lost one fails nothing."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from kombu.exceptions import OperationalError
+
+from errors import PermanentError, RetryableError
+from store.jobs import ClaimedJob
+from store.states import WorkerOutcome
+from workers.task_events import NO_EVENTS, AttemptEvents, attempt_uuid
+
+JOB = ClaimedJob(
+    id=uuid.UUID("0b4a6c52-41f4-4a53-a25c-0c1b5f0bd2a1"),
+    type="system.fail",
+    queue="maintenance",
+    payload={},
+    priority=5,
+    attempt=2,
+    max_attempts=3,
+    producer="tests",
+)
+
+
+class RecordingDispatcher:
+    """Keeps what it is asked to send; fails every send while `down`."""
+
+    def __init__(self, *, down: bool = False) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.down = down
+
+    def send(self, kind: str, **fields: Any) -> None:
+        if self.down:
+            raise OperationalError("Redis went away")
+        self.sent.append((kind, fields))
+
+
+def test_an_attempt_is_received_and_started_under_its_own_uuid() -> None:
+    dispatcher = RecordingDispatcher()
+    AttemptEvents(dispatcher).started(JOB)
+    [(received, fields), (started, started_fields)] = dispatcher.sent
+    assert (received, started) == ("task-received", "task-started")
+    assert fields["uuid"] == started_fields["uuid"] == f"{JOB.id}:2" == attempt_uuid(JOB.id, 2)
+    assert fields["name"] == "system.fail"
+    assert f"'job_id': '{JOB.id}'" in fields["kwargs"]
+    assert fields["retries"] == 1
+
+
+def test_each_outcome_is_the_task_state_an_operator_expects() -> None:
+    cases = [
+        (WorkerOutcome.SUCCEEDED, None, "task-succeeded"),
+        (WorkerOutcome.RETRYING, RetryableError("smtp down"), "task-retried"),
+        (WorkerOutcome.DEAD, PermanentError("bad address"), "task-failed"),
+        (WorkerOutcome.LEASE_LOST, None, "task-revoked"),
+    ]
+    for outcome, error, kind in cases:
+        dispatcher = RecordingDispatcher()
+        AttemptEvents(dispatcher).finished(
+            JOB, outcome, result={"ok": True}, error=error, seconds=0.1
+        )
+        [(sent, fields)] = dispatcher.sent
+        assert sent == kind
+        assert fields["uuid"] == f"{JOB.id}:2"
+        if error is not None:
+            assert str(error) in fields["exception"]
+
+
+def test_unrun_outcomes_send_nothing_and_a_lost_event_raises_nothing() -> None:
+    dispatcher = RecordingDispatcher()
+    for outcome in (WorkerOutcome.RELEASED, WorkerOutcome.DROPPED):
+        AttemptEvents(dispatcher).finished(JOB, outcome, seconds=0.0)
+    assert dispatcher.sent == []
+    AttemptEvents(RecordingDispatcher(down=True)).started(JOB)
+    NO_EVENTS.finished(JOB, WorkerOutcome.SUCCEEDED, seconds=0.0)
