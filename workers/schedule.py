@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from celery.beat import ScheduleEntry, Scheduler
+from celery.beat import ScheduleEntry, Scheduler, SchedulingError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 
@@ -88,25 +88,39 @@ class LedgerScheduler(Scheduler):
         if not won:
             log.info("beat_slot_taken", schedule=entry.name, slot=slot)
             return
-        log.info("beat_fired", schedule=entry.name, slot=slot)
-        if entry.task not in domains(self.app.settings).specs:
-            super().apply_entry(entry, producer=producer)  # a core task: send it now
+        # A tick is routine: at debug, so the dev log shows the work, not the clock.
+        log.debug("beat_fired", schedule=entry.name, slot=slot)
+        if entry.task in domains(self.app.settings).specs:
+            return  # a domain's entry: its job was enqueued with the fire
+        try:  # a core task: send it now (Scheduler.apply_entry would log each send at INFO)
+            self.apply_async(entry, producer=producer, advance=False)
+        except SchedulingError as exc:
+            log.warning("beat_send_failed", schedule=entry.name, error=str(exc))
 
 
 def register_maintenance_tasks(app: Celery, settings: Settings) -> None:
-    """The tasks beat fires; each is idempotent, so a duplicate message is harmless."""
+    """The tasks beat fires; each is idempotent, so a duplicate message is harmless. They send
+    no task events and log at debug: ticks every few seconds would bury the jobs in Flower's
+    task list and in the log (what they find to do logs itself: lease expiries, publishes)."""
+    options: dict[str, Any] = {"queue": "maintenance", "typing": False, "send_events": False}
 
-    @app.task(name="maintenance.relay_sweep", queue="maintenance", typing=False)
+    @app.task(name="maintenance.relay_sweep", **options)
     def relay_sweep() -> int:
-        return drain(app, settings)
+        sent = drain(app, settings)
+        # Rows the relay had not published yet: worth a line.
+        (log.info if sent else log.debug)("relay_swept", published=sent)
+        return sent
 
-    @app.task(name="maintenance.reap", queue="maintenance", typing=False)
+    @app.task(name="maintenance.reap", **options)
     def reap_task() -> dict[str, int]:
         with transaction(settings) as session:
-            report = reap(session, settings)
-        return vars(report)
+            report = vars(reap(session, settings))
+        log.debug("reaped", **report)
+        return report
 
-    @app.task(name="maintenance.retention", queue="maintenance", typing=False)
+    @app.task(name="maintenance.retention", **options)
     def retention_task() -> dict[str, int]:
         with transaction(settings) as session:
-            return apply_retention(session, settings)
+            purged = apply_retention(session, settings)
+        log.debug("retention_applied", **purged)
+        return purged

@@ -12,46 +12,9 @@ import httpx
 import pytest
 
 from config import Settings
-from devstack.processes import Process, free_port, settings_env, switchyard, wait_until
+from devstack.processes import free_port, switchyard, wait_until
+from tests.support.flower import PASSWORD, USER, flower_env, get, live_worker, start_flower
 from workers.task_events import attempt_uuid
-
-USER, PASSWORD = "operator", "s3cret-flower-pw"
-
-
-def flower_env(settings: Settings, data_dir: Path, *, port: int) -> dict[str, str]:
-    """The run's settings, plus Flower's port, credentials and data dir."""
-    env = {k: v for k, v in settings_env(settings).items() if k != "SWITCHYARD_FLOWER"}
-    env.update(
-        SWITCHYARD_DATA_DIR=str(data_dir),
-        SWITCHYARD_FLOWER__PORT=str(port),
-        SWITCHYARD_FLOWER__USER=USER,
-        SWITCHYARD_FLOWER__PASSWORD=PASSWORD,
-    )
-    return env
-
-
-def start_flower(env: dict[str, str], log_path: Path) -> tuple[Process, str]:
-    """Run `switchyard flower` and wait until it answers."""
-    proc = Process(switchyard("flower"), env=env, log_path=log_path)
-    base = f"http://127.0.0.1:{env['SWITCHYARD_FLOWER__PORT']}"
-
-    def up() -> bool:
-        if proc.popen.poll() is not None:
-            raise AssertionError(f"flower exited:\n{proc.output()}")
-        try:
-            return httpx.get(f"{base}/healthcheck", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, timeout=30, what="Flower to answer")
-    return proc, base
-
-
-def get(base: str, path: str, **params: Any) -> Any:
-    """GET Flower's API as the operator."""
-    resp = httpx.get(f"{base}{path}", params=params, auth=(USER, PASSWORD), timeout=10)
-    assert resp.status_code == 200, resp.text
-    return resp.json()
 
 
 def test_flower_lists_workers_and_tasks_and_keeps_history_across_restarts(
@@ -99,17 +62,6 @@ def test_flower_lists_workers_and_tasks_and_keeps_history_across_restarts(
         assert get(base, "/api/tasks").get(attempt, {}).get("state") == "SUCCESS"
     finally:
         again.stop()
-
-
-def live_worker(base: str) -> str:
-    """The worker whose heartbeats reach Flower: from then on it misses none of its events."""
-    alive = wait_until(
-        lambda: [n for n, up in get(base, "/api/workers", status=1).items() if up],
-        timeout=20,
-        what="Flower to receive the worker's heartbeats",
-    )
-    [name] = alive
-    return str(name)
 
 
 def test_flower_shows_each_attempt_dead_jobs_as_failed_and_retries_as_retried(
