@@ -20,6 +20,7 @@ import pytest
 
 from devstack.processes import switchyard, wait_until
 from tests.support.ops import Banner, DevStackProcess, alive
+from workers.task_events import attempt_uuid
 
 
 def run_printed_curl(banner: Banner) -> dict[str, Any]:
@@ -115,7 +116,7 @@ def test_dev_stack_runs_a_job_shows_it_everywhere_and_stops_clean(
 
         def flower_task() -> dict[str, Any] | None:
             seen.update(flower_get(banner, "/api/tasks"))
-            task = seen.get(job["id"])
+            task = seen.get(attempt_uuid(job["id"], 1))
             return task if task and task["state"] == "SUCCESS" else None
 
         try:
