@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from logs import get_logger
-from store.jobs import reap_expired_leases
+from store.jobs import ReapedJob, reap_expired_leases
 from store.models import Job
 from store.outbox import add_outbox
 from store.retention import purge_finished_jobs, purge_schedule_fires
@@ -26,6 +26,15 @@ class ReapReport:
     retried: int
     quarantined: int
     republished: int
+    lost: tuple[ReapedJob, ...] = ()  # the jobs whose attempt lost its worker, as reaped
+
+    def counts(self) -> dict[str, int]:
+        """The pass's numbers."""
+        return {
+            "retried": self.retried,
+            "quarantined": self.quarantined,
+            "republished": self.republished,
+        }
 
 
 def republish_stale_queued(session: Session, *, older_than_seconds: float) -> int:
@@ -58,7 +67,7 @@ def reap(session: Session, settings: Settings) -> ReapReport:
         session, older_than_seconds=settings.reaper.republish_queued_after
     )
     quarantined = sum(1 for j in reaped if j.state == JobState.DEAD)
-    return ReapReport(len(reaped) - quarantined, quarantined, republished)
+    return ReapReport(len(reaped) - quarantined, quarantined, republished, lost=tuple(reaped))
 
 
 def apply_retention(session: Session, settings: Settings) -> dict[str, int]:

@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
 from celery.beat import ScheduleEntry, Scheduler, SchedulingError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
@@ -20,6 +20,7 @@ from tasks.maintenance import apply_retention, reap
 from tasks.registry import domains
 from workers.relay import drain
 from workers.runner import worker_name
+from workers.task_events import attempt_events
 
 log = get_logger("switchyard.beat")
 
@@ -111,12 +112,16 @@ def register_maintenance_tasks(app: Celery, settings: Settings) -> None:
         (log.info if sent else log.debug)("relay_swept", published=sent)
         return sent
 
-    @app.task(name="maintenance.reap", **options)
-    def reap_task() -> dict[str, int]:
+    @app.task(name="maintenance.reap", bind=True, **options)
+    def reap_task(task: Task) -> dict[str, int]:
         with transaction(settings) as session:
-            report = vars(reap(session, settings))
-        log.debug("reaped", **report)
-        return report
+            report = reap(session, settings)
+        if report.lost:  # the lost attempts' outcomes, for Flower (sent once committed)
+            with attempt_events(app, hostname=task.request.hostname) as events:
+                for job in report.lost:
+                    events.lost(job)
+        log.debug("reaped", **report.counts())
+        return report.counts()
 
     @app.task(name="maintenance.retention", **options)
     def retention_task() -> dict[str, int]:

@@ -4,7 +4,8 @@ A broker message carries a batch of jobs, so the message's own events would repo
 SUCCESS for the whole batch whatever its jobs did. Job tasks therefore send no events of their
 own (`send_events=False`); the runner reports every attempt of every job as a task instead:
 uuid `<job_id>:<attempt>`, name the job type, kwargs naming the job, and the outcome as
-SUCCESS, RETRY, FAILURE (dead) or REVOKED (lease lost).
+SUCCESS, RETRY, FAILURE (dead) or REVOKED (lease lost). An attempt whose worker vanished
+is settled by the reaper, which reports it as RETRY, or FAILURE if the job is now dead.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from celery import Celery
 from celery.utils.saferepr import saferepr
 
 from logs import get_logger
-from store.jobs import ClaimedJob
-from store.states import WorkerOutcome
+from store.jobs import ClaimedJob, ReapedJob
+from store.states import JobState, WorkerOutcome
 from workers.relay import BROKER_ERRORS
 
 log = get_logger("switchyard.worker")
@@ -40,7 +41,7 @@ class AttemptEvents:
     def __init__(self, dispatcher: Any | None) -> None:
         self._dispatcher = dispatcher
 
-    def _send(self, kind: str, job: ClaimedJob, **fields: Any) -> None:
+    def _send(self, kind: str, job: ClaimedJob | ReapedJob, **fields: Any) -> None:
         if self._dispatcher is None:
             return
         try:
@@ -83,6 +84,13 @@ class AttemptEvents:
             kind = "task-retried" if outcome is WorkerOutcome.RETRYING else "task-failed"
             trace = "".join(traceback.format_exception(error))[-TRACEBACK_MAX:]
             self._send(kind, job, exception=saferepr(error, REPR_MAX), traceback=trace)
+
+    def lost(self, job: ReapedJob) -> None:
+        """An attempt whose worker vanished, as the reaper settled it: retried, or failed if
+        that left the job dead (quarantined, or its last attempt)."""
+        kind = "task-failed" if job.state == JobState.DEAD else "task-retried"
+        reason = f"WorkerLost('the lease expired: the worker vanished; the job is {job.state}')"
+        self._send(kind, job, exception=reason, traceback=None)
 
 
 NO_EVENTS = AttemptEvents(None)

@@ -14,6 +14,7 @@ import pytest
 from config import Settings
 from devstack.processes import free_port, switchyard, wait_until
 from tests.support.flower import PASSWORD, USER, flower_env, get, live_worker, start_flower
+from tests.support.stack import start_process
 from workers.task_events import attempt_uuid
 
 
@@ -136,6 +137,47 @@ def test_flower_shows_each_attempt_dead_jobs_as_failed_and_retries_as_retried(
             attempt_uuid(refused, 1),
         }
     finally:
+        flower.stop()
+
+
+def test_flower_shows_attempts_that_lost_their_worker_as_the_reaper_settles_them(
+    pipeline: str, make_key, settings: Settings, logs_dir: Path, tmp_path: Path
+) -> None:
+    env = flower_env(settings, tmp_path, port=free_port())
+    flower, base = start_flower(env, tmp_path / "flower-lost.log")
+    beat = None
+    try:
+        live_worker(base)
+        beat = start_process(settings, logs_dir, "beat")  # fires the reaper every half second
+        # The type's 3 s lease is its hard time limit: each attempt's process is killed, the
+        # reaper retries the job twice, then quarantines it (dead) on its third lost worker.
+        resp = httpx.post(
+            f"{pipeline}/v1/jobs",
+            json={"type": "system.sleep", "payload": {"seconds": 60}},
+            headers={"Authorization": f"Bearer {make_key()}"},
+            timeout=10,
+        )
+        job_id = resp.json()["id"]
+        expected = {
+            attempt_uuid(job_id, 1): "RETRY",
+            attempt_uuid(job_id, 2): "RETRY",
+            attempt_uuid(job_id, 3): "FAILURE",
+        }
+        seen: dict[str, Any] = {}
+
+        def settled() -> bool:
+            seen.update(get(base, "/api/tasks", search=job_id))
+            return {uuid: task["state"] for uuid, task in seen.items()} == expected
+
+        try:
+            wait_until(settled, timeout=90, interval=0.5, what="the reaper to settle 3 attempts")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nFlower saw {seen}") from None
+        assert "WorkerLost" in seen[attempt_uuid(job_id, 3)]["exception"]
+        assert "dead" in seen[attempt_uuid(job_id, 3)]["exception"]
+    finally:
+        if beat is not None:
+            beat.stop()
         flower.stop()
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from kombu.exceptions import OperationalError
 
 from errors import PermanentError, RetryableError
-from store.jobs import ClaimedJob
-from store.states import WorkerOutcome
+from store.jobs import ClaimedJob, ReapedJob
+from store.states import JobState, WorkerOutcome
 from workers.task_events import NO_EVENTS, AttemptEvents, attempt_uuid
 
 JOB = ClaimedJob(
@@ -74,3 +74,12 @@ def test_unrun_outcomes_send_nothing_and_a_lost_event_raises_nothing() -> None:
     assert dispatcher.sent == []
     AttemptEvents(RecordingDispatcher(down=True)).started(JOB)
     NO_EVENTS.finished(JOB, WorkerOutcome.SUCCEEDED, seconds=0.0)
+
+
+def test_a_lost_attempt_is_retried_or_failed_as_the_reaper_left_its_job() -> None:
+    for state, kind in ((JobState.RETRYING, "task-retried"), (JobState.DEAD, "task-failed")):
+        dispatcher = RecordingDispatcher()
+        AttemptEvents(dispatcher).lost(ReapedJob(id=JOB.id, type=JOB.type, state=state, attempt=3))
+        [(sent, fields)] = dispatcher.sent
+        assert (sent, fields["uuid"]) == (kind, f"{JOB.id}:3")
+        assert "WorkerLost" in fields["exception"]
