@@ -95,8 +95,9 @@ class WorkerSettings(BaseModel):
 
     concurrency: int = Field(default=2, ge=1)
     prefetch_multiplier: int = Field(default=4, ge=1)
-    # Task events (sent/received/started/succeeded) feed Flower; each costs a Redis publish
-    # per task (docs/performance.md), so a deployment without Flower may turn them off.
+    # Task events (each job attempt's received/started/outcome) feed Flower; they cost a Redis
+    # publish per attempt (workers/task_events.py), so a deployment without Flower may turn
+    # them off.
     task_events: bool = True
 
 

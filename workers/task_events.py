@@ -6,6 +6,10 @@ own (`send_events=False`); the runner reports every attempt of every job as a ta
 uuid `<job_id>:<attempt>`, name the job type, kwargs naming the job, and the outcome as
 SUCCESS, RETRY, FAILURE (dead) or REVOKED (lease lost). An attempt whose worker vanished
 is settled by the reaper, which reports it as RETRY, or FAILURE if the job is now dead.
+
+Each event would be a broker publish of its own; they are buffered instead and sent as one
+`task.multi` message when the next attempt starts (the last outcome, that attempt's received
+and started), so a running job shows as STARTED and a job costs one publish, not three.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from workers.relay import BROKER_ERRORS
 log = get_logger("switchyard.worker")
 REPR_MAX = 1_024  # Celery's own bound on a result's repr in its events
 TRACEBACK_MAX = 4_000
+BUFFER_LIMIT = 64  # events buffered before a send publishes them whatever happens next
 
 
 def attempt_uuid(job_id: uuid.UUID | str, attempt: int) -> str:
@@ -35,8 +40,9 @@ def attempt_uuid(job_id: uuid.UUID | str, attempt: int) -> str:
 
 
 class AttemptEvents:
-    """Sends the task events of a batch's attempts; silent without a dispatcher. A lost
-    event is logged, never raised: monitoring must not change a job's outcome."""
+    """Sends the task events of a batch's attempts through a dispatcher that buffers the
+    `task` group; silent without one. A lost event is logged, never raised: monitoring must
+    not change a job's outcome."""
 
     def __init__(self, dispatcher: Any | None) -> None:
         self._dispatcher = dispatcher
@@ -48,6 +54,15 @@ class AttemptEvents:
             self._dispatcher.send(kind, uuid=attempt_uuid(job.id, job.attempt), **fields)
         except BROKER_ERRORS as exc:
             log.warning("task_event_lost", task_event=kind, error=str(exc))
+
+    def flush(self) -> None:
+        """Publish the buffered events (kept for the next flush if the broker refuses)."""
+        if self._dispatcher is None:
+            return
+        try:
+            self._dispatcher.flush(errors=False)
+        except BROKER_ERRORS as exc:
+            log.warning("task_events_delayed", error=str(exc))
 
     def started(self, job: ClaimedJob) -> None:
         """The attempt begins: `task-received` (what it is) then `task-started`."""
@@ -65,6 +80,7 @@ class AttemptEvents:
             expires=None,
         )
         self._send("task-started", job)
+        self.flush()
 
     def finished(
         self,
@@ -99,14 +115,29 @@ NO_EVENTS = AttemptEvents(None)
 @contextmanager
 def attempt_events(app: Celery, *, hostname: str) -> Iterator[AttemptEvents]:
     """The events of one batch, sent as worker `hostname` (the name Flower counts them
-    under) through one pooled broker connection; silent when task events are off."""
+    under) through one pooled broker connection, the rest flushed at the end; silent when
+    task events are off."""
     if not app.conf.worker_send_task_events:
         yield NO_EVENTS
         return
     with ExitStack() as stack:
         try:
-            dispatcher = stack.enter_context(app.events.default_dispatcher(hostname=hostname))
+            producer = stack.enter_context(app.amqp.producer_pool.acquire(block=True))
+            dispatcher = app.events.Dispatcher(
+                producer.connection,
+                hostname=hostname,
+                channel=producer.channel,
+                buffer_while_offline=False,
+                buffer_group={"task"},
+                buffer_limit=BUFFER_LIMIT,
+            )
         except BROKER_ERRORS as exc:
             log.warning("task_events_unavailable", error=str(exc))
             dispatcher = None
-        yield AttemptEvents(dispatcher)
+        events = AttemptEvents(dispatcher)
+        try:
+            yield events
+        finally:
+            events.flush()
+            if dispatcher is not None:
+                dispatcher.close()

@@ -25,16 +25,22 @@ JOB = ClaimedJob(
 
 
 class RecordingDispatcher:
-    """Keeps what it is asked to send; fails every send while `down`."""
+    """Keeps what it is asked to send and when it is flushed; fails both while `down`."""
 
     def __init__(self, *, down: bool = False) -> None:
         self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.flushed_after: list[int] = []  # how many events had been sent at each flush
         self.down = down
 
     def send(self, kind: str, **fields: Any) -> None:
         if self.down:
             raise OperationalError("Redis went away")
         self.sent.append((kind, fields))
+
+    def flush(self, *, errors: bool) -> None:
+        if self.down:
+            raise OperationalError("Redis went away")
+        self.flushed_after.append(len(self.sent))
 
 
 def test_an_attempt_is_received_and_started_under_its_own_uuid() -> None:
@@ -46,6 +52,16 @@ def test_an_attempt_is_received_and_started_under_its_own_uuid() -> None:
     assert fields["name"] == "system.fail"
     assert f"'job_id': '{JOB.id}'" in fields["kwargs"]
     assert fields["retries"] == 1
+    assert dispatcher.flushed_after == [2]  # published at once, with what waited before them
+
+
+def test_an_outcome_waits_for_the_next_start_or_the_batch_end() -> None:
+    dispatcher = RecordingDispatcher()
+    events = AttemptEvents(dispatcher)
+    events.finished(JOB, WorkerOutcome.SUCCEEDED, result=None, seconds=0.1)
+    assert dispatcher.flushed_after == []
+    events.flush()
+    assert dispatcher.flushed_after == [1]
 
 
 def test_each_outcome_is_the_task_state_an_operator_expects() -> None:
@@ -73,6 +89,7 @@ def test_unrun_outcomes_send_nothing_and_a_lost_event_raises_nothing() -> None:
         AttemptEvents(dispatcher).finished(JOB, outcome, seconds=0.0)
     assert dispatcher.sent == []
     AttemptEvents(RecordingDispatcher(down=True)).started(JOB)
+    AttemptEvents(RecordingDispatcher(down=True)).flush()
     NO_EVENTS.finished(JOB, WorkerOutcome.SUCCEEDED, seconds=0.0)
 
 
