@@ -98,3 +98,15 @@ def test_a_card_number_is_refused_and_never_stored_or_logged(
             assert CARD not in (dump or ""), table
     for log in logs_dir.glob("*.log"):
         assert CARD not in log.read_text(errors="replace"), log.name
+
+
+def test_the_key_is_checked_before_the_card_scan(pipeline: str, make_key) -> None:
+    body = {"amount": 100, "currency": "USD", "metadata": {"note": f"card {CARD}"}}
+    for headers in ({}, auth("sk_not_a_key")):
+        refused = httpx.post(f"{pipeline}/v1/payment-intents", json=body, headers=headers)
+        assert refused.status_code == 401, refused.text
+        assert CARD not in refused.text
+    reader = make_key("shop-reader", ("payments:read",))
+    refused = call(pipeline, reader, "", body)  # a live key: the number is refused first
+    assert refused.status_code == 422 and refused.json()["code"] == "card_data_refused"
+    assert CARD not in refused.text
