@@ -15,6 +15,9 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import SecretStr
+from pydantic_core import to_jsonable_python
+
 from config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,13 +42,25 @@ def wait_until(
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment variables that make a child process read exactly `settings`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
-    for name, value in settings.model_dump(mode="json").items():
+    for name, value in settings.model_dump().items():
         if value is None:
             continue
-        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        plain = _revealed(value)
+        text = json.dumps(plain) if isinstance(plain, dict | list) else str(plain)
         env[f"SWITCHYARD_{name.upper()}"] = text
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def _revealed(value: Any) -> Any:
+    """`value` as JSON types, secrets in clear: the child must read them, not `**********`."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _revealed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_revealed(v) for v in value]
+    return to_jsonable_python(value)
 
 
 def isolated(settings: Settings, **updates: Any) -> Settings:
