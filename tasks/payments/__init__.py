@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from config import Settings
 from tasks.payments import models
-from tasks.payments.schemas import EXECUTE, EXPIRE, JANITOR, LEDGER_TICK, QUEUE
+from tasks.payments.schemas import EXECUTE, EXPIRE, JANITOR, LEDGER_TICK, QUEUE, WEBHOOK
 from tasks.payments.settings import PaymentSettings
 from tasks.registry import Domain, Every
 
@@ -15,11 +15,11 @@ def _ledger_interval(settings: Settings) -> float:
 
 DOMAIN = Domain(
     name="payments",
-    job_types=(LEDGER_TICK, EXECUTE, EXPIRE, JANITOR),
+    job_types=(LEDGER_TICK, EXECUTE, EXPIRE, JANITOR, WEBHOOK),
     queues=(QUEUE,),
     scopes=("payments:write", "payments:read"),
     handlers="tasks.payments.jobs",
-    routes=("tasks.payments.routes",),
+    routes=("tasks.payments.routes", "tasks.payments.webhook_routes"),
     schedule={
         "payments-ledger": Every(job_type=LEDGER_TICK.name, seconds=_ledger_interval),
         "payments-expiry": Every(job_type=EXPIRE.name, seconds=_ledger_interval),
@@ -28,6 +28,8 @@ DOMAIN = Domain(
     settings=PaymentSettings,
     metadata=models.metadata,
     tables=(
+        "pay_disputes",
+        "pay_webhook_events",
         "pay_operations",
         "pay_intent_events",
         "pay_intents",

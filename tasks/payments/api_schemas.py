@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.payments.models import Intent, Operation
+from tasks.web.fields import Text
 
 Token = Field(default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-]+$")
 
@@ -21,6 +22,9 @@ class IntentCreate(BaseModel):
     capture_method: Literal["automatic", "manual"] = "automatic"
     payment_method: str | None = Token
     metadata: dict[str, str] = Field(default_factory=dict, max_length=50)
+    receipt_email: Text | None = Field(
+        default=None, min_length=3, max_length=320, description="Where receipts are emailed."
+    )
 
 
 class Confirm(BaseModel):
@@ -86,6 +90,7 @@ class IntentView(BaseModel):
     amount_disputed: int
     fee: int
     cancellation_reason: str | None
+    receipt_email: str | None
     metadata: dict[str, Any]
     created_at: datetime
 
@@ -105,6 +110,7 @@ class IntentView(BaseModel):
             amount_disputed=i.amount_disputed + i.amount_lost,
             fee=i.fee - i.fee_returned,
             cancellation_reason=i.cancellation_reason,
+            receipt_email=i.receipt_email,
             metadata=i.metadata_,
             created_at=i.created_at,
         )

@@ -108,3 +108,9 @@ class LinkedTransferError(LedgerError):
         super().__init__(f"transfer {index} of the chain failed: {cause}")
         self.index = index
         self.cause = cause
+
+
+class InvalidSignatureError(InvalidFieldError):
+    """A provider webhook whose signature header is missing, malformed, stale or wrong."""
+
+    status, code = 400, "invalid_signature"

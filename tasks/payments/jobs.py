@@ -5,17 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.context import JobContext
-from tasks.payments import ledger, operations, service
+from tasks.payments import ledger, operations, service, webhook_events
 from tasks.payments.gateways import gateway_for
 from tasks.payments.schemas import (
     EXECUTE,
     EXPIRE,
     JANITOR,
     LEDGER_TICK,
+    WEBHOOK,
     ExecutePayload,
     ExpirePayload,
     JanitorPayload,
     LedgerTickPayload,
+    WebhookPayload,
 )
 from tasks.registry import handles
 
@@ -49,3 +51,15 @@ def expire(ctx: JobContext, payload: ExpirePayload) -> dict[str, Any]:
 def janitor(ctx: JobContext, payload: JanitorPayload) -> dict[str, Any]:
     """Enqueue a question to the provider for each operation unknown for too long."""
     return {"asked": service.ask_about_unknowns(ctx.session, settings=ctx.settings)}
+
+
+@handles(WEBHOOK.name)
+def webhook(ctx: JobContext, payload: WebhookPayload) -> dict[str, Any]:
+    """Apply one recorded provider event (asking the provider about unknowns first)."""
+    return webhook_events.process(
+        ctx.session,
+        payload.event_id,
+        recorder=ctx.autocommit,
+        gateway=gateway_for(ctx.settings),
+        settings=ctx.settings,
+    )

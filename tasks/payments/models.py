@@ -1,4 +1,5 @@
-"""The payments domain's ORM tables: intents, their history and their provider operations.
+"""The payments domain's ORM tables: intents, their history, provider operations, webhook
+events and disputes.
 
 The ledger's tables (pay_accounts, pay_transfers, pay_hot_entries) are SQL of their own.
 """
@@ -43,6 +44,7 @@ class Intent(Base):
     hold_id: Mapped[str | None] = mapped_column(String(200))  # the open hold, if any
     provider_ref: Mapped[str | None] = mapped_column(String(200))
     cancellation_reason: Mapped[str | None] = mapped_column(String(32))
+    receipt_email: Mapped[str | None] = mapped_column(String(320))
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     chain_head: Mapped[str] = mapped_column(String(64))
@@ -87,3 +89,37 @@ class Operation(Base):
     error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class WebhookEvent(Base):
+    """A provider's webhook event, recorded once by its id, and what applying it did."""
+
+    __tablename__ = "pay_webhook_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(100))
+    object_id: Mapped[str | None] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # received | applied | unchanged (already so) | stale (a later state holds) | ignored
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    intent_id: Mapped[str | None] = mapped_column(ForeignKey("pay_intents.id"), index=True)
+    outcome: Mapped[str | None] = mapped_column(String(500))
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Dispute(Base):
+    """A provider's dispute of an intent's charge: open, then won or lost, once."""
+
+    __tablename__ = "pay_disputes"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    intent_id: Mapped[str] = mapped_column(ForeignKey("pay_intents.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    fee: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(8))  # open | won | lost
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from errors import RetryableError
-from tasks.payments import currencies, intents, money
+from tasks.payments import currencies, followups, intents, money
 from tasks.payments.gateway import Gateway, Outcome, OutcomeUnknownError, Verdict
 from tasks.payments.models import Intent, Operation
 from tasks.payments.service import expiry_for
@@ -147,6 +147,7 @@ def apply(
             amount_refunded=intent.amount_refunded + op.amount,
             fee_returned=intent.fee_returned + back,
         )
+        followups.notify(session, intent, Event.REFUNDED, amount=op.amount, settings=settings)
     else:
         money.release(session, intent, ref=op.id)
         intents.record(
@@ -182,3 +183,5 @@ def _capture(
         amount_captured=intent.amount_captured + amount,
         fee=intent.fee + fee,
     )
+    if event is Event.CAPTURED_FINAL:
+        followups.notify(session, intent, event, amount=intent.amount_captured, settings=settings)

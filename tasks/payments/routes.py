@@ -31,7 +31,9 @@ Accepted = dict[str, object]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create(body: IntentCreate, session: SessionDep, principal: Writer) -> IntentView:
+def create(
+    body: IntentCreate, session: SessionDep, settings: SettingsDep, principal: Writer
+) -> IntentView:
     """Create an intent."""
     intent = service.create_intent(
         session,
@@ -41,6 +43,8 @@ def create(body: IntentCreate, session: SessionDep, principal: Writer) -> Intent
         capture_method=body.capture_method,
         payment_method=body.payment_method,
         metadata=body.metadata,
+        receipt_email=body.receipt_email,
+        settings=settings,
     )
     session.commit()
     return IntentView.of(intent)

@@ -64,3 +64,18 @@ JANITOR = JobSpec(
     QUEUE,
     "Asks the provider again about operations whose outcome is still unknown, with backoff.",
 )
+
+
+class WebhookPayload(BaseModel):
+    """Apply one recorded provider webhook event (its row holds the event)."""
+
+    model_config = ConfigDict(extra="forbid")
+    event_id: str = Field(min_length=1, max_length=255)
+
+
+WEBHOOK = JobSpec(
+    "payments.webhook",
+    WebhookPayload,
+    QUEUE,
+    "Applies one provider webhook event, only as a legal transition.",
+)

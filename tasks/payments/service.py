@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from config import Settings
+from config import Settings, get_settings
 from errors import InvalidFieldError
 from tasks.enqueue import enqueue
-from tasks.payments import currencies, intents, money
+from tasks.payments import currencies, followups, intents, money
 from tasks.payments.errors import AmountExceededError
 from tasks.payments.models import Intent, Operation
 from tasks.payments.schemas import EXECUTE
@@ -34,9 +34,13 @@ def create_intent(
     capture_method: str = "automatic",
     payment_method: str | None = None,
     metadata: dict[str, Any] | None = None,
+    receipt_email: str | None = None,
+    settings: Settings | None = None,
 ) -> Intent:
     """A new intent: `requires_confirmation` with a payment method, else one is required."""
     currencies.exponent(session, currency)  # refuses a code the table does not hold
+    if receipt_email is not None:
+        receipt_email = followups.recipient(receipt_email, settings=settings or get_settings())
     status = Status.REQUIRES_CONFIRMATION if payment_method else Status.REQUIRES_PAYMENT_METHOD
     intent = Intent(
         id=intents.new_id("pi"),
@@ -47,6 +51,7 @@ def create_intent(
         capture_method=capture_method,
         payment_method=payment_method,
         metadata_=metadata or {},
+        receipt_email=receipt_email,
         amount_capturable=0,
         amount_captured=0,
         amount_refunded=0,
@@ -212,51 +217,6 @@ def expire_authorizations(session: Session, *, settings: Settings, limit: int = 
             cancellation_reason="expired",
         )
     return len(due)
-
-
-def open_dispute(session: Session, intent_id: str, *, amount: int, fee: int, ref: str) -> Intent:
-    """The provider withdrew `amount` (and charged `fee`) for a dispute."""
-    intent = intents.locked(session, intent_id)
-    _within(amount, refundable(intent), what="disputable")
-    back = money.fee_back(intent, given_back=amount)
-    money.give_back(session, intent, amount=amount, returned_fee=back, ref=f"dispute:{ref}")
-    money.dispute_fee(session, intent, amount=fee, ref=ref)
-    return intents.record(
-        session,
-        intent,
-        Event.DISPUTE_OPENED,
-        data={"amount": amount, "fee": fee, "ref": ref},
-        amount_disputed=intent.amount_disputed + amount,
-        fee_returned=intent.fee_returned + back,
-    )
-
-
-def close_dispute(session: Session, intent_id: str, *, amount: int, won: bool, ref: str) -> Intent:
-    """Won: the amount is reinstated (and its returned fee retaken); lost: final."""
-    intent = intents.locked(session, intent_id)
-    if amount > intent.amount_disputed:
-        raise AmountExceededError(f"only {intent.amount_disputed} is in dispute")
-    if not won:
-        return intents.record(
-            session,
-            intent,
-            Event.DISPUTE_LOST,
-            data={"amount": amount, "ref": ref},
-            amount_disputed=intent.amount_disputed - amount,
-            amount_lost=intent.amount_lost + amount,
-        )
-    given = intent.amount_refunded + intent.amount_disputed - amount + intent.amount_lost
-    keep_returned = intent.fee * given // intent.amount_captured
-    retaken = intent.fee_returned - keep_returned
-    money.reinstate(session, intent, amount=amount, fee=retaken, ref=ref)
-    return intents.record(
-        session,
-        intent,
-        Event.DISPUTE_WON,
-        data={"amount": amount, "ref": ref},
-        amount_disputed=intent.amount_disputed - amount,
-        fee_returned=keep_returned,
-    )
 
 
 def ask_about_unknowns(

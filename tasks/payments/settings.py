@@ -10,7 +10,7 @@ from config import Section
 
 
 class PaymentSettings(Section):
-    """Fees, authorization expiry and the ledger's background work."""
+    """The provider, fees, authorization expiry, webhooks, alerts and the ledger's upkeep."""
 
     section_name: ClassVar[str] = "payments"
 
@@ -32,5 +32,12 @@ class PaymentSettings(Section):
     janitor_schedule: list[float] = Field(
         default=[30, 120, 600, 3_600, 21_600], min_length=1, max_length=20
     )
+    # Stripe's webhook signing secrets (`whsec_…`): an event signed with any of them is taken
+    # (two while a secret is rotated), if its timestamp is within `webhook_tolerance` seconds.
+    webhook_secrets: list[SecretStr] = Field(default_factory=list, max_length=2)
+    webhook_tolerance: int = Field(default=300, gt=0)
+    # Where a dispute's alert is emailed (none when unset); receipts go to the intent's
+    # `receipt_email`.
+    alert_email: str | None = Field(default=None, max_length=320)
     # How often beat expires holds and folds the hot accounts' entries into their balances.
     ledger_interval: float = Field(default=30.0, gt=0)

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from config import Settings
 from errors import RetryableError
 from store.db import transaction
-from tasks.payments import currencies, intents, ledger, service
+from tasks.payments import currencies, disputes, intents, ledger, service
 from tasks.payments.errors import (
     AmountExceededError,
     IllegalTransitionError,
@@ -50,6 +50,13 @@ def confirm(s: Settings, intent_id: str, pm: str = "pm_card_visa") -> None:
 def get(s: Settings, intent_id: str) -> Intent:
     with transaction(s) as session:
         return session.get_one(Intent, intent_id)
+
+
+def ledger_balance(s: Settings, account: str) -> int:
+    """The account's posted credits less its posted debits."""
+    with transaction(s) as session:
+        b = ledger.balance(session, account)
+    return b.credits_posted - b.debits_posted
 
 
 def sound(s: Settings, intent_id: str) -> None:
@@ -177,17 +184,52 @@ def test_disputes_withdraw_and_reinstate_or_stay_lost(pay: Settings) -> None:
     pid = new_intent(pay)
     confirm(pay, pid)
     run_operations(pay, TokenGateway())
+    provider_before = ledger_balance(pay, "provider:USD")
     with transaction(pay) as session:
-        service.open_dispute(session, pid, amount=4_000, fee=1_500, ref="dp_1")
-        service.open_dispute(session, pid, amount=6_000, fee=1_500, ref="dp_2")
+        assert disputes.open_dispute(
+            session, pid, dispute_id="dp_1", amount=4_000, fee=1_500, settings=pay
+        )
+        assert disputes.open_dispute(
+            session, pid, dispute_id="dp_2", amount=6_000, fee=1_500, settings=pay
+        )
+        # the same dispute again changes nothing
+        assert not disputes.open_dispute(
+            session, pid, dispute_id="dp_2", amount=6_000, fee=1_500, settings=pay
+        )
+    assert get(pay, pid).amount_disputed == 10_000
     with pytest.raises(AmountExceededError), transaction(pay) as session:
         service.request_refund(session, pid, producer="shop", amount=1, settings=pay)
+    with pytest.raises(AmountExceededError), transaction(pay) as session:
+        disputes.open_dispute(session, pid, dispute_id="dp_3", amount=1, fee=0, settings=pay)
     with transaction(pay) as session:
-        service.close_dispute(session, pid, amount=4_000, won=True, ref="dp_1")
-        service.close_dispute(session, pid, amount=6_000, won=False, ref="dp_2")
+        assert disputes.close_dispute(session, "dp_1", won=True, settings=pay)
+        assert disputes.close_dispute(session, "dp_2", won=False, settings=pay)
+        assert not disputes.close_dispute(session, "dp_2", won=True, settings=pay)  # final
     intent = get(pay, pid)
     assert (intent.amount_disputed, intent.amount_lost) == (0, 6_000)
     assert intent.fee_returned == 600
+    # the provider's account: 6 000 withdrawn for good, two fees of 1 500 charged to the shop
+    assert ledger_balance(pay, "merchant:shop:USD") == -3_000
+    assert ledger_balance(pay, "provider:USD") - provider_before == 6_000 + 3_000
+    sound(pay, pid)
+
+
+def test_refunds_and_lost_disputes_never_exceed_the_capture(pay: Settings) -> None:
+    pid = new_intent(pay)
+    confirm(pay, pid)
+    run_operations(pay, TokenGateway())
+    with transaction(pay) as session:
+        service.request_refund(session, pid, producer="shop", amount=7_000, settings=pay)
+    run_operations(pay, TokenGateway())
+    with pytest.raises(AmountExceededError), transaction(pay) as session:
+        disputes.open_dispute(session, pid, dispute_id="dp_x", amount=3_001, fee=0, settings=pay)
+    with transaction(pay) as session:
+        disputes.open_dispute(session, pid, dispute_id="dp_y", amount=3_000, fee=0, settings=pay)
+        disputes.close_dispute(session, "dp_y", won=False, settings=pay)
+    with pytest.raises(AmountExceededError), transaction(pay) as session:
+        service.request_refund(session, pid, producer="shop", amount=1, settings=pay)
+    intent = get(pay, pid)
+    assert intent.amount_refunded + intent.amount_lost == intent.amount_captured == 10_000
     sound(pay, pid)
 
 
