@@ -23,6 +23,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from devstack.payment_webhooks import WebhookControls, Webhooks
+
 DECLINING = {"pm_card_chargeDeclined", "pm_card_visa_chargeDeclined"}
 
 
@@ -44,10 +46,15 @@ class Provider:
 
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    disputes: dict[str, dict[str, Any]] = field(default_factory=dict)
     replies: dict[str, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
     faults: Faults = field(default_factory=Faults)
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     clock_offset: float = 0.0
+    dispute_fee: int = 1_500  # in the provider's units, whatever the currency (as Stripe)
+
+    def __post_init__(self) -> None:
+        self.webhooks = Webhooks(self.now)
 
     def now(self) -> int:
         """The simulator's clock (advanced by `POST /_sim/clock`)."""
@@ -99,7 +106,7 @@ def create_app(provider: Provider | None = None) -> FastAPI:
             if sim.rng.random() < f.error_rate:
                 status, body = _error(500, "api_error", "simulated provider error")
                 return JSONResponse(body, status_code=status)
-            status, body = apply(params)
+            status, body = apply(params, key)
             if key:
                 sim.replies[key] = (fingerprint, status, body)
             hang = sim.rng.random() < f.hang_rate
@@ -107,7 +114,7 @@ def create_app(provider: Provider | None = None) -> FastAPI:
             await asyncio.sleep(f.hang_seconds)
         return JSONResponse(body, status_code=status)
 
-    def create_intent(p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def create_intent(p: dict[str, Any], key: str | None) -> tuple[int, dict[str, Any]]:
         pid = "pi_" + secrets.token_hex(12)
         method = p.get("payment_method", "")
         manual = p.get("capture_method") == "manual"
@@ -128,8 +135,11 @@ def create_app(provider: Provider | None = None) -> FastAPI:
         sim.intents[pid] = intent
         if p.get("confirm") != "true":
             return 200, intent
+        hook = sim.webhooks.emit
+        hook("payment_intent.processing", {**intent, "status": "processing"}, key=key)
         if method in DECLINING or sim.rng.random() < sim.faults.decline_rate:
             intent["status"] = "requires_payment_method"
+            hook("payment_intent.payment_failed", intent, key=key)
             return _error(
                 402,
                 "card_error",
@@ -137,13 +147,16 @@ def create_app(provider: Provider | None = None) -> FastAPI:
                 code="card_declined",
                 payment_intent=intent,
             )
+        intent["latest_charge"] = "ch_" + secrets.token_hex(12)
         if manual:
             intent.update(status="requires_capture", amount_capturable=amount)
+            hook("payment_intent.amount_capturable_updated", intent, key=key)
         else:
             intent.update(status="succeeded", amount_received=amount)
+            hook("payment_intent.succeeded", intent, key=key)
         return 200, intent
 
-    def capture(pid: str, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def capture(pid: str, p: dict[str, Any], key: str | None) -> tuple[int, dict[str, Any]]:
         intent = sim.intents.get(pid)
         if intent is None or intent["status"] != "requires_capture":
             return _error(400, "invalid_request_error", "This PaymentIntent cannot be captured.")
@@ -155,16 +168,20 @@ def create_app(provider: Provider | None = None) -> FastAPI:
         intent["amount_capturable"] = 0 if final else intent["amount_capturable"] - amount
         if final or not intent["amount_capturable"]:
             intent["status"] = "succeeded"
+            sim.webhooks.emit("payment_intent.succeeded", intent, key=key)
+        else:
+            sim.webhooks.emit("payment_intent.amount_capturable_updated", intent, key=key)
         return 200, intent
 
-    def cancel(pid: str) -> tuple[int, dict[str, Any]]:
+    def cancel(pid: str, key: str | None) -> tuple[int, dict[str, Any]]:
         intent = sim.intents.get(pid)
         if intent is None or intent["status"] in ("succeeded", "canceled"):
             return _error(400, "invalid_request_error", "This PaymentIntent cannot be canceled.")
         intent.update(status="canceled", amount_capturable=0)
+        sim.webhooks.emit("payment_intent.canceled", intent, key=key)
         return 200, intent
 
-    def refund(p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def refund(p: dict[str, Any], key: str | None) -> tuple[int, dict[str, Any]]:
         intent = sim.intents.get(p.get("payment_intent", ""))
         if intent is None:
             return _error(404, "invalid_request_error", "No such payment_intent.")
@@ -182,7 +199,23 @@ def create_app(provider: Provider | None = None) -> FastAPI:
             "currency": intent["currency"],
             "created": sim.now(),
         }
+        sim.webhooks.emit("charge.refunded", charge_of(intent), key=key)
         return 200, sim.refunds[rid]
+
+    def charge_of(intent: dict[str, Any]) -> dict[str, Any]:
+        refunded = sum(
+            r["amount"] for r in sim.refunds.values() if r["payment_intent"] == intent["id"]
+        )
+        return {
+            "id": intent.get("latest_charge"),
+            "object": "charge",
+            "payment_intent": intent["id"],
+            "amount": intent["amount"],
+            "amount_captured": intent["amount_received"],
+            "amount_refunded": refunded,
+            "refunded": refunded == intent["amount_received"],
+            "currency": intent["currency"],
+        }
 
     @app.post("/v1/payment_intents")
     async def _create(request: Request) -> JSONResponse:
@@ -190,11 +223,11 @@ def create_app(provider: Provider | None = None) -> FastAPI:
 
     @app.post("/v1/payment_intents/{pid}/capture")
     async def _capture(pid: str, request: Request) -> JSONResponse:
-        return await stripe_call(request, lambda p: capture(pid, p))
+        return await stripe_call(request, lambda p, key: capture(pid, p, key))
 
     @app.post("/v1/payment_intents/{pid}/cancel")
     async def _cancel(pid: str, request: Request) -> JSONResponse:
-        return await stripe_call(request, lambda p: cancel(pid))
+        return await stripe_call(request, lambda p, key: cancel(pid, key))
 
     @app.post("/v1/refunds")
     async def _refund(request: Request) -> JSONResponse:
@@ -211,11 +244,70 @@ def create_app(provider: Provider | None = None) -> FastAPI:
         sim.clock_offset += float((await request.json())["advance"])
         return {"now": sim.now()}
 
+    @app.post("/_sim/webhooks")
+    async def _webhooks(request: Request) -> dict[str, Any]:
+        sim.webhooks.configure(WebhookControls(**await request.json()))
+        return {"configured": True}
+
+    @app.get("/_sim/events")
+    async def _events() -> dict[str, Any]:
+        return {
+            "events": list(sim.webhooks.events.values()),
+            "deliveries": sim.webhooks.deliveries,
+        }
+
+    @app.post("/_sim/webhooks/deliver")
+    async def _deliver(request: Request) -> dict[str, Any]:
+        """Deliver the events named, in the order named (a name twice: twice)."""
+        body = await request.json()
+        keys = body.get("secrets")
+        statuses = [
+            await sim.webhooks.deliver(sim.webhooks.events[e], keys=keys) for e in body["ids"]
+        ]
+        return {"statuses": statuses}
+
+    @app.post("/_sim/disputes")
+    async def _dispute(request: Request) -> JSONResponse:
+        body = await request.json()
+        intent = sim.intents.get(body.get("payment_intent", ""))
+        if intent is None or not intent["amount_received"]:
+            status, problem = _error(400, "invalid_request_error", "This charge is not captured.")
+            return JSONResponse(problem, status_code=status)
+        did = "dp_" + secrets.token_hex(12)
+        amount = int(body.get("amount", intent["amount_received"]))
+        fee = int(body.get("fee", sim.dispute_fee))
+        sim.disputes[did] = {
+            "id": did,
+            "object": "dispute",
+            "amount": amount,
+            "currency": intent["currency"],
+            "charge": intent.get("latest_charge"),
+            "payment_intent": intent["id"],
+            "status": "needs_response",
+            "reason": body.get("reason", "fraudulent"),
+            "balance_transactions": [{"amount": -amount - fee, "fee": fee, "net": -amount - fee}],
+            "created": sim.now(),
+        }
+        sim.webhooks.emit("charge.dispute.created", sim.disputes[did])
+        return JSONResponse(sim.disputes[did])
+
+    @app.post("/_sim/disputes/{did}/close")
+    async def _close(did: str, request: Request) -> JSONResponse:
+        dispute = sim.disputes.get(did)
+        status = (await request.json()).get("status")
+        if dispute is None or status not in ("won", "lost"):
+            status, problem = _error(400, "invalid_request_error", "status: won or lost.")
+            return JSONResponse(problem, status_code=status)
+        dispute["status"] = status
+        sim.webhooks.emit("charge.dispute.closed", dispute)
+        return JSONResponse(dispute)
+
     @app.get("/_sim/truth")
     async def _truth() -> dict[str, Any]:
         return {
             "payment_intents": list(sim.intents.values()),
             "refunds": list(sim.refunds.values()),
+            "disputes": list(sim.disputes.values()),
         }
 
     @app.get("/healthz")

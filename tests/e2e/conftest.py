@@ -1,4 +1,4 @@
-"""Fixtures of the notifications e2e modules: a whole stack per module, and a key per test."""
+"""Fixtures of the e2e modules: a whole stack per module, and a key per test."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 from config import Settings
 from tests.support.notifications_stack import Stack, run_stack, token_for
+from tests.support.payments import PaymentStack, run_payment_stack
 
 
 @pytest.fixture(scope="module")
@@ -21,3 +22,9 @@ def stack(settings: Settings, logs_dir: Path) -> Iterator[Stack]:
 def token(stack: Stack, make_key) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A key with the notification scopes; the test's notifications are removed afterwards."""
     yield from token_for(stack, make_key)
+
+
+@pytest.fixture(scope="module")
+def pay_stack(settings: Settings, logs_dir: Path) -> Iterator[PaymentStack]:
+    """API, relay, beat and a worker on Stripe's API at a simulator that sends webhooks."""
+    yield from run_payment_stack(settings, logs_dir)

@@ -1,0 +1,282 @@
+"""Provider webhooks end to end: the simulator process signs and sends them (twice, late, out
+of order), the API verifies and records them once, a real worker applies them only as legal
+transitions; receipts and alerts go through the notifications domain once per transition."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from devstack.payment_webhooks import signature
+from devstack.processes import wait_until
+from store.db import transaction
+from tasks.payments import intents, ledger
+from tasks.payments.models import Intent
+from tests.support.api import auth
+from tests.support.ledger import clean_tables
+from tests.support.payments import ALERTS_TO, WEBHOOK_SECRETS, PaymentStack
+
+SCOPES = ("payments:write", "payments:read")
+BUYER = "buyer@example.com"
+
+
+@pytest.fixture
+def token(pay_stack: PaymentStack, make_key) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A payments key; the run's payments and notifications are emptied afterwards."""
+    yield make_key("shop", SCOPES)
+    pay_stack.hooks()
+    pay_stack.sim("/_sim/faults", {"seed": 0})
+    clean_tables(pay_stack.settings, domain="payments")
+    clean_tables(pay_stack.settings, domain="notifications")
+
+
+def paid(stack: PaymentStack, token: str, *, manual: bool = False) -> str:
+    """An intent created and confirmed through the API (its receipt goes to BUYER)."""
+    made = httpx.post(
+        f"{stack.base}/v1/payment-intents",
+        json={
+            "amount": 4_000,
+            "currency": "USD",
+            "payment_method": "pm_card_visa",
+            "capture_method": "manual" if manual else "automatic",
+            "receipt_email": BUYER,
+        },
+        headers=auth(token),
+        timeout=10,
+    )
+    assert made.status_code == 201, made.text
+    pid: str = made.json()["id"]
+    done = httpx.post(
+        f"{stack.base}/v1/payment-intents/{pid}/confirm", json={}, headers=auth(token), timeout=10
+    )
+    assert done.status_code == 202, done.text
+    return pid
+
+
+def intent(stack: PaymentStack, pid: str) -> Intent:
+    with transaction(stack.settings) as session:
+        return session.get_one(Intent, pid)
+
+
+def reaches(stack: PaymentStack, pid: str, status: str) -> Intent:
+    return wait_until(
+        lambda: (i := intent(stack, pid)).status == status and i,
+        timeout=30,
+        what=f"{pid} to be {status}",
+    )
+
+
+def remote_id(stack: PaymentStack, pid: str) -> str:
+    truth = httpx.get(f"{stack.simulator}/_sim/truth", timeout=10).json()["payment_intents"]
+    (found,) = [p for p in truth if p["metadata"]["switchyard_key"].startswith(pid)]
+    return str(found["id"])
+
+
+def settled(stack: PaymentStack, event_ids: list[str]) -> dict[str, str]:
+    """Each event's status once every one is recorded and applied."""
+
+    def all_done() -> dict[str, str] | None:
+        with transaction(stack.settings) as session:
+            rows = dict(
+                session.execute(
+                    text("SELECT id, status FROM pay_webhook_events WHERE id = ANY(:ids)"),
+                    {"ids": event_ids},
+                ).all()
+            )
+        done = len(rows) == len(set(event_ids)) and "received" not in rows.values()
+        return rows if done else None
+
+    return wait_until(all_done, timeout=30, what=f"events {event_ids} to be applied")
+
+
+def history(stack: PaymentStack, pid: str) -> list[str]:
+    with transaction(stack.settings) as session:
+        return list(
+            session.scalars(
+                text("SELECT event FROM pay_intent_events WHERE intent_id = :i ORDER BY seq"),
+                {"i": pid},
+            )
+        )
+
+
+def notices(stack: PaymentStack, to: str) -> list[str]:
+    with transaction(stack.settings) as session:
+        return list(
+            session.scalars(
+                text("SELECT subject FROM notifications WHERE recipient = :to ORDER BY id"),
+                {"to": to},
+            )
+        )
+
+
+def sound(stack: PaymentStack, pid: str) -> None:
+    with transaction(stack.settings) as session:
+        assert ledger.imbalance(session) == {}
+        assert intents.verify_chain(session, session.get_one(Intent, pid))
+
+
+def post_signed(stack: PaymentStack, body: dict[str, Any], **sig: Any) -> httpx.Response:
+    payload = json.dumps(body).encode()
+    header = signature(payload, **{"timestamp": int(time.time()), **sig})
+    return httpx.post(
+        f"{stack.base}/v1/payments/webhooks/stripe",
+        content=payload,
+        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+        timeout=10,
+    )
+
+
+def test_signatures_are_checked_on_the_raw_body_with_either_secret(
+    pay_stack: PaymentStack, token: str
+) -> None:
+    event = {"id": "evt_sig_1", "type": "ping", "data": {"object": {"id": "x"}}}
+    url = f"{pay_stack.base}/v1/payments/webhooks/stripe"
+    unsigned = httpx.post(url, json=event, timeout=10)
+    assert unsigned.status_code == 400, unsigned.text
+    assert unsigned.headers["content-type"].startswith("application/problem+json")
+    assert unsigned.json()["field"] == "Stripe-Signature"
+    for bad in (
+        {"keys": ["whsec_someone_else"]},
+        {"keys": [WEBHOOK_SECRETS[0]], "timestamp": int(time.time()) - 3_600},  # too old
+    ):
+        refused = post_signed(pay_stack, event, **bad)
+        assert refused.status_code == 400 and refused.json()["field"] == "Stripe-Signature"
+    tampered = json.dumps(event).encode()
+    header = signature(tampered, timestamp=int(time.time()), keys=[WEBHOOK_SECRETS[0]])
+    changed = httpx.post(
+        url, content=tampered.replace(b"ping", b"pong"), headers={"Stripe-Signature": header}
+    )
+    assert changed.status_code == 400
+    # during a rotation both the new and the old secret are accepted
+    for n, secret in enumerate(WEBHOOK_SECRETS):
+        ok = post_signed(pay_stack, {**event, "id": f"evt_rot_{n}"}, keys=[secret])
+        assert ok.status_code == 200, ok.text
+        assert ok.json() == {"id": f"evt_rot_{n}", "duplicate": False}
+    again = post_signed(pay_stack, {**event, "id": "evt_rot_0"}, keys=[WEBHOOK_SECRETS[1]])
+    assert again.json() == {"id": "evt_rot_0", "duplicate": True}
+    assert settled(pay_stack, ["evt_rot_0", "evt_rot_1"]) == {
+        "evt_rot_0": "ignored",
+        "evt_rot_1": "ignored",
+    }
+    with transaction(pay_stack.settings) as session:
+        ids = set(session.scalars(text("SELECT id FROM pay_webhook_events")))
+    assert ids == {"evt_rot_0", "evt_rot_1"}  # nothing refused was recorded
+
+
+def test_every_event_delivered_twice_changes_nothing(pay_stack: PaymentStack, token: str) -> None:
+    pay_stack.hooks(duplicate_rate=1.0, seed=3)
+    pid = paid(pay_stack, token)
+    reaches(pay_stack, pid, "succeeded")
+    events = pay_stack.events(remote_id(pay_stack, pid))
+    assert [e["type"] for e in events] == ["payment_intent.processing", "payment_intent.succeeded"]
+    ids = [e["id"] for e in events]
+
+    def delivered() -> list[dict[str, Any]] | None:
+        found = httpx.get(f"{pay_stack.simulator}/_sim/events", timeout=10).json()
+        mine = [d for d in found["deliveries"] if d["event"] in ids]
+        return mine if len(mine) == 4 else None
+
+    assert {d["status"] for d in wait_until(delivered, what="four deliveries")} == {200}
+    statuses = settled(pay_stack, ids)
+    assert statuses[ids[1]] in ("unchanged", "applied") and statuses[ids[0]] == "stale"
+    assert history(pay_stack, pid) == ["created", "confirmed", "authorized", "captured_final"]
+    assert notices(pay_stack, BUYER) == ["Receipt: 40.00 USD paid"]
+    sound(pay_stack, pid)
+
+
+def test_succeeded_before_processing_resolves_a_lost_answer_then_stale_is_ignored(
+    pay_stack: PaymentStack, token: str
+) -> None:
+    pay_stack.hooks(hold=True)
+    pay_stack.sim("/_sim/faults", {"seed": 1, "hang_rate": 1.0, "hang_seconds": 3})
+    pid = paid(pay_stack, token)
+
+    def unknown() -> bool:
+        with transaction(pay_stack.settings) as session:
+            status = session.scalar(
+                text("SELECT status FROM pay_operations WHERE intent_id = :i"), {"i": pid}
+            )
+        return status == "unknown"
+
+    wait_until(unknown, timeout=30, what="the authorization's answer to be lost")
+    pay_stack.sim("/_sim/faults", {"seed": 0})
+    assert intent(pay_stack, pid).status == "processing"
+    processing, succeeded = (e["id"] for e in pay_stack.events(remote_id(pay_stack, pid)))
+    # out of order: succeeded first; the worker asks the provider, which answers with the key
+    assert pay_stack.sim("/_sim/webhooks/deliver", {"ids": [succeeded]}) == {"statuses": [200]}
+    assert settled(pay_stack, [succeeded]) == {succeeded: "applied"}
+    reaches(pay_stack, pid, "succeeded")
+    # the late processing event, and the succeeded event again, change nothing
+    assert pay_stack.sim("/_sim/webhooks/deliver", {"ids": [processing, succeeded]}) == {
+        "statuses": [200, 200]
+    }
+    assert settled(pay_stack, [processing, succeeded]) == {
+        processing: "stale",
+        succeeded: "applied",
+    }
+    assert history(pay_stack, pid) == ["created", "confirmed", "authorized", "captured_final"]
+    truth = httpx.get(f"{pay_stack.simulator}/_sim/truth", timeout=10).json()
+    assert (
+        len(
+            [p for p in truth["payment_intents"] if p["metadata"]["switchyard_key"].startswith(pid)]
+        )
+        == 1
+    )
+    assert notices(pay_stack, BUYER) == ["Receipt: 40.00 USD paid"]
+    sound(pay_stack, pid)
+
+
+def test_a_dispute_withdraws_with_a_fee_and_a_lost_one_is_final(
+    pay_stack: PaymentStack, token: str
+) -> None:
+    pid = paid(pay_stack, token)
+    reaches(pay_stack, pid, "succeeded")
+    dispute = pay_stack.sim("/_sim/disputes", {"payment_intent": remote_id(pay_stack, pid)})
+    wait_until(lambda: intent(pay_stack, pid).amount_disputed == 4_000, what="the withdrawal")
+    pay_stack.sim(f"/_sim/disputes/{dispute['id']}/close", {"status": "lost"})
+    wait_until(lambda: intent(pay_stack, pid).amount_lost == 4_000, what="the loss")
+    after = intent(pay_stack, pid)
+    assert (after.amount_disputed, after.fee_returned, after.fee) == (0, after.fee, 116)
+    refund = httpx.post(
+        f"{pay_stack.base}/v1/payment-intents/{pid}/refunds",
+        json={"amount": 1},
+        headers=auth(token),
+        timeout=10,
+    )
+    assert refund.status_code == 409, refund.text  # refunds + lost disputes <= captured
+    assert history(pay_stack, pid)[-2:] == ["dispute_opened", "dispute_lost"]
+    assert notices(pay_stack, ALERTS_TO) == [
+        "Alert: a payment of 40.00 USD is disputed",
+        "Alert: a dispute of 40.00 USD was lost",
+    ]
+    with transaction(pay_stack.settings) as session:
+        fee = ledger.balance(session, "merchant:shop:USD")
+    assert fee.debits_posted - fee.credits_posted == 1_500
+    sound(pay_stack, pid)
+
+
+def test_a_won_dispute_closed_before_it_was_opened_is_reinstated_once(
+    pay_stack: PaymentStack, token: str
+) -> None:
+    pid = paid(pay_stack, token)
+    reaches(pay_stack, pid, "succeeded")
+    pay_stack.hooks(hold=True)
+    dispute = pay_stack.sim("/_sim/disputes", {"payment_intent": remote_id(pay_stack, pid)})
+    pay_stack.sim(f"/_sim/disputes/{dispute['id']}/close", {"status": "won"})
+    created, closed = (e["id"] for e in pay_stack.events(remote_id(pay_stack, pid))[-2:])
+    pay_stack.sim("/_sim/webhooks/deliver", {"ids": [closed, created, closed]})
+    assert settled(pay_stack, [created, closed]) == {closed: "applied", created: "stale"}
+    after = intent(pay_stack, pid)
+    assert (after.amount_disputed, after.amount_lost, after.fee_returned) == (0, 0, 0)
+    assert history(pay_stack, pid)[-2:] == ["dispute_opened", "dispute_won"]
+    assert notices(pay_stack, ALERTS_TO) == [
+        "Alert: a payment of 40.00 USD is disputed",
+        "Alert: a dispute of 40.00 USD was won",
+    ]
+    sound(pay_stack, pid)
