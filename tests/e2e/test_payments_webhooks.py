@@ -15,12 +15,13 @@ from sqlalchemy import text
 
 from devstack.payment_webhooks import signature
 from devstack.processes import wait_until
-from store.db import transaction
+from store.db import new_session, transaction
 from tasks.payments import intents, ledger
 from tasks.payments.models import Intent
 from tests.support.api import auth
 from tests.support.ledger import clean_tables
 from tests.support.payments import ALERTS_TO, WEBHOOK_SECRETS, PaymentStack
+from tests.support.stack import start_worker
 
 SCOPES = ("payments:write", "payments:read")
 BUYER = "buyer@example.com"
@@ -279,4 +280,42 @@ def test_a_won_dispute_closed_before_it_was_opened_is_reinstated_once(
         "Alert: a payment of 40.00 USD is disputed",
         "Alert: a dispute of 40.00 USD was won",
     ]
+    sound(pay_stack, pid)
+
+
+def test_a_worker_killed_between_the_write_and_the_commit_leaves_one_receipt(
+    pay_stack: PaymentStack, token: str
+) -> None:
+    blocker = new_session(pay_stack.settings)
+    try:
+        # The receipt's INSERT waits on this lock: the intent's `succeeded` is written, the
+        # transaction not committed, when the worker is killed.
+        blocker.execute(text("LOCK TABLE notifications IN SHARE MODE"))
+        pid = paid(pay_stack, token)
+
+        def blocked() -> bool:
+            with transaction(pay_stack.settings) as session:
+                return bool(
+                    session.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND query ILIKE 'INSERT INTO notifications%'"
+                        )
+                    )
+                )
+
+        wait_until(blocked, timeout=30, what="the receipt's insert to wait on the lock")
+        pay_stack.processes["worker"].kill()
+        pay_stack.processes["worker"].popen.wait(timeout=10)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert intent(pay_stack, pid).status == "processing"  # nothing of it committed
+    pay_stack.processes["worker"] = start_worker(pay_stack.settings, pay_stack.logs_dir, "pay2")
+    reaches(pay_stack, pid, "succeeded")  # the reaped job asks the provider with the same key
+    wait_until(lambda: notices(pay_stack, BUYER), what="the receipt")
+    assert notices(pay_stack, BUYER) == ["Receipt: 40.00 USD paid"]
+    assert history(pay_stack, pid) == ["created", "confirmed", "authorized", "captured_final"]
+    truth = httpx.get(f"{pay_stack.simulator}/_sim/truth", timeout=10).json()["payment_intents"]
+    assert len([p for p in truth if p["metadata"]["switchyard_key"].startswith(pid)]) == 1
     sound(pay_stack, pid)
