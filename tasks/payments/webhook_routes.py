@@ -14,6 +14,16 @@ from tasks.payments.webhooks import HEADER, StripeEvent, record_event, verified_
 from tasks.web.deps import SettingsDep
 
 router = APIRouter(prefix="/v1/payments/webhooks", tags=["payments"])
+# What the route reads of a Stripe event (the body is read raw: the signature covers its bytes).
+EVENT = {
+    "type": "object",
+    "required": ["id", "type", "data"],
+    "properties": {
+        "id": {"type": "string", "maxLength": 255},
+        "type": {"type": "string", "maxLength": 100},
+        "data": {"type": "object", "properties": {"object": {"type": "object"}}},
+    },
+}
 
 
 class WebhookReceived(BaseModel):
@@ -32,7 +42,7 @@ def _record(settings: Settings, event: StripeEvent) -> bool:
     "/stripe",
     openapi_extra={
         "parameters": [{"name": HEADER, "in": "header", "required": True, "schema": {}}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}},
+        "requestBody": {"required": True, "content": {"application/json": {"schema": EVENT}}},
     },
 )
 async def stripe_webhook(request: Request, settings: SettingsDep) -> WebhookReceived:
