@@ -106,11 +106,17 @@ def api(
 def payments_simulator(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 12111,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="Where to send webhooks (none when unset).")
+    ] = None,
+    webhook_secret: Annotated[
+        str | None, typer.Option(help="The secret that signs them (`whsec_…`).")
+    ] = None,
 ) -> None:
     """Run the payment provider simulator (the subset of Stripe's API the adapter uses)."""
     from devstack.payment_simulator import serve
 
-    serve(host=host, port=port)
+    serve(host=host, port=port, webhook_url=webhook_url, webhook_secret=webhook_secret)
 
 
 @app.command()

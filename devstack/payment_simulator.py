@@ -23,7 +23,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from devstack.payment_webhooks import WebhookControls, Webhooks
+from devstack.payment_disputes import dispute_routes
+from devstack.payment_webhooks import WebhookControls, Webhooks, webhook_routes
 
 DECLINING = {"pm_card_chargeDeclined", "pm_card_visa_chargeDeclined"}
 
@@ -244,63 +245,8 @@ def create_app(provider: Provider | None = None) -> FastAPI:
         sim.clock_offset += float((await request.json())["advance"])
         return {"now": sim.now()}
 
-    @app.post("/_sim/webhooks")
-    async def _webhooks(request: Request) -> dict[str, Any]:
-        sim.webhooks.configure(WebhookControls(**await request.json()))
-        return {"configured": True}
-
-    @app.get("/_sim/events")
-    async def _events() -> dict[str, Any]:
-        return {
-            "events": list(sim.webhooks.events.values()),
-            "deliveries": sim.webhooks.deliveries,
-        }
-
-    @app.post("/_sim/webhooks/deliver")
-    async def _deliver(request: Request) -> dict[str, Any]:
-        """Deliver the events named, in the order named (a name twice: twice)."""
-        body = await request.json()
-        keys = body.get("secrets")
-        statuses = [
-            await sim.webhooks.deliver(sim.webhooks.events[e], keys=keys) for e in body["ids"]
-        ]
-        return {"statuses": statuses}
-
-    @app.post("/_sim/disputes")
-    async def _dispute(request: Request) -> JSONResponse:
-        body = await request.json()
-        intent = sim.intents.get(body.get("payment_intent", ""))
-        if intent is None or not intent["amount_received"]:
-            status, problem = _error(400, "invalid_request_error", "This charge is not captured.")
-            return JSONResponse(problem, status_code=status)
-        did = "dp_" + secrets.token_hex(12)
-        amount = int(body.get("amount", intent["amount_received"]))
-        fee = int(body.get("fee", sim.dispute_fee))
-        sim.disputes[did] = {
-            "id": did,
-            "object": "dispute",
-            "amount": amount,
-            "currency": intent["currency"],
-            "charge": intent.get("latest_charge"),
-            "payment_intent": intent["id"],
-            "status": "needs_response",
-            "reason": body.get("reason", "fraudulent"),
-            "balance_transactions": [{"amount": -amount - fee, "fee": fee, "net": -amount - fee}],
-            "created": sim.now(),
-        }
-        sim.webhooks.emit("charge.dispute.created", sim.disputes[did])
-        return JSONResponse(sim.disputes[did])
-
-    @app.post("/_sim/disputes/{did}/close")
-    async def _close(did: str, request: Request) -> JSONResponse:
-        dispute = sim.disputes.get(did)
-        status = (await request.json()).get("status")
-        if dispute is None or status not in ("won", "lost"):
-            status, problem = _error(400, "invalid_request_error", "status: won or lost.")
-            return JSONResponse(problem, status_code=status)
-        dispute["status"] = status
-        sim.webhooks.emit("charge.dispute.closed", dispute)
-        return JSONResponse(dispute)
+    webhook_routes(app, sim.webhooks)
+    dispute_routes(app, sim)
 
     @app.get("/_sim/truth")
     async def _truth() -> dict[str, Any]:
@@ -317,18 +263,32 @@ def create_app(provider: Provider | None = None) -> FastAPI:
     return app
 
 
-def serve(*, host: str, port: int) -> None:
-    """Serve the simulator until stopped."""
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+def serve(
+    *, host: str, port: int, webhook_url: str | None = None, webhook_secret: str | None = None
+) -> None:
+    """Serve the simulator until stopped, sending webhooks to `webhook_url` if given."""
+    provider = Provider()
+    if webhook_url:
+        secrets_ = [webhook_secret] if webhook_secret else []
+        provider.webhooks.configure(WebhookControls(url=webhook_url, secrets=secrets_))
+    uvicorn.run(create_app(provider), host=host, port=port, log_level="warning")
 
 
 def main() -> None:
-    """`python -m devstack.payment_simulator [--host H] [--port N]`."""
+    """`python -m devstack.payment_simulator [--host H] [--port N] [--webhook-url U
+    --webhook-secret S]`."""
     parser = argparse.ArgumentParser(description="payment provider simulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12111)
+    parser.add_argument("--webhook-url", default=None)
+    parser.add_argument("--webhook-secret", default=None)
     args = parser.parse_args()
-    serve(host=args.host, port=args.port)
+    serve(
+        host=args.host,
+        port=args.port,
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from fastapi import FastAPI, Request
 
 
 @dataclass
@@ -108,3 +109,23 @@ class Webhooks:
             status = 0
         self.deliveries.append({"event": event["id"], "type": event["type"], "status": status})
         return status
+
+
+def webhook_routes(app: FastAPI, hooks: Webhooks) -> None:
+    """The controls: `POST /_sim/webhooks` (where, secrets, faults), `GET /_sim/events` (every
+    event and delivery), `POST /_sim/webhooks/deliver` (chosen events, in the order given)."""
+
+    @app.post("/_sim/webhooks")
+    async def _webhooks(request: Request) -> dict[str, Any]:
+        hooks.configure(WebhookControls(**await request.json()))
+        return {"configured": True}
+
+    @app.get("/_sim/events")
+    async def _events() -> dict[str, Any]:
+        return {"events": list(hooks.events.values()), "deliveries": hooks.deliveries}
+
+    @app.post("/_sim/webhooks/deliver")
+    async def _deliver(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        keys = body.get("secrets")
+        return {"statuses": [await hooks.deliver(hooks.events[e], keys=keys) for e in body["ids"]]}

@@ -3,8 +3,10 @@ process tree."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -122,21 +124,31 @@ class DevStack:
         self._wait("Mosquitto to listen", lambda: listening(port), timeout=20)
         return f"mqtt://127.0.0.1:{port}"
 
-    def _start_payment_simulator(self, env: dict[str, str]) -> str | None:
+    def _start_payment_simulator(self, env: dict[str, str], *, api_url: str) -> str | None:
         """Unless a payment gateway is configured, run the simulator and point Stripe's adapter
-        at it (the children's environment gains the gateway settings)."""
+        at it, and its webhooks at the API, signed with a secret of this run (the children's
+        environment gains the gateway settings)."""
         if "SWITCHYARD_PAYMENTS__GATEWAY" in env or "payments" in (
             self.settings.__pydantic_extra__ or {}
         ):
             return None
         port = free_loopback_port()
+        secret = f"whsec_dev_{secrets.token_hex(16)}"
         self._spawn(
             "payment-simulator",
-            [sys.executable, "-m", "devstack.payment_simulator", "--port", str(port)],
+            [
+                *(sys.executable, "-m", "devstack.payment_simulator", "--port", str(port)),
+                *("--webhook-url", f"{api_url}/v1/payments/webhooks/stripe"),
+                *("--webhook-secret", secret),
+            ],
             env,
         )
         url = f"http://127.0.0.1:{port}"
-        env.update(SWITCHYARD_PAYMENTS__GATEWAY="stripe", SWITCHYARD_PAYMENTS__API_BASE=url)
+        env.update(
+            SWITCHYARD_PAYMENTS__GATEWAY="stripe",
+            SWITCHYARD_PAYMENTS__API_BASE=url,
+            SWITCHYARD_PAYMENTS__WEBHOOK_SECRETS=json.dumps([secret]),
+        )
         self._wait("the payment simulator", lambda: _answers(f"{url}/healthz"))
         return url
 
@@ -188,7 +200,8 @@ class DevStack:
         metrics_dir.mkdir(parents=True)
         env = self._child_env(run, metrics_dir=metrics_dir)
         cli = [sys.executable, "-m", "cli"]
-        simulator = self._start_payment_simulator(env)
+        api_url = f"http://{run.api.host}:{run.api.port}"
+        simulator = self._start_payment_simulator(env, api_url=api_url)
         smtp = self._start_mail_sink(env)
         if note := dev_defaults.allow_loopback_webhooks(self.settings, env):
             self.mux.line("dev", note)
@@ -201,7 +214,6 @@ class DevStack:
         flower_env = {k: v for k, v in env.items() if "MULTIPROC" not in k}
         flower_env.update(SWITCHYARD_FLOWER__USER=user, SWITCHYARD_FLOWER__PASSWORD=password)
         self._spawn("flower", [*cli, "flower"], flower_env)
-        api_url = f"http://{run.api.host}:{run.api.port}"
         flower_url = f"http://{run.flower.host}:{run.flower.port}{run.flower.url_prefix}"
         self._wait("the API", lambda: _answers(f"{api_url}/healthz"))
         self._wait("Flower", lambda: _answers(f"{flower_url}/healthcheck"))

@@ -82,6 +82,12 @@ def pay_intent_through_the_simulator(banner: Banner, data: Path) -> None:
     truth = httpx.get(f"{simulator}/_sim/truth", timeout=5).json()["payment_intents"]
     assert [p["amount"] for p in truth] == [1_000]
 
+    def delivered() -> list[int] | None:  # its webhooks reach the API, signed with its secret
+        sent = httpx.get(f"{simulator}/_sim/events", timeout=5).json()["deliveries"]
+        return [d["status"] for d in sent] if len(sent) == 2 else None
+
+    assert wait_until(delivered, timeout=30, what="the simulator's two webhooks") == [200, 200]
+
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:

@@ -60,6 +60,13 @@ def paid(stack: PaymentStack, token: str, *, manual: bool = False) -> str:
     return pid
 
 
+def act(stack: PaymentStack, token: str, path: str, body: dict[str, Any]) -> None:
+    sent = httpx.post(
+        f"{stack.base}/v1/payment-intents{path}", json=body, headers=auth(token), timeout=10
+    )
+    assert sent.status_code == 202, sent.text
+
+
 def intent(stack: PaymentStack, pid: str) -> Intent:
     with transaction(stack.settings) as session:
         return session.get_one(Intent, pid)
@@ -154,6 +161,14 @@ def test_signatures_are_checked_on_the_raw_body_with_either_secret(
         url, content=tampered.replace(b"ping", b"pong"), headers={"Stripe-Signature": header}
     )
     assert changed.status_code == 400
+    # signed but malformed, or carrying a card number: refused, naming the field, not stored
+    malformed = post_signed(
+        pay_stack, {"id": 5, "type": "x", "data": {}}, keys=[WEBHOOK_SECRETS[0]]
+    )
+    assert malformed.status_code == 422 and malformed.json()["field"] == "body.id"
+    card = {**event, "id": "evt_card", "data": {"object": {"note": "4000056655665556"}}}
+    carded = post_signed(pay_stack, card, keys=[WEBHOOK_SECRETS[0]])
+    assert carded.status_code == 422 and carded.json()["code"] == "card_data_refused"
     # during a rotation both the new and the old secret are accepted
     for n, secret in enumerate(WEBHOOK_SECRETS):
         ok = post_signed(pay_stack, {**event, "id": f"evt_rot_{n}"}, keys=[secret])
@@ -318,4 +333,43 @@ def test_a_worker_killed_between_the_write_and_the_commit_leaves_one_receipt(
     assert history(pay_stack, pid) == ["created", "confirmed", "authorized", "captured_final"]
     truth = httpx.get(f"{pay_stack.simulator}/_sim/truth", timeout=10).json()["payment_intents"]
     assert len([p for p in truth if p["metadata"]["switchyard_key"].startswith(pid)]) == 1
+    sound(pay_stack, pid)
+
+
+def test_late_events_after_a_capture_and_refund_change_nothing(
+    pay_stack: PaymentStack, token: str
+) -> None:
+    pay_stack.hooks(hold=True)  # late: every event is delivered after all of it happened
+    pid = paid(pay_stack, token, manual=True)
+    reaches(pay_stack, pid, "requires_capture")
+    act(pay_stack, token, f"/{pid}/capture", {"amount": 4_000})
+    reaches(pay_stack, pid, "succeeded")
+    act(pay_stack, token, f"/{pid}/refunds", {"amount": 1_000})
+    wait_until(lambda: intent(pay_stack, pid).amount_refunded == 1_000, what="the refund")
+    before = history(pay_stack, pid)
+    events = pay_stack.events(remote_id(pay_stack, pid))
+    kinds = [e["type"] for e in events]
+    assert kinds == [
+        "payment_intent.processing",
+        "payment_intent.amount_capturable_updated",
+        "payment_intent.succeeded",
+        "charge.refunded",
+    ]
+    answers = pay_stack.sim("/_sim/webhooks/deliver", {"ids": [e["id"] for e in events]})
+    assert answers == {"statuses": [200] * 4}
+    statuses = settled(pay_stack, [e["id"] for e in events])
+    assert [statuses[e["id"]] for e in events] == ["stale", "stale", "unchanged", "unchanged"]
+    assert history(pay_stack, pid) == before
+    assert notices(pay_stack, BUYER) == ["Receipt: 40.00 USD paid", "Receipt: 10.00 USD refunded"]
+    sound(pay_stack, pid)
+
+
+def test_dropped_events_are_never_needed(pay_stack: PaymentStack, token: str) -> None:
+    pay_stack.hooks(drop_rate=1.0)
+    pid = paid(pay_stack, token)
+    reaches(pay_stack, pid, "succeeded")
+    ids = {e["id"] for e in pay_stack.events(remote_id(pay_stack, pid))}
+    found = httpx.get(f"{pay_stack.simulator}/_sim/events", timeout=10).json()
+    assert len(ids) == 2 and not [d for d in found["deliveries"] if d["event"] in ids]
+    assert notices(pay_stack, BUYER) == ["Receipt: 40.00 USD paid"]
     sound(pay_stack, pid)
