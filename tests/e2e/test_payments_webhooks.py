@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -24,7 +24,9 @@ from tests.support.payments import ALERTS_TO, WEBHOOK_SECRETS, PaymentStack
 from tests.support.stack import start_worker
 
 SCOPES = ("payments:write", "payments:read")
+WAIT = 60  # seconds: generous, for a shared machine under load
 BUYER = "buyer@example.com"
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -35,6 +37,10 @@ def token(pay_stack: PaymentStack, make_key) -> Iterator[str]:  # type: ignore[n
     pay_stack.sim("/_sim/faults", {"seed": 0})
     clean_tables(pay_stack.settings, domain="payments")
     clean_tables(pay_stack.settings, domain="notifications")
+
+
+def until(check: Callable[[], T | None], *, what: str) -> T:
+    return wait_until(check, timeout=WAIT, what=what)
 
 
 def paid(stack: PaymentStack, token: str, *, manual: bool = False) -> str:
@@ -73,9 +79,8 @@ def intent(stack: PaymentStack, pid: str) -> Intent:
 
 
 def reaches(stack: PaymentStack, pid: str, status: str) -> Intent:
-    return wait_until(
+    return until(
         lambda: (i := intent(stack, pid)).status == status and i,
-        timeout=30,
         what=f"{pid} to be {status}",
     )
 
@@ -100,7 +105,7 @@ def settled(stack: PaymentStack, event_ids: list[str]) -> dict[str, str]:
         done = len(rows) == len(set(event_ids)) and "received" not in rows.values()
         return rows if done else None
 
-    return wait_until(all_done, timeout=30, what=f"events {event_ids} to be applied")
+    return until(all_done, what=f"events {event_ids} to be applied")
 
 
 def history(stack: PaymentStack, pid: str) -> list[str]:
@@ -198,7 +203,7 @@ def test_every_event_delivered_twice_changes_nothing(pay_stack: PaymentStack, to
         mine = [d for d in found["deliveries"] if d["event"] in ids]
         return mine if len(mine) == 4 else None
 
-    assert {d["status"] for d in wait_until(delivered, what="four deliveries")} == {200}
+    assert {d["status"] for d in until(delivered, what="four deliveries")} == {200}
     statuses = settled(pay_stack, ids)
     assert statuses[ids[1]] in ("unchanged", "applied") and statuses[ids[0]] == "stale"
     assert history(pay_stack, pid) == ["created", "confirmed", "authorized", "captured_final"]
@@ -220,7 +225,7 @@ def test_succeeded_before_processing_resolves_a_lost_answer_then_stale_is_ignore
             )
         return status == "unknown"
 
-    wait_until(unknown, timeout=30, what="the authorization's answer to be lost")
+    until(unknown, what="the authorization's answer to be lost")
     pay_stack.sim("/_sim/faults", {"seed": 0})
     assert intent(pay_stack, pid).status == "processing"
     processing, succeeded = (e["id"] for e in pay_stack.events(remote_id(pay_stack, pid)))
@@ -254,9 +259,9 @@ def test_a_dispute_withdraws_with_a_fee_and_a_lost_one_is_final(
     pid = paid(pay_stack, token)
     reaches(pay_stack, pid, "succeeded")
     dispute = pay_stack.sim("/_sim/disputes", {"payment_intent": remote_id(pay_stack, pid)})
-    wait_until(lambda: intent(pay_stack, pid).amount_disputed == 4_000, what="the withdrawal")
+    until(lambda: intent(pay_stack, pid).amount_disputed == 4_000, what="the withdrawal")
     pay_stack.sim(f"/_sim/disputes/{dispute['id']}/close", {"status": "lost"})
-    wait_until(lambda: intent(pay_stack, pid).amount_lost == 4_000, what="the loss")
+    until(lambda: intent(pay_stack, pid).amount_lost == 4_000, what="the loss")
     after = intent(pay_stack, pid)
     assert (after.amount_disputed, after.fee_returned, after.fee) == (0, after.fee, 116)
     refund = httpx.post(
@@ -319,7 +324,7 @@ def test_a_worker_killed_between_the_write_and_the_commit_leaves_one_receipt(
                     )
                 )
 
-        wait_until(blocked, timeout=30, what="the receipt's insert to wait on the lock")
+        until(blocked, what="the receipt's insert to wait on the lock")
         pay_stack.processes["worker"].kill()
         pay_stack.processes["worker"].popen.wait(timeout=10)
     finally:
@@ -328,7 +333,7 @@ def test_a_worker_killed_between_the_write_and_the_commit_leaves_one_receipt(
     assert intent(pay_stack, pid).status == "processing"  # nothing of it committed
     pay_stack.processes["worker"] = start_worker(pay_stack.settings, pay_stack.logs_dir, "pay2")
     reaches(pay_stack, pid, "succeeded")  # the reaped job asks the provider with the same key
-    wait_until(lambda: notices(pay_stack, BUYER), what="the receipt")
+    until(lambda: notices(pay_stack, BUYER), what="the receipt")
     assert notices(pay_stack, BUYER) == ["Receipt: 40.00 USD paid"]
     assert history(pay_stack, pid) == ["created", "confirmed", "authorized", "captured_final"]
     truth = httpx.get(f"{pay_stack.simulator}/_sim/truth", timeout=10).json()["payment_intents"]
@@ -345,7 +350,7 @@ def test_late_events_after_a_capture_and_refund_change_nothing(
     act(pay_stack, token, f"/{pid}/capture", {"amount": 4_000})
     reaches(pay_stack, pid, "succeeded")
     act(pay_stack, token, f"/{pid}/refunds", {"amount": 1_000})
-    wait_until(lambda: intent(pay_stack, pid).amount_refunded == 1_000, what="the refund")
+    until(lambda: intent(pay_stack, pid).amount_refunded == 1_000, what="the refund")
     before = history(pay_stack, pid)
     events = pay_stack.events(remote_id(pay_stack, pid))
     kinds = [e["type"] for e in events]

@@ -148,7 +148,7 @@ def run_payment_stack(settings: Settings, logs_dir: Path) -> Iterator[PaymentSta
         janitor_schedule=[3_600],
         alert_email=ALERTS_TO,
     )
-    slow = JobPolicy(backoff_base=600, backoff_cap=600, jitter=False, lease_timeout=4)
+    slow = JobPolicy(backoff_base=600, backoff_cap=600, jitter=False, lease_timeout=10)
     own = isolated(
         settings, payments=cfg, job_policies={**settings.job_policies, "payments.execute": slow}
     )
