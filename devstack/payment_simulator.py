@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from devstack.payment_disputes import dispute_routes
+from devstack.payment_settlement import settlement_routes
 from devstack.payment_webhooks import WebhookControls, Webhooks, webhook_routes
 
 DECLINING = {"pm_card_chargeDeclined", "pm_card_visa_chargeDeclined"}
@@ -247,6 +248,7 @@ def create_app(provider: Provider | None = None) -> FastAPI:
 
     webhook_routes(app, sim.webhooks)
     dispute_routes(app, sim)
+    settlement_routes(app, sim)
 
     @app.get("/_sim/truth")
     async def _truth() -> dict[str, Any]:

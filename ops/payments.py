@@ -9,7 +9,7 @@ import typer
 from config import get_settings
 from ops.output import emit_json, fail, table
 from store.db import transaction
-from tasks.payments import audit, service
+from tasks.payments import audit, reconciliation, service
 
 payments_app = typer.Typer(help="Inspect payments and verify the ledger.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -56,8 +56,14 @@ def verify(as_json: JsonOpt = False) -> None:
     with transaction(get_settings()) as session:
         report = audit.verify(session)
     if as_json:
-        emit_json({"chains": report.chains, "broken": report.broken,
-                   "imbalance": report.imbalance, "sound": report.sound})  # fmt: skip
+        emit_json(
+            {
+                "chains": report.chains,
+                "broken": report.broken,
+                "imbalance": report.imbalance,
+                "sound": report.sound,
+            }
+        )
     elif report.sound:
         typer.echo(f"ok: {report.chains} intent chains intact, every currency balances")
     for intent_id in report.broken:
@@ -66,3 +72,60 @@ def verify(as_json: JsonOpt = False) -> None:
         fail(f"{currency}: debits - credits = {posted} posted, {pending} pending")
     if not report.sound:
         raise typer.Exit(1)
+
+
+@payments_app.command()
+def recon(
+    run: Annotated[bool, typer.Option("--run", help="Reconcile the report now first.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Open reconciliation exceptions (with --run: reconcile the provider's report first)."""
+    settings = get_settings()
+    with transaction(settings) as session:
+        if run:
+            summary = reconciliation.run(session, settings=settings)
+            typer.echo(f"reconciled: {summary}", err=True)
+        rows = [
+            {
+                "id": e.id,
+                "kind": e.kind,
+                "provider_ref": e.provider_ref,
+                "intent": e.intent_id,
+                "expected": e.expected,
+                "actual": e.actual,
+                "detail": e.detail,
+                "since": e.created_at.isoformat(),
+            }
+            for e in reconciliation.open_exceptions(session)
+        ]
+    if as_json:
+        emit_json(rows)
+        return
+    columns = ("id", "kind", "provider_ref", "intent", "expected", "actual", "detail")
+    table("open reconciliation exceptions", columns, [[r[c] for c in columns] for r in rows])
+
+
+@payments_app.command("recon-resolve")
+def recon_resolve(
+    exception_id: Annotated[int, typer.Argument(help="The exception's id (see `recon`).")],
+    resolution: Annotated[reconciliation.Resolution, typer.Option(help="What was decided.")],
+    note: Annotated[str, typer.Option(help="Why: kept with the exception.")],
+    by: Annotated[str, typer.Option(help="Who decided (default: $USER).", envvar="USER")] = "",
+) -> None:
+    """Resolve an open exception; who, what, why and when are kept and never change."""
+    if not by or not note.strip():
+        fail("--by (or $USER) and a non-empty --note are required")
+        raise typer.Exit(2)
+    try:
+        with transaction(get_settings()) as session:
+            row = reconciliation.resolve(
+                session, exception_id, resolution=resolution, by=by, note=note
+            )
+            done = f"exception {row.id} ({row.kind} {row.provider_ref}): {row.resolution}, {by}"
+    except (
+        reconciliation.ReconExceptionNotFoundError,
+        reconciliation.ReconExceptionResolvedError,
+    ) as exc:
+        fail(str(exc))
+        raise typer.Exit(1) from None
+    typer.echo(done)

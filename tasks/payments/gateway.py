@@ -9,6 +9,7 @@ response it gave (applying nothing again), and a key it never saw with a first a
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -31,6 +32,19 @@ class Outcome:
     verdict: Verdict
     provider_ref: str | None = None
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SettlementLine:
+    """One line of the provider's settlement report (a balance transaction), in the provider's
+    units: a charge is positive, a refund negative."""
+
+    id: str
+    kind: str  # "charge", "refund", or another of the provider's types
+    provider_ref: str | None  # the payment intent it settles
+    amount: int
+    fee: int
+    currency: str  # ISO 4217, upper case
 
 
 class OutcomeUnknownError(SwitchyardError):
@@ -78,6 +92,10 @@ class Gateway(Protocol):
         """Void an authorization."""
         ...
 
+    def settlement(self) -> Iterable[SettlementLine] | None:
+        """The provider's settlement report, or None if it keeps none."""
+        ...
+
 
 # Stripe's test payment methods, by what they do.
 DECLINING = frozenset(
@@ -120,6 +138,10 @@ class TokenGateway:
     def cancel(self, *, key: str, provider_ref: str) -> Outcome:
         """Always approved."""
         return self._once(key, Outcome(Verdict.APPROVED, provider_ref=provider_ref))
+
+    def settlement(self) -> None:
+        """An in-process provider settles nothing: there is no report to reconcile."""
+        return None
 
     def _once(self, key: str, outcome: Outcome) -> Outcome:
         if key not in self._seen:

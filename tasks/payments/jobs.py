@@ -5,18 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.context import JobContext
-from tasks.payments import ledger, operations, service, webhook_events
+from tasks.payments import ledger, operations, reconciliation, service, webhook_events
 from tasks.payments.gateways import gateway_for
 from tasks.payments.schemas import (
     EXECUTE,
     EXPIRE,
     JANITOR,
     LEDGER_TICK,
+    RECONCILE,
     WEBHOOK,
     ExecutePayload,
     ExpirePayload,
     JanitorPayload,
     LedgerTickPayload,
+    ReconcilePayload,
     WebhookPayload,
 )
 from tasks.registry import handles
@@ -63,3 +65,9 @@ def webhook(ctx: JobContext, payload: WebhookPayload) -> dict[str, Any]:
         gateway=gateway_for(ctx.settings),
         settings=ctx.settings,
     )
+
+
+@handles(RECONCILE.name)
+def reconcile(ctx: JobContext, payload: ReconcilePayload) -> dict[str, Any]:
+    """Reconcile the provider's settlement report (a provider that keeps none is skipped)."""
+    return reconciliation.run(ctx.session, settings=ctx.settings)

@@ -123,3 +123,35 @@ class Dispute(Base):
     status: Mapped[str] = mapped_column(String(8))  # open | won | lost
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReconRun(Base):
+    """One reconciliation of the provider's settlement report."""
+
+    __tablename__ = "pay_recon_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    lines: Mapped[int] = mapped_column(Integer)
+    intents: Mapped[int] = mapped_column(Integer)
+    exceptions: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ReconException(Base):
+    """A difference between the report and the intents, open until an operator resolves it."""
+
+    __tablename__ = "pay_recon_exceptions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("pay_recon_runs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    provider_ref: Mapped[str] = mapped_column(String(200))
+    intent_id: Mapped[str | None] = mapped_column(String(40))
+    expected: Mapped[int | None] = mapped_column(BigInteger)
+    actual: Mapped[int | None] = mapped_column(BigInteger)
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolution: Mapped[str | None] = mapped_column(String(32))
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(String(2000))

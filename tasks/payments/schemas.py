@@ -79,3 +79,17 @@ WEBHOOK = JobSpec(
     QUEUE,
     "Applies one provider webhook event, only as a legal transition.",
 )
+
+
+class ReconcilePayload(BaseModel):
+    """Beat's reconciliation takes no arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+RECONCILE = JobSpec(
+    "payments.reconcile",
+    ReconcilePayload,
+    QUEUE,
+    "Matches the provider's settlement report against the intents and records every exception.",
+)

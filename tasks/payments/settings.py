@@ -41,3 +41,7 @@ class PaymentSettings(Section):
     alert_email: str | None = Field(default=None, max_length=320)
     # How often beat expires holds and folds the hot accounts' entries into their balances.
     ledger_interval: float = Field(default=30.0, gt=0)
+    # How often beat reconciles the provider's settlement report, and how long after an
+    # intent last moved its money is expected in that report.
+    recon_interval: float = Field(default=3_600.0, gt=0)
+    recon_settle_after: float = Field(default=300.0, ge=0)

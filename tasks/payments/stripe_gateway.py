@@ -7,13 +7,13 @@ recorded before the first call, which only the operation knows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import stripe
 
 from tasks.payments.currencies import to_provider
-from tasks.payments.gateway import Outcome, OutcomeUnknownError, Verdict
+from tasks.payments.gateway import Outcome, OutcomeUnknownError, SettlementLine, Verdict
 
 # What the provider's answer means for the intent.
 _STATUS = {
@@ -108,6 +108,20 @@ class StripeGateway:
                 provider_ref, options={"idempotency_key": key}
             )
         )
+
+    def settlement(self) -> Iterator[SettlementLine]:
+        """Every balance transaction, with its source expanded to find its payment intent."""
+        params: Any = {"limit": 100, "expand": ["data.source"]}
+        for txn in self.client.v1.balance_transactions.list(params=params).auto_paging_iter():
+            source = txn.source
+            yield SettlementLine(
+                id=txn.id,
+                kind=txn.type,
+                provider_ref=getattr(source, "payment_intent", None),
+                amount=txn.amount,
+                fee=txn.fee,
+                currency=txn.currency.upper(),
+            )
 
 
 def _outcome(call: Callable[[], Any]) -> Outcome:

@@ -1,0 +1,158 @@
+"""The simulator's settlement report: Stripe's balance transactions — one per captured charge
+and one per refund, each with the provider's fee — listed by `GET /v1/balance_transactions`
+(Stripe's list format, `limit`/`starting_after` paging, `expand[]=data.source`).
+
+`POST /_sim/settlement {fee_bps?, fee_fixed?, inject: [{kind, payment_intent?, delta?}]}` sets
+the provider's fee and injects mismatches into the report (the truth is left alone): `missing`
+drops an intent's lines, `unexpected` adds a charge for an intent nobody made, `over`/`under`
+move a charge's amount by `delta`, `currency` reports it in another currency, `fee` moves its
+fee by `delta`, and `duplicate` settles the same charge twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+if TYPE_CHECKING:
+    from devstack.payment_simulator import Provider
+
+KINDS = ("missing", "unexpected", "over", "under", "currency", "fee", "duplicate")
+
+
+@dataclass
+class Settlement:
+    """The provider's fee and the mismatches injected into its report."""
+
+    fee_bps: int = 290
+    fee_fixed: int = 0
+    inject: list[dict[str, Any]] = field(default_factory=list)
+
+    def fee(self, amount: int) -> int:
+        """The provider's fee on a charge: bps rounded half up, plus the fixed part, ≤ amount."""
+        return min(amount, (amount * self.fee_bps + 5_000) // 10_000 + self.fee_fixed)
+
+
+def _charge(intent: dict[str, Any], settlement: Settlement) -> dict[str, Any]:
+    amount = int(intent["amount_received"])
+    fee = settlement.fee(amount)
+    charge = intent.get("latest_charge") or "ch_" + intent["id"].removeprefix("pi_")
+    return {
+        "id": "txn_" + charge.removeprefix("ch_"),
+        "object": "balance_transaction",
+        "type": "charge",
+        "amount": amount,
+        "fee": fee,
+        "net": amount - fee,
+        "currency": intent["currency"],
+        "created": intent["created"],
+        "source": {"id": charge, "object": "charge", "payment_intent": intent["id"]},
+    }
+
+
+def _refund(refund: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": "txn_" + refund["id"].removeprefix("re_"),
+        "object": "balance_transaction",
+        "type": "refund",
+        "amount": -int(refund["amount"]),
+        "fee": 0,
+        "net": -int(refund["amount"]),
+        "currency": refund["currency"],
+        "created": refund["created"],
+        "source": {
+            "id": refund["id"],
+            "object": "refund",
+            "payment_intent": refund["payment_intent"],
+        },
+    }
+
+
+def report(sim: Provider, settlement: Settlement) -> list[dict[str, Any]]:
+    """Every balance transaction, with the injected mismatches applied."""
+    lines = [_charge(i, settlement) for i in sim.intents.values() if i["amount_received"]]
+    lines += [_refund(r) for r in sim.refunds.values() if r["status"] == "succeeded"]
+    for n, fault in enumerate(settlement.inject):
+        lines = _inject(lines, fault, n=n, now=sim.now())
+    return lines
+
+
+def _inject(
+    lines: list[dict[str, Any]], fault: dict[str, Any], *, n: int, now: int
+) -> list[dict[str, Any]]:
+    """`lines` with one fault applied (the same each time the report is read)."""
+    kind, delta = fault["kind"], int(fault.get("delta", 100))
+    if kind == "unexpected":
+        stray = {
+            "id": f"txn_unexpected_{n}", "object": "balance_transaction",
+            "type": "charge", "amount": delta, "fee": 0, "net": delta, "currency": "usd",
+            "created": now,
+            "source": {"id": f"ch_unexpected_{n}", "object": "charge",
+                       "payment_intent": f"pi_unexpected_{n}"},
+        }  # fmt: skip
+        return [*lines, stray]
+    pid = fault.get("payment_intent")
+    if kind == "missing":
+        return [line for line in lines if line["source"]["payment_intent"] != pid]
+    out: list[dict[str, Any]] = []
+    done = False
+    for line in lines:
+        if done or line["type"] != "charge" or line["source"]["payment_intent"] != pid:
+            out.append(line)
+            continue
+        done = True
+        if kind == "duplicate":
+            out += [line, {**line, "id": f"{line['id']}_again"}]
+        elif kind in ("over", "under"):
+            amount = line["amount"] + (delta if kind == "over" else -delta)
+            out.append({**line, "amount": amount, "net": amount - line["fee"]})
+        elif kind == "currency":
+            out.append({**line, "currency": "eur" if line["currency"] != "eur" else "usd"})
+        else:  # fee
+            out.append({**line, "fee": line["fee"] + delta, "net": line["net"] - delta})
+    return out
+
+
+def _listing(lines: list[dict[str, Any]], params: dict[str, str], expand: bool) -> dict[str, Any]:
+    limit = max(1, min(100, int(params.get("limit", 10))))
+    start = 0
+    after = params.get("starting_after")
+    if after:
+        start = next((n + 1 for n, line in enumerate(lines) if line["id"] == after), len(lines))
+    page = lines[start : start + limit]
+    if not expand:
+        page = [{**line, "source": line["source"]["id"]} for line in page]
+    return {
+        "object": "list",
+        "url": "/v1/balance_transactions",
+        "has_more": start + limit < len(lines),
+        "data": page,
+    }
+
+
+def settlement_routes(app: FastAPI, sim: Provider) -> Settlement:
+    """Serve the report and its controls; returns the settlement state."""
+    settlement = Settlement()
+
+    @app.get("/v1/balance_transactions")
+    async def _list(request: Request) -> dict[str, Any]:
+        query = request.query_params
+        # Stripe's clients send lists as `expand[0]=…` (or `expand[]=…`).
+        expand = any(k.startswith("expand") and v == "data.source" for k, v in query.multi_items())
+        return _listing(report(sim, settlement), dict(query), expand)
+
+    @app.post("/_sim/settlement")
+    async def _control(request: Request) -> JSONResponse:
+        body = await request.json()
+        faults = body.get("inject", [])
+        if any(f.get("kind") not in KINDS for f in faults):
+            return JSONResponse({"error": f"kind must be one of {KINDS}"}, status_code=400)
+        settlement.fee_bps = int(body.get("fee_bps", settlement.fee_bps))
+        settlement.fee_fixed = int(body.get("fee_fixed", settlement.fee_fixed))
+        settlement.inject = list(faults)
+        return JSONResponse({"fee_bps": settlement.fee_bps, "inject": settlement.inject})
+
+    return settlement
