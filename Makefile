@@ -41,6 +41,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.notifications
 	$(BIN)/python -m bench.ledger
+	$(BIN)/python -m bench.recon
 
 # The chaos battery (not part of `make test`): its own PostgreSQL and Redis, the whole stack,
 # a mixed load under a fault schedule, then the invariant table; exits 1 if one fails.

@@ -11,6 +11,7 @@ not recorded twice while it is open. `match` is pure; `reconcile` reads and writ
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -111,6 +112,12 @@ def match(lines: Sequence[Line], booked: Mapping[str, Booked]) -> list[Mismatch]
 
 
 def _compare(intent: Booked, group: list[Line]) -> list[Mismatch]:
+    if len(group) == 1 and not intent.refunded:  # the common case, checked in one step
+        line = group[0]
+        if (line.kind, line.currency, line.amount, line.fee) == (
+            "charge", intent.currency, intent.captured, intent.fee,
+        ):  # fmt: skip
+            return []
     ref, iid = intent.provider_ref, intent.intent_id
     foreign = sorted({line.currency for line in group} - {intent.currency})
     if foreign:
@@ -150,34 +157,49 @@ def to_lines(
     session: Session, report: Iterable[SettlementLine], *, overrides: Mapping[str, int]
 ) -> list[Line]:
     """The report in ISO minor units (refunds positive)."""
-    exponents: dict[str, int] = {}
+    exponents: dict[str, tuple[int, bool]] = {}  # ISO exponent, and whether the provider's differs
     lines = []
     for raw in report:
         cur = raw.currency
         if cur not in exponents:
-            exponents[cur] = exponent(session, cur)
-
-        def iso(amount: int, cur: str = cur) -> int:
-            return from_provider(amount, cur, iso_exponent=exponents[cur], overrides=overrides)
-
-        lines.append(
-            Line(raw.id, raw.kind, raw.provider_ref, iso(abs(raw.amount)), iso(raw.fee), cur)
-        )
+            iso_exponent = exponent(session, cur)
+            exponents[cur] = (iso_exponent, overrides.get(cur, iso_exponent) != iso_exponent)
+        iso_exponent, shifted = exponents[cur]
+        amount, fee = abs(raw.amount), raw.fee
+        if shifted:  # rare (ISK, UGX at Stripe): converted exactly, or refused
+            amount, fee = (
+                from_provider(v, cur, iso_exponent=iso_exponent, overrides=overrides)
+                for v in (amount, fee)
+            )
+        lines.append(Line(raw.id, raw.kind, raw.provider_ref, amount, fee, cur))
     return lines
 
 
 def booked_intents(session: Session, *, settled_before: datetime) -> dict[str, Booked]:
-    """The intents with a provider ref that last moved before `settled_before`."""
-    rows = session.scalars(
-        select(Intent).where(Intent.provider_ref.is_not(None), Intent.updated_at < settled_before)
-    )
+    """The intents with a provider ref that last moved before `settled_before` (six columns
+    each: loading whole ORM rows cost a report of 20,000 lines three quarters of its time)."""
+    rows = session.execute(
+        select(
+            Intent.id, Intent.provider_ref, Intent.currency, Intent.amount_captured,
+            Intent.amount_refunded, Intent.fee,
+        ).where(Intent.provider_ref.is_not(None), Intent.updated_at < settled_before)
+    )  # fmt: skip
     return {
-        i.provider_ref: Booked(
-            i.id, i.provider_ref, i.currency, i.amount_captured, i.amount_refunded, i.fee
-        )
-        for i in rows
-        if i.provider_ref
+        ref: Booked(iid, ref, cur, captured, refunded, fee)
+        for iid, ref, cur, captured, refunded, fee in rows
+        if ref
     }
+
+
+# The exceptions of one run in one statement (`rows`: a JSON array), each skipped while the
+# same difference is open; returns the ids recorded.
+RECORD = text(
+    "INSERT INTO pay_recon_exceptions (run_id, kind, provider_ref, intent_id, expected, actual,"
+    " detail) SELECT :run, kind, provider_ref, intent_id, expected, actual, detail"
+    " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(kind text, provider_ref text,"
+    " intent_id text, expected bigint, actual bigint, detail text)"
+    " ON CONFLICT (kind, provider_ref) WHERE resolved_at IS NULL DO NOTHING RETURNING id"
+)
 
 
 @dataclass(frozen=True)
@@ -215,25 +237,8 @@ def reconcile(
     run = ReconRun(lines=len(lines), intents=len(booked), exceptions=len(found))
     session.add(run)
     session.flush()
-    recorded = 0
-    for m in found:
-        recorded += session.execute(
-            text(
-                "INSERT INTO pay_recon_exceptions (run_id, kind, provider_ref, intent_id,"
-                " expected, actual, detail) VALUES (:run, :kind, :ref, :iid, :exp, :act, :detail)"
-                " ON CONFLICT (kind, provider_ref) WHERE resolved_at IS NULL DO NOTHING"
-                " RETURNING id"
-            ),
-            {
-                "run": run.id,
-                "kind": m.kind.value,
-                "ref": m.provider_ref,
-                "iid": m.intent_id,
-                "exp": m.expected,
-                "act": m.actual,
-                "detail": m.detail,
-            },
-        ).first() is not None
+    rows = json.dumps([{**asdict(m), "kind": m.kind.value} for m in found])
+    recorded = len(session.execute(RECORD, {"run": run.id, "rows": rows}).all())
     return Summary(run.id, len(lines), len(booked), len(found), recorded)
 
 

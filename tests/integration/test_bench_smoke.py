@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import drain, enqueue, intake, latency, ledger
+from bench import drain, enqueue, intake, latency, ledger, recon
 
 
 def test_intake_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -39,3 +39,9 @@ def test_latency_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("switchyard enqueue", "switchyard HTTP", "stock Celery"):
         assert f"{name} " in out
     assert "(10 jobs)" in out
+
+
+def test_recon_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert recon.main(["--intents", "300", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "raw COPY into a staging table" in out and "B-recon ratio" in out
