@@ -24,7 +24,7 @@ from store.models import Base as LedgerBase
 from tasks.context import Handler
 
 # The list of built-in domains: each module's `DOMAIN`.
-BUILT_IN = ("tasks.system", "tasks.notifications", "tasks.payments")
+BUILT_IN = ("tasks.system", "tasks.notifications", "tasks.payments", "tasks.iot")
 CORE_SCOPES = frozenset({"jobs:write", "jobs:read", "metrics:read", "admin"})
 
 

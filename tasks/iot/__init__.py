@@ -1,1 +1,34 @@
-"""IoT telemetry: devices, readings over HTTP and MQTT stored exactly once, roll-ups, alerts."""
+"""IoT telemetry: devices, readings over HTTP stored exactly once, day-partitioned."""
+
+from __future__ import annotations
+
+from config import Settings
+from tasks.iot import models
+from tasks.iot.schemas import INGEST, PARTITIONS, QUEUE
+from tasks.iot.settings import IotSettings
+from tasks.registry import Domain, Every
+
+
+def _partition_interval(settings: Settings) -> float:
+    return settings.section(IotSettings).partition_interval
+
+
+DOMAIN = Domain(
+    name="iot",
+    job_types=(INGEST, PARTITIONS),
+    queues=(QUEUE,),
+    scopes=("iot:admin", "iot:read"),
+    handlers="tasks.iot.jobs",
+    routes=("tasks.iot.routes",),
+    schedule={"iot-partitions": Every(job_type=PARTITIONS.name, seconds=_partition_interval)},
+    settings=IotSettings,
+    metadata=models.metadata,
+    tables=(
+        "iot_conflicts",
+        "iot_latest",
+        "iot_readings",
+        "iot_batches",
+        "iot_devices",
+        "iot_profiles",
+    ),
+)

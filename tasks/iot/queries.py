@@ -1,0 +1,103 @@
+"""Reading stored telemetry: a device's readings (keyset-paged), latest values, conflicts."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from errors import InvalidFieldError
+from tasks.iot.api_schemas import ConflictView, LatestView, ReadingsPage, ReadingView, value_of
+from tasks.iot.models import Conflict, Latest
+
+READINGS = text("""
+SELECT metric, ts, received_at, value_num, value_text, value_bool, unit FROM iot_readings
+WHERE device_id = :device AND (CAST(:metric AS text) IS NULL OR metric = :metric)
+  AND ts >= :since AND ts < :until AND (ts, metric) > (:after_ts, :after_metric)
+ORDER BY ts, metric LIMIT :limit
+""")
+EPOCH = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
+
+
+def _cursor(ts: datetime, metric: str) -> str:
+    return base64.urlsafe_b64encode(f"{ts.isoformat()}|{metric}".encode()).decode()
+
+
+def _after(cursor: str | None) -> tuple[datetime, str]:
+    if cursor is None:
+        return EPOCH, ""
+    try:
+        stamp, _, metric = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(stamp), metric
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidFieldError("not a cursor this API issued", field="cursor") from exc
+
+
+def readings(
+    session: Session,
+    device: str,
+    *,
+    metric: str | None,
+    since: datetime,
+    until: datetime,
+    limit: int,
+    cursor: str | None,
+) -> ReadingsPage:
+    """The device's readings in `[since, until)`, in time order, `limit` at a time."""
+    after_ts, after_metric = _after(cursor)
+    rows = session.execute(
+        READINGS,
+        {
+            "device": device,
+            "metric": metric,
+            "since": since,
+            "until": until,
+            "after_ts": after_ts,
+            "after_metric": after_metric,
+            "limit": limit + 1,
+        },
+    ).all()
+    items = [
+        ReadingView(
+            metric=r.metric,
+            ts=r.ts,
+            received_at=r.received_at,
+            value=value_of(r.value_num, r.value_text, r.value_bool),
+            unit=r.unit,
+        )
+        for r in rows[:limit]
+    ]
+    more = len(rows) > limit
+    return ReadingsPage(items=items, next=_cursor(items[-1].ts, items[-1].metric) if more else None)
+
+
+def latest(session: Session, device: str) -> list[LatestView]:
+    """The newest reading of each of the device's metrics."""
+    rows = session.scalars(select(Latest).where(Latest.device_id == device).order_by(Latest.metric))
+    return [LatestView.of(r) for r in rows]
+
+
+def conflicts(session: Session, device: str, *, limit: int) -> list[ConflictView]:
+    """The device's conflicting offers, newest first."""
+    rows = session.scalars(
+        select(Conflict)
+        .where(Conflict.device_id == device)
+        .order_by(Conflict.id.desc())
+        .limit(limit)
+    )
+    return [
+        ConflictView(
+            id=c.id,
+            metric=c.metric,
+            ts=c.ts,
+            batch_id=str(c.batch_id),
+            index=c.idx,
+            stored=c.stored,
+            offered=c.offered,
+            at=c.at,
+        )
+        for c in rows
+    ]

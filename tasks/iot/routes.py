@@ -1,0 +1,181 @@
+"""`/v1/device-profiles`, `/v1/devices` and `/v1/telemetry`: the registry, ingestion, queries."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from config import Settings
+from errors import NotFoundError
+from store.api_keys import Principal
+from store.db import transaction
+from tasks.iot import devices, queries, service
+from tasks.iot.api_schemas import (
+    BatchView,
+    ConflictView,
+    Credential,
+    DeviceCreate,
+    DeviceView,
+    LatestView,
+    ProfileCreate,
+    ProfileView,
+    ReadingsPage,
+)
+from tasks.iot.models import Batch, Device, Profile
+from tasks.iot.parsing import media_type, parser_for, parsers
+from tasks.iot.settings import IotSettings
+from tasks.iot.web import ADMIN_SCOPE, READ_SCOPE, DeviceDep, DeviceOrReaderDep, bounded_body
+from tasks.web.auth import require_scope
+from tasks.web.deps import SessionDep, SettingsDep
+from tasks.web.fields import Instant
+from tasks.web.routing import StrictRoute
+
+router = APIRouter(tags=["iot"], route_class=StrictRoute)
+Admin = Annotated[Principal, Depends(require_scope(ADMIN_SCOPE))]
+Reader = Annotated[Principal, Depends(require_scope(READ_SCOPE))]
+
+
+@router.post("/v1/device-profiles", status_code=status.HTTP_201_CREATED)
+def create_profile(body: ProfileCreate, session: SessionDep, _: Admin) -> ProfileView:
+    """Declare a device profile: its metrics and time policy."""
+    profile = devices.create_profile(
+        session,
+        profile_id=body.id,
+        metrics={name: spec.model_dump(exclude_none=True) for name, spec in body.metrics.items()},
+        future_policy=body.future_policy,
+        late_window=body.late_window,
+        future_skew=body.future_skew,
+    )
+    session.commit()
+    return ProfileView.of(profile)
+
+
+@router.get("/v1/device-profiles")
+def list_profiles(session: SessionDep, _: Reader) -> list[ProfileView]:
+    """Every profile."""
+    return [ProfileView.of(p) for p in session.scalars(select(Profile).order_by(Profile.id))]
+
+
+@router.get("/v1/device-profiles/{profile_id}")
+def read_profile(profile_id: str, session: SessionDep, _: Reader) -> ProfileView:
+    """One profile."""
+    return ProfileView.of(devices.get_profile(session, profile_id))
+
+
+@router.post("/v1/devices", status_code=status.HTTP_201_CREATED)
+def create_device(body: DeviceCreate, session: SessionDep, _: Admin) -> Credential:
+    """Register a device; the answer holds its token, which is never shown again."""
+    device, token = devices.create_device(session, device_id=body.id, profile_id=body.profile)
+    session.commit()
+    return Credential(device=DeviceView.of(device), token=token)
+
+
+@router.get("/v1/devices")
+def list_devices(session: SessionDep, _: Reader) -> list[DeviceView]:
+    """Every device."""
+    return [DeviceView.of(d) for d in session.scalars(select(Device).order_by(Device.id))]
+
+
+@router.get("/v1/devices/{device_id}")
+def read_device(device_id: str, session: SessionDep, _: Reader) -> DeviceView:
+    """One device."""
+    return DeviceView.of(devices.get_device(session, device_id))
+
+
+@router.post("/v1/devices/{device_id}/credential", status_code=status.HTTP_201_CREATED)
+def rotate_credential(device_id: str, session: SessionDep, _: Admin) -> Credential:
+    """Issue the device a new token; the old one stops working at once."""
+    token = devices.rotate(session, device_id)
+    session.commit()
+    return Credential(device=DeviceView.of(devices.get_device(session, device_id)), token=token)
+
+
+@router.delete("/v1/devices/{device_id}/credential", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_credential(device_id: str, session: SessionDep, _: Admin) -> Response:
+    """Revoke the device's token at once."""
+    devices.revoke(session, device_id)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/v1/devices/{device_id}/latest")
+def latest(device_id: str, session: SessionDep, _: Reader) -> list[LatestView]:
+    """The newest reading of each of the device's metrics."""
+    devices.get_device(session, device_id)
+    return queries.latest(session, device_id)
+
+
+@router.get("/v1/devices/{device_id}/readings")
+def readings(
+    device_id: str,
+    session: SessionDep,
+    _: Reader,
+    since: Instant,
+    until: Instant | None = None,
+    metric: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
+    cursor: str | None = None,
+) -> ReadingsPage:
+    """The device's readings in `[since, until)` by event time, keyset-paged."""
+    devices.get_device(session, device_id)
+    return queries.readings(
+        session,
+        device_id,
+        metric=metric,
+        since=since,
+        until=until or datetime.now(UTC) + timedelta(days=1),
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get("/v1/devices/{device_id}/conflicts")
+def conflicts(
+    device_id: str,
+    session: SessionDep,
+    _: Reader,
+    limit: Annotated[int, Query(ge=1, le=1_000)] = 100,
+) -> list[ConflictView]:
+    """Offers of a stored key with another value: counted, kept here, not stored."""
+    devices.get_device(session, device_id)
+    return queries.conflicts(session, device_id, limit=limit)
+
+
+def _receive(settings: Settings, device: str, content_type: str, body: bytes) -> Batch:
+    with transaction(settings) as session:
+        return service.receive(
+            session,
+            device_id=device,
+            content_type=content_type,
+            body=body,
+            received_at=datetime.now(UTC),
+            settings=settings,
+        )
+
+
+@router.post("/v1/telemetry", status_code=status.HTTP_202_ACCEPTED)
+async def send(request: Request, device: DeviceDep, settings: SettingsDep) -> dict[str, Any]:
+    """Accept a batch of the token's device: it is durable when this answers."""
+    content_type = request.headers.get("content-type")
+    parser_for(content_type, parsers(settings))
+    body = await bounded_body(request, limit=settings.section(IotSettings).max_batch_bytes)
+    batch = await run_in_threadpool(_receive, settings, device, media_type(content_type), body)
+    return {
+        "id": str(batch.id),
+        "status": batch.status,
+        "links": {"self": f"/v1/telemetry/batches/{batch.id}"},
+    }
+
+
+@router.get("/v1/telemetry/batches/{batch_id}")
+def read_batch(batch_id: uuid.UUID, session: SessionDep, device: DeviceOrReaderDep) -> BatchView:
+    """A batch's status, counts and refusals (a device sees its own batches only)."""
+    batch = session.get(Batch, batch_id)
+    if batch is None or (device is not None and batch.device_id != device):
+        raise NotFoundError(f"no batch {batch_id}")
+    return BatchView.of(batch)

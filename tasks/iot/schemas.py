@@ -1,0 +1,40 @@
+"""The IoT domain's job types and their payloads."""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import BaseModel, ConfigDict
+
+from tasks.registry import JobSpec
+
+QUEUE = "iot"
+
+
+class IngestPayload(BaseModel):
+    """Store one received batch (its row holds the body)."""
+
+    model_config = ConfigDict(extra="forbid")
+    batch_id: uuid.UUID
+
+
+INGEST = JobSpec(
+    "iot.ingest",
+    IngestPayload,
+    QUEUE,
+    "Parses, validates and stores one telemetry batch: duplicates and conflicts counted.",
+)
+
+
+class PartitionsPayload(BaseModel):
+    """Beat's partition upkeep takes no arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+PARTITIONS = JobSpec(
+    "iot.partitions",
+    PartitionsPayload,
+    QUEUE,
+    "Creates the readings' daily partitions ahead and drops those past retention.",
+)

@@ -1,0 +1,101 @@
+"""Receiving and storing telemetry batches: a session in, rows out; no Celery, no FastAPI."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from config import Settings
+from errors import PermanentError
+from store.ids import uuid7
+from tasks.enqueue import enqueue
+from tasks.iot import partitions
+from tasks.iot.models import Batch, Device, Profile
+from tasks.iot.parsing import Parser, parser_for
+from tasks.iot.rules import Rules
+from tasks.iot.schemas import INGEST
+from tasks.iot.settings import IotSettings
+from tasks.iot.store import store
+from tasks.iot.validation import check
+
+
+def receive(
+    session: Session,
+    *,
+    device_id: str,
+    content_type: str,
+    body: bytes,
+    received_at: datetime,
+    settings: Settings,
+) -> Batch:
+    """Record a batch and the job that stores it, in the caller's transaction."""
+    batch_id = uuid7()
+    job = enqueue(
+        session, INGEST.name, {"batch_id": str(batch_id)}, producer="iot", settings=settings
+    ).job
+    batch = Batch(
+        id=batch_id,
+        device_id=device_id,
+        content_type=content_type,
+        body=body,
+        received_at=received_at,
+        status="received",
+        job_id=job.id,
+        refusals=[],
+    )
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def summary(batch: Batch) -> dict[str, Any]:
+    """What became of a batch, as its job's result and its status page show it."""
+    return {
+        "batch_id": str(batch.id),
+        "status": batch.status,
+        "readings": batch.readings,
+        "stored": batch.stored,
+        "duplicates": batch.duplicates,
+        "conflicts": batch.conflicts,
+        "clamped": batch.clamped,
+        "refused": len(batch.refusals),
+    }
+
+
+def ingest(
+    session: Session,
+    batch_id: uuid.UUID,
+    *,
+    parsers: Mapping[str, Parser],
+    settings: Settings,
+    now: datetime,
+) -> dict[str, Any]:
+    """Parse, validate and store one batch; a batch stored already is left as it is."""
+    batch = session.get(Batch, batch_id, with_for_update=True)
+    if batch is None:
+        raise PermanentError(f"no batch {batch_id}")
+    if batch.status == "stored":
+        return summary(batch)
+    device = session.get_one(Device, batch.device_id)
+    rules = Rules.of(session.get_one(Profile, device.profile_id), settings.section(IotSettings))
+    parse = parser_for(batch.content_type, parsers)
+    parsed = parse(batch.body or b"", device=device.id, received_at=batch.received_at)
+    checked = check(parsed.readings, device=device.id, rules=rules, received_at=batch.received_at)
+    partitions.ensure(session, {r.ts.astimezone(UTC).date() for _, r in checked.accepted})
+    counts = store(session, checked.accepted, batch_id=batch.id, received_at=batch.received_at)
+    refusals = sorted([*parsed.refusals, *checked.refusals], key=lambda r: r.index)
+    batch.status = "stored"
+    batch.body = None  # the readings hold it now; refusals say what was not kept
+    batch.readings = len(parsed.readings) + len(parsed.refusals)
+    batch.stored = counts.stored
+    batch.duplicates = counts.duplicates
+    batch.conflicts = counts.conflicts
+    batch.clamped = checked.clamped
+    batch.refusals = [asdict(r) for r in refusals]
+    batch.stored_at = now
+    return summary(batch)

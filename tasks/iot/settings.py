@@ -1,0 +1,37 @@
+"""The IoT domain's settings section: `SWITCHYARD_IOT__…`."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from config import Section, Settings, SettingsRefusedError
+
+
+class IotSettings(Section):
+    """Time policy defaults, batch limits, partition upkeep and extra ingestion formats."""
+
+    section_name: ClassVar[str] = "iot"
+
+    # Readings older than this (seconds before receipt) are refused as too late; a profile
+    # may choose a shorter window.
+    late_window: float = Field(default=30 * 86_400.0, gt=0)
+    # Readings further than this in the future are refused or clamped (per profile).
+    future_skew: float = Field(default=300.0, ge=0)
+    # The largest batch body accepted (413 beyond).
+    max_batch_bytes: int = Field(default=1_048_576, gt=0, le=64 * 1_048_576)
+    # Daily partitions of raw readings kept, and made ahead of today, by beat.
+    retention_days: int = Field(default=90, ge=1, le=36_500)
+    partitions_ahead: int = Field(default=3, ge=1, le=60)
+    partition_interval: float = Field(default=3_600.0, gt=0)
+    # Ingestion formats beyond the built-in ones: media type -> "module:function", each a
+    # `parse(body, *, device, received_at) -> Parsed`.
+    extra_parsers: dict[str, str] = Field(default_factory=dict)
+
+    def check(self, settings: Settings) -> None:
+        """Refuse a retention shorter than the late window: late readings need a partition."""
+        if self.retention_days * 86_400 < self.late_window:
+            raise SettingsRefusedError(
+                "iot.retention_days must cover iot.late_window: a late reading needs a partition"
+            )

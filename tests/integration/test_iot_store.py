@@ -1,0 +1,197 @@
+"""The IoT store against the real PostgreSQL: each key stored once, resends counted as
+duplicates, other values as conflicts, the latest value only moving forward, the time policy,
+and daily partitions made and dropped."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from config import Settings, SettingsRefusedError
+from store.db import autocommit, transaction
+from tasks.iot import devices, partitions, service
+from tasks.iot.models import Batch, Conflict, Latest
+from tasks.iot.settings import IotSettings
+from tests.support.iot import MEDIA_TYPE, PROFILE, batch, parse, reading
+from tests.support.ledger import clean_tables
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def device(settings: Settings, clean_ledger: None) -> Iterator[str]:
+    """A device of the test profile (and one of a clamping profile: `<id>-clamp`)."""
+    with transaction(settings) as session:
+        for profile_id, policy in (("thermo", "refuse"), ("thermo-clamp", "clamp")):
+            devices.create_profile(
+                session,
+                profile_id=profile_id,
+                metrics=PROFILE["metrics"],
+                future_policy=policy,
+                late_window=3_600.0,
+                future_skew=60.0,
+            )
+        devices.create_device(session, device_id="d1", profile_id="thermo")
+        devices.create_device(session, device_id="d1-clamp", profile_id="thermo-clamp")
+    yield "d1"
+    clean_tables(settings, domain="iot")
+
+
+def _ingest(settings: Settings, device: str, body: bytes) -> dict[str, Any]:
+    with transaction(settings) as session:
+        batch_id = service.receive(
+            session,
+            device_id=device,
+            content_type=MEDIA_TYPE,
+            body=body,
+            received_at=NOW,
+            settings=settings,
+        ).id
+    with transaction(settings) as session:
+        return service.ingest(
+            session, batch_id, parsers={MEDIA_TYPE: parse}, settings=settings, now=NOW
+        )
+
+
+def _rows(settings: Settings, device: str) -> list[tuple[str, datetime, Any]]:
+    with transaction(settings) as session:
+        rows = session.execute(
+            text(
+                "SELECT metric, ts, coalesce(to_jsonb(value_num), to_jsonb(value_text), "
+                "to_jsonb(value_bool)) AS v FROM iot_readings WHERE device_id = :d ORDER BY 1, 2"
+            ),
+            {"d": device},
+        ).all()
+    return [(r.metric, r.ts, r.v) for r in rows]
+
+
+def _refusals(settings: Settings, batch_id: str) -> list[dict[str, Any]]:
+    with transaction(settings) as session:
+        return session.get_one(Batch, uuid.UUID(batch_id)).refusals
+
+
+def test_invalid_readings_are_refused_one_by_one_and_the_rest_is_stored(
+    settings: Settings, device: str
+) -> None:
+    t = NOW - timedelta(minutes=5)
+    done = _ingest(
+        settings,
+        device,
+        batch(
+            reading("temp", t, 21.5, unit="Cel"),
+            reading("temp", t + timedelta(seconds=1), 999),  # above max
+            reading("humidity", t, 40),  # not in the profile
+            {"metric": "temp", "value": 1},  # no time: the parser refuses it
+            reading("door", t, True),
+            reading("door", t + timedelta(seconds=1), "open"),  # not a boolean
+            reading("temp", t + timedelta(seconds=2), 20, unit="K"),
+            reading("temp", t + timedelta(seconds=3), 20, device="d2"),
+            reading("mode", t, "eco"),
+            reading("mode", t + timedelta(seconds=1), "a\x00b"),
+        ),
+    )
+    assert done | {"batch_id": None} == {
+        "batch_id": None,
+        "status": "stored",
+        "readings": 10,
+        "stored": 3,
+        "duplicates": 0,
+        "conflicts": 0,
+        "clamped": 0,
+        "refused": 7,
+    }
+    codes = [(r["index"], r["code"], r["field"]) for r in _refusals(settings, done["batch_id"])]
+    assert codes == [
+        (1, "out_of_range", "value"),
+        (2, "unknown_metric", "metric"),
+        (3, "malformed", None),
+        (5, "wrong_type", "value"),
+        (6, "wrong_unit", "unit"),
+        (7, "foreign_device", "device"),
+        (9, "invalid_text", "value"),
+    ]
+    assert _rows(settings, device) == [("door", t, True), ("mode", t, "eco"), ("temp", t, 21.5)]
+
+
+def test_a_resend_is_a_duplicate_and_another_value_a_conflict_both_stored_once(
+    settings: Settings, device: str
+) -> None:
+    t = NOW - timedelta(minutes=10)
+    first = batch(reading("temp", t, 20.0), reading("temp", t + timedelta(seconds=60), 21.0))
+    assert _ingest(settings, device, first)["stored"] == 2
+    again = _ingest(settings, device, first)
+    assert (again["stored"], again["duplicates"], again["conflicts"]) == (0, 2, 0)
+    changed = _ingest(
+        settings,
+        device,
+        batch(
+            reading("temp", t, 20.0),
+            reading("temp", t + timedelta(seconds=60), 25.0),
+            reading("temp", t + timedelta(seconds=120), 22.0),
+            reading("temp", t + timedelta(seconds=120), 22.0),  # twice in one batch
+            reading("temp", t + timedelta(seconds=120), 23.0),  # and once otherwise
+        ),
+    )
+    assert (changed["stored"], changed["duplicates"], changed["conflicts"]) == (1, 2, 2)
+    assert [v for _, _, v in _rows(settings, device)] == [20.0, 21.0, 22.0]
+    with transaction(settings) as session:
+        conflicts = list(session.scalars(select(Conflict).order_by(Conflict.idx)))
+    assert [(c.idx, c.stored["value"], c.offered["value"]) for c in conflicts] == [
+        (1, 21.0, 25.0),
+        (4, 22.0, 23.0),
+    ]
+
+
+def test_the_latest_value_only_moves_forward_in_event_time(settings: Settings, device: str) -> None:
+    t = NOW - timedelta(minutes=30)
+    _ingest(settings, device, batch(reading("temp", t, 1.0), reading("temp", t, 2.0)))
+    _ingest(settings, device, batch(reading("temp", t + timedelta(minutes=5), 5.0)))
+    _ingest(settings, device, batch(reading("temp", t - timedelta(minutes=5), 9.0)))  # late
+    with transaction(settings) as session:
+        latest = session.get_one(Latest, ("d1", "temp"))
+    assert (latest.ts, latest.value_num, latest.received_at) == (t + timedelta(minutes=5), 5.0, NOW)
+
+
+def test_the_time_policy_refuses_too_late_and_refuses_or_clamps_the_future(
+    settings: Settings, device: str
+) -> None:
+    body = batch(
+        reading("temp", NOW - timedelta(minutes=59), 1.0),  # late, inside the hour's window
+        reading("temp", NOW - timedelta(minutes=61), 2.0),  # outside it
+        reading("temp", NOW + timedelta(seconds=59), 3.0),  # inside the skew
+        reading("temp", NOW + timedelta(minutes=5), 4.0),  # beyond it
+    )
+    refused = _ingest(settings, device, body)
+    codes = [(r["index"], r["code"]) for r in _refusals(settings, refused["batch_id"])]
+    assert codes == [(1, "too_late"), (3, "in_future")]
+    clamped = _ingest(settings, "d1-clamp", body)
+    assert (clamped["stored"], clamped["clamped"], clamped["refused"]) == (3, 1, 1)
+    assert ("temp", NOW, 4.0) in _rows(settings, "d1-clamp")
+
+
+def test_partitions_are_made_on_demand_and_dropped_whole(settings: Settings, device: str) -> None:
+    old = date(2001, 2, 3)
+    with transaction(settings) as session:
+        assert partitions.ensure(session, {old, old + timedelta(days=1)}) == [
+            old,
+            old + timedelta(days=1),
+        ]
+        assert partitions.ensure(session, {old}) == []
+    with autocommit(settings) as session:
+        assert partitions.drop_expired(session, before=old + timedelta(days=1)) == [old]
+        assert partitions.drop_expired(session, before=old + timedelta(days=2)) == [
+            old + timedelta(days=1)
+        ]
+        left = partitions.attached(session).days
+    assert old not in left and old + timedelta(days=1) not in left
+
+
+def test_retention_shorter_than_the_late_window_is_refused(settings: Settings) -> None:
+    own = settings.model_copy(update={"iot": IotSettings(retention_days=1)})
+    with pytest.raises(SettingsRefusedError, match="retention_days"):
+        own.section(IotSettings).check(own)
