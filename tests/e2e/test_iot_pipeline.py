@@ -1,0 +1,155 @@
+"""IoT over HTTP through real processes: provisioning, per-device tokens, a batch durable
+before its 202 and stored by a worker, refusals per reading, duplicates and conflicts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from config import Settings
+from devstack.processes import wait_until
+from tests.support.api import auth, count_rows
+from tests.support.iot import PROFILE, batch, provision, reading, send
+from tests.support.iot_stack import IotStack, run_iot_stack
+from tests.support.ledger import clean_tables
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def stack(settings: Settings, logs_dir: Path) -> Iterator[IotStack]:
+    """The pipeline for this module."""
+    yield from run_iot_stack(settings, logs_dir, name="iot")
+
+
+@pytest.fixture
+def admin(stack: IotStack) -> Iterator[str]:
+    """A key with both IoT scopes; every table is emptied after the test."""
+    yield stack.key("iot:admin", "iot:read")
+    clean_tables(stack.settings)
+
+
+def _stored(stack: IotStack, token: str, batch_id: str) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        answer = httpx.get(
+            f"{stack.base}/v1/telemetry/batches/{batch_id}", headers=auth(token), timeout=5
+        )
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body if body["status"] == "stored" else None
+
+    return wait_until(done, timeout=60, what=f"batch {batch_id} to be stored")
+
+
+def test_provisioning_needs_iot_admin_and_names_the_bad_field(stack: IotStack, admin: str) -> None:
+    reader = stack.key("iot:read")
+    refused = httpx.post(f"{stack.base}/v1/device-profiles", json=PROFILE, headers=auth(reader))
+    assert refused.status_code == 403 and refused.json()["scope"] == "iot:admin"
+    bad = {**PROFILE, "metrics": {"temp": {"type": "number", "min": 5, "max": 1}}}
+    answer = httpx.post(f"{stack.base}/v1/device-profiles", json=bad, headers=auth(admin))
+    assert answer.status_code == 422 and "metrics.temp" in answer.json()["field"]
+    unknown = httpx.post(
+        f"{stack.base}/v1/devices", json={"id": "x", "profile": "nope"}, headers=auth(admin)
+    )
+    assert unknown.status_code == 422 and unknown.json()["field"] == "profile"
+    provision(stack.base, admin, device="t-1")
+    again = httpx.post(
+        f"{stack.base}/v1/devices", json={"id": "t-1", "profile": "thermo"}, headers=auth(admin)
+    )
+    assert again.status_code == 409
+    listed = httpx.get(f"{stack.base}/v1/devices", headers=auth(reader)).json()
+    assert [(d["id"], d["credential"]) for d in listed] == [("t-1", "active")]
+    assert "token" not in listed[0]
+
+
+def test_a_batch_is_stored_by_a_worker_with_refusals_duplicates_and_conflicts(
+    stack: IotStack, admin: str
+) -> None:
+    token = provision(stack.base, admin, device="t-2")
+    t = NOW - timedelta(minutes=3)
+    body = batch(
+        reading("temp", t, 20.5, unit="Cel"),
+        reading("temp", t + timedelta(seconds=30), 500),
+        reading("door", t, False),
+        reading("temp", t + timedelta(seconds=60), 21.0, device="t-other"),
+    )
+    accepted = send(stack.base, token, body)
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json()["status"] == "received"
+    first = _stored(stack, token, accepted.json()["id"])
+    assert (first["stored"], first["duplicates"], first["conflicts"]) == (2, 0, 0)
+    assert [(r["index"], r["code"]) for r in first["refusals"]] == [
+        (1, "out_of_range"),
+        (3, "foreign_device"),
+    ]
+    resent = _stored(stack, token, send(stack.base, token, body).json()["id"])
+    assert (resent["stored"], resent["duplicates"], resent["conflicts"]) == (0, 2, 0)
+    changed = batch(reading("temp", t, 19.0, unit="Cel"))
+    conflict = _stored(stack, token, send(stack.base, token, changed).json()["id"])
+    assert (conflict["stored"], conflict["conflicts"]) == (0, 1)
+
+    reader = auth(stack.key("iot:read"))
+    page = httpx.get(
+        f"{stack.base}/v1/devices/t-2/readings",
+        params={"since": (t - timedelta(hours=1)).isoformat(), "limit": 1},
+        headers=reader,
+    ).json()
+    assert [(r["metric"], r["value"]) for r in page["items"]] == [("door", False)]
+    rest = httpx.get(
+        f"{stack.base}/v1/devices/t-2/readings",
+        params={"since": (t - timedelta(hours=1)).isoformat(), "cursor": page["next"]},
+        headers=reader,
+    ).json()
+    assert [(r["metric"], r["value"], r["unit"]) for r in rest["items"]] == [("temp", 20.5, "Cel")]
+    assert rest["next"] is None
+    latest = httpx.get(f"{stack.base}/v1/devices/t-2/latest", headers=reader).json()
+    assert {(r["metric"], r["value"]) for r in latest} == {("door", False), ("temp", 20.5)}
+    (seen,) = httpx.get(f"{stack.base}/v1/devices/t-2/conflicts", headers=reader).json()
+    assert (seen["stored"]["value"], seen["offered"]["value"]) == (20.5, 19.0)
+
+
+def test_a_device_token_is_its_own_and_rotate_and_revoke_take_effect_at_once(
+    stack: IotStack, admin: str
+) -> None:
+    one = provision(stack.base, admin, device="t-3")
+    other = provision(stack.base, admin, device="t-4")
+    body = batch(reading("temp", NOW, 20.0))
+    batch_id = send(stack.base, one, body).json()["id"]
+    peek = httpx.get(f"{stack.base}/v1/telemetry/batches/{batch_id}", headers=auth(other))
+    assert peek.status_code == 404
+
+    rotated = httpx.post(f"{stack.base}/v1/devices/t-3/credential", headers=auth(admin))
+    assert rotated.status_code == 201
+    fresh = rotated.json()["token"]
+    stale = send(stack.base, one, body)
+    assert stale.status_code == 401 and stale.json()["code"] == "invalid_device_token"
+    assert send(stack.base, fresh, body).status_code == 202
+    assert (
+        httpx.delete(f"{stack.base}/v1/devices/t-3/credential", headers=auth(admin)).status_code
+        == 204
+    )
+    assert send(stack.base, fresh, body).status_code == 401
+    device = httpx.get(f"{stack.base}/v1/devices/t-3", headers=auth(admin)).json()
+    assert device["credential"] == "revoked"
+
+
+def test_bad_requests_are_refused_before_anything_is_kept(stack: IotStack, admin: str) -> None:
+    token = provision(stack.base, admin, device="t-5")
+    body = batch(reading("temp", NOW, 20.0))
+    assert send(stack.base, admin, body).status_code == 401  # an API key is no device token
+    no_token = httpx.post(f"{stack.base}/v1/telemetry", content=body)
+    assert no_token.status_code == 401
+    unknown = send(stack.base, token, body, content_type="application/xml")
+    assert unknown.status_code == 415 and unknown.json()["field"] == "Content-Type"
+    huge = send(stack.base, token, b"x" * 70_000)
+    assert huge.status_code == 413 and huge.json()["field"] == "body"
+    empty = send(stack.base, token, b"")
+    assert empty.status_code == 422 and empty.json()["field"] == "body"
+    # Authentication comes before the body: a bad token learns nothing about it.
+    assert send(stack.base, "dv_00_zz", b"x" * 70_000).status_code == 401
+    assert count_rows(stack.settings, "iot_batches") == 0
