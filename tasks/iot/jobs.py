@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from tasks.context import JobContext
@@ -27,17 +27,10 @@ def ingest(ctx: JobContext, payload: IngestPayload) -> dict[str, Any]:
 
 @handles(PARTITIONS.name)
 def upkeep(ctx: JobContext, payload: PartitionsPayload) -> dict[str, Any]:
-    """Make the partitions from the late window's start to a few days ahead; drop the expired."""
-    own = ctx.settings.section(IotSettings)
-    today = datetime.now(UTC).date()
-    first = (datetime.now(UTC) - timedelta(seconds=own.late_window)).date()
-    span = (today - first).days + own.partitions_ahead + 1
-    days = [first + timedelta(days=n) for n in range(span)]
-    dropped = partitions.drop_expired(
-        ctx.autocommit, before=today - timedelta(days=own.retention_days)
+    """Make the partitions ingestion will need; drop those past retention."""
+    return partitions.upkeep(
+        ctx.session,
+        ctx.autocommit,
+        settings=ctx.settings.section(IotSettings),
+        now=datetime.now(UTC),
     )
-    created = partitions.ensure(ctx.session, days)
-    return {
-        "created": [d.isoformat() for d in created],
-        "dropped": [d.isoformat() for d in dropped],
-    }

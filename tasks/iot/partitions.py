@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from tasks.iot.settings import IotSettings
 
 PARENT = "iot_readings"
 # Taken by whoever creates partitions, so two creators never race on one name.
@@ -79,3 +81,19 @@ def drop_expired(autocommit: Session, *, before: date) -> list[date]:
         )
         autocommit.execute(text(f"DROP TABLE {name_of(day)}"))
     return sorted(state.pending) + dropped
+
+
+def upkeep(
+    session: Session, autocommit: Session, *, settings: IotSettings, now: datetime
+) -> dict[str, list[str]]:
+    """Beat's round: partitions from the late window's first day to `partitions_ahead` days
+    ahead exist (in `session`), and those past retention are gone (on `autocommit`)."""
+    today = now.date()
+    first = (now - timedelta(seconds=settings.late_window)).date()
+    span = (today - first).days + settings.partitions_ahead + 1
+    dropped = drop_expired(autocommit, before=today - timedelta(days=settings.retention_days))
+    created = ensure(session, [first + timedelta(days=n) for n in range(span)])
+    return {
+        "created": [d.isoformat() for d in created],
+        "dropped": [d.isoformat() for d in dropped],
+    }

@@ -195,3 +195,31 @@ def test_retention_shorter_than_the_late_window_is_refused(settings: Settings) -
     own = settings.model_copy(update={"iot": IotSettings(retention_days=1)})
     with pytest.raises(SettingsRefusedError, match="retention_days"):
         own.section(IotSettings).check(own)
+
+
+def _in_2031(days: list[str]) -> list[str]:
+    # Other tests' partitions (today's) are past retention in 2031 too.
+    return [d for d in days if d.startswith("2031")]
+
+
+def test_upkeep_covers_the_late_window_and_days_ahead_and_drops_past_retention(
+    settings: Settings, device: str
+) -> None:
+    own = IotSettings(late_window=2 * 86_400, retention_days=3, partitions_ahead=2)
+    now = datetime(2031, 5, 10, 12, tzinfo=UTC)
+    with transaction(settings) as session, autocommit(settings) as loose:
+        first = partitions.upkeep(session, loose, settings=own, now=now)
+    assert first["created"] == [f"2031-05-{d:02}" for d in range(8, 13)]
+    with transaction(settings) as session, autocommit(settings) as loose:
+        again = partitions.upkeep(session, loose, settings=own, now=now)
+    assert again == {"created": [], "dropped": []}
+    later = now + timedelta(days=2)  # keeps 05-09 (three days before) on
+    with transaction(settings) as session, autocommit(settings) as loose:
+        second = partitions.upkeep(session, loose, settings=own, now=later)
+    with autocommit(settings) as loose:
+        days = partitions.attached(loose).days
+    assert second == {"created": ["2031-05-13", "2031-05-14"], "dropped": ["2031-05-08"]}
+    assert {date(2031, 5, d) for d in range(9, 15)} <= days
+    with transaction(settings) as session, autocommit(settings) as loose:
+        third = partitions.upkeep(session, loose, settings=own, now=later + timedelta(days=1))
+    assert _in_2031(third["dropped"]) == ["2031-05-09"]
