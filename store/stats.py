@@ -70,6 +70,18 @@ def ready_by_queue(session: Session) -> dict[str, ReadyWork]:
     return {q: ReadyWork(int(n), None if a is None else float(a)) for q, n, a in rows}
 
 
+def oldest_ready_age(session: Session, queue: str) -> float | None:
+    """Seconds the oldest due job of `queue` has waited for a worker (None: nothing waits)."""
+    age = session.execute(
+        select(func.extract("epoch", func.now() - func.min(Job.run_at))).where(
+            Job.queue == queue,
+            Job.state.in_(ALLOWED_FROM[Transition.CLAIM]),
+            Job.run_at <= func.now(),
+        )
+    ).scalar_one()
+    return None if age is None else max(0.0, float(age))
+
+
 def relay_lag(session: Session) -> RelayLag:
     """Due outbox rows and the age of the oldest: how far the relay is behind."""
     count, age = session.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -26,6 +27,7 @@ from tasks.iot.api_schemas import (
     ProfileView,
     ReadingsPage,
 )
+from tasks.iot.backpressure import LagGauge, check_rate
 from tasks.iot.models import Batch, Device, Profile
 from tasks.iot.parsing import media_type, parser_for, parsers
 from tasks.iot.settings import IotSettings
@@ -38,6 +40,7 @@ from tasks.web.routing import StrictRoute
 router = APIRouter(tags=["iot"], route_class=StrictRoute)
 Admin = Annotated[Principal, Depends(require_scope(ADMIN_SCOPE))]
 Reader = Annotated[Principal, Depends(require_scope(READ_SCOPE))]
+LAG = LagGauge()
 
 
 @router.post("/v1/device-profiles", status_code=status.HTTP_201_CREATED)
@@ -162,6 +165,8 @@ def _receive(settings: Settings, device: str, content_type: str, body: bytes) ->
 async def send(request: Request, device: DeviceDep, settings: SettingsDep) -> dict[str, Any]:
     """Accept a batch of the token's device: it is durable when this answers."""
     content_type = request.headers.get("content-type")
+    check_rate(device, settings=settings, now=time.time())
+    await run_in_threadpool(LAG.check, settings)
     parser_for(content_type, parsers(settings))
     body = await bounded_body(request, limit=settings.section(IotSettings).max_batch_bytes)
     batch = await run_in_threadpool(_receive, settings, device, media_type(content_type), body)

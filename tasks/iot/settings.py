@@ -25,6 +25,13 @@ class IotSettings(Section):
     retention_days: int = Field(default=90, ge=1, le=36_500)
     partitions_ahead: int = Field(default=3, ge=1, le=60)
     partition_interval: float = Field(default=3_600.0, gt=0)
+    # Backpressure: each device may send `rate_limit` batches per `rate_window` seconds (429
+    # beyond); when the iot queue's oldest due job has waited `max_lag` seconds, ingestion
+    # answers 503 until workers catch up. The queue's lag is read at most every `lag_check`.
+    rate_limit: int = Field(default=120, ge=1)
+    rate_window: int = Field(default=60, ge=1, le=86_400)
+    max_lag: float = Field(default=60.0, gt=0)
+    lag_check: float = Field(default=1.0, ge=0)
     # Ingestion formats beyond the built-in ones: media type -> "module:function", each a
     # `parse(body, *, device, received_at) -> Parsed`.
     extra_parsers: dict[str, str] = Field(default_factory=dict)

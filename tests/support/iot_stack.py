@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from config import JobPolicy, Settings
 from devstack.processes import Process, isolated
@@ -34,14 +35,20 @@ class IotStack:
 
 
 def run_iot_stack(
-    settings: Settings, logs_dir: Path, *, name: str, worker: bool = True, lease: int = 20
+    settings: Settings,
+    logs_dir: Path,
+    *,
+    name: str,
+    worker: bool = True,
+    lease: int = 20,
+    **iot: Any,
 ) -> Iterator[IotStack]:
     """API, relay, beat (and a worker, unless the test starts its own) for one module."""
     policies = {**settings.job_policies, "iot.ingest": JobPolicy(lease_timeout=lease)}
     own = isolated(
         settings,
         job_policies=policies,
-        iot=IotSettings(extra_parsers={MEDIA_TYPE: PARSER}, max_batch_bytes=64_000),
+        iot=IotSettings(extra_parsers={MEDIA_TYPE: PARSER}, max_batch_bytes=64_000, **iot),
     )
     api, base = start_api(own, logs_dir, name=f"{name}-api")
     stack = IotStack(own, base, [api, start_process(own, logs_dir, "relay")])
