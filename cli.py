@@ -20,6 +20,7 @@ from devstack.bootstrap import attach_to_running_stack
 from devstack.children import die_with_parent
 from logs import configure_logging, scrub
 from ops.dev_mail import dev_mail_app
+from ops.iot import iot_app
 from ops.jobs import jobs_app
 from ops.keys import keys_app
 from ops.migrate import exit_unless_migrated
@@ -35,6 +36,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(payments_app, name="payments")
 app.add_typer(dev_mail_app, name="dev-mail")
+app.add_typer(iot_app, name="iot")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 FLAT_ALIASES = {
     "SWITCHYARD_DATABASE_URL": "SWITCHYARD_DATABASE__URL",
