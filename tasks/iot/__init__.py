@@ -1,10 +1,10 @@
-"""IoT telemetry: devices, readings over HTTP stored exactly once, day-partitioned."""
+"""IoT telemetry: devices, readings over HTTP stored exactly once, day-partitioned, rolled up."""
 
 from __future__ import annotations
 
 from config import Settings
 from tasks.iot import models
-from tasks.iot.schemas import INGEST, PARTITIONS, QUEUE
+from tasks.iot.schemas import INGEST, PARTITIONS, QUEUE, ROLLUP
 from tasks.iot.settings import IotSettings
 from tasks.registry import Domain, Every
 
@@ -13,17 +13,26 @@ def _partition_interval(settings: Settings) -> float:
     return settings.section(IotSettings).partition_interval
 
 
+def _rollup_interval(settings: Settings) -> float:
+    return settings.section(IotSettings).rollup_interval
+
+
 DOMAIN = Domain(
     name="iot",
-    job_types=(INGEST, PARTITIONS),
+    job_types=(INGEST, PARTITIONS, ROLLUP),
     queues=(QUEUE,),
     scopes=("iot:admin", "iot:read"),
     handlers="tasks.iot.jobs",
     routes=("tasks.iot.routes",),
-    schedule={"iot-partitions": Every(job_type=PARTITIONS.name, seconds=_partition_interval)},
+    schedule={
+        "iot-partitions": Every(job_type=PARTITIONS.name, seconds=_partition_interval),
+        "iot-rollups": Every(job_type=ROLLUP.name, seconds=_rollup_interval),
+    },
     settings=IotSettings,
     metadata=models.metadata,
     tables=(
+        "iot_rollup_dirty",
+        "iot_rollups",
         "iot_conflicts",
         "iot_latest",
         "iot_readings",

@@ -188,3 +188,16 @@ class ConflictView(BaseModel):
     stored: dict[str, Any]
     offered: dict[str, Any]
     at: datetime
+
+
+class AggregateView(BaseModel):
+    """One roll-up bucket of a metric."""
+
+    bucket: datetime
+    count: int
+    min: float
+    max: float
+    sum: float
+    avg: float
+    last: float
+    last_ts: datetime

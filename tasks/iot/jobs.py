@@ -6,9 +6,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tasks.context import JobContext
-from tasks.iot import partitions, service
+from tasks.iot import partitions, rollups, service
 from tasks.iot.parsing import parsers
-from tasks.iot.schemas import INGEST, PARTITIONS, IngestPayload, PartitionsPayload
+from tasks.iot.schemas import (
+    INGEST,
+    PARTITIONS,
+    ROLLUP,
+    IngestPayload,
+    PartitionsPayload,
+    RollupPayload,
+)
 from tasks.iot.settings import IotSettings
 from tasks.registry import handles
 
@@ -34,3 +41,9 @@ def upkeep(ctx: JobContext, payload: PartitionsPayload) -> dict[str, Any]:
         settings=ctx.settings.section(IotSettings),
         now=datetime.now(UTC),
     )
+
+
+@handles(ROLLUP.name)
+def rollup(ctx: JobContext, payload: RollupPayload) -> dict[str, Any]:
+    """Fold touched minute buckets into every roll-up tier."""
+    return {"folded": rollups.fold(ctx.session)}

@@ -10,7 +10,14 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from errors import InvalidFieldError
-from tasks.iot.api_schemas import ConflictView, LatestView, ReadingsPage, ReadingView, value_of
+from tasks.iot.api_schemas import (
+    AggregateView,
+    ConflictView,
+    LatestView,
+    ReadingsPage,
+    ReadingView,
+    value_of,
+)
 from tasks.iot.models import Conflict, Latest
 
 READINGS = text("""
@@ -18,6 +25,12 @@ SELECT metric, ts, received_at, value_num, value_text, value_bool, unit FROM iot
 WHERE device_id = :device AND (CAST(:metric AS text) IS NULL OR metric = :metric)
   AND ts >= :since AND ts < :until AND (ts, metric) > (:after_ts, :after_metric)
 ORDER BY ts, metric LIMIT :limit
+""")
+AGGREGATES = text("""
+SELECT bucket, count, min, max, sum, last, last_ts FROM iot_rollups
+WHERE tier = :tier AND device_id = :device AND metric = :metric
+  AND bucket >= :since AND bucket < :until
+ORDER BY bucket LIMIT :limit
 """)
 EPOCH = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
 
@@ -100,4 +113,35 @@ def conflicts(session: Session, device: str, *, limit: int) -> list[ConflictView
             at=c.at,
         )
         for c in rows
+    ]
+
+
+def aggregates(
+    session: Session,
+    device: str,
+    *,
+    metric: str,
+    tier: str,
+    since: datetime,
+    until: datetime,
+    limit: int,
+) -> list[AggregateView]:
+    """The metric's roll-up buckets of `tier` starting in `[since, until)`, oldest first."""
+    rows = session.execute(
+        AGGREGATES,
+        {"tier": tier, "device": device, "metric": metric, "since": since, "until": until,
+         "limit": limit},
+    ).all()  # fmt: skip
+    return [
+        AggregateView(
+            bucket=r.bucket,
+            count=r.count,
+            min=r.min,
+            max=r.max,
+            sum=float(r.sum),
+            avg=float(r.sum / r.count),
+            last=r.last,
+            last_ts=r.last_ts,
+        )
+        for r in rows
     ]

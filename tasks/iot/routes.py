@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy import select
@@ -17,6 +17,7 @@ from store.api_keys import Principal
 from store.db import transaction
 from tasks.iot import devices, queries, service
 from tasks.iot.api_schemas import (
+    AggregateView,
     BatchView,
     ConflictView,
     Credential,
@@ -134,6 +135,30 @@ def readings(
         until=until or datetime.now(UTC) + timedelta(days=1),
         limit=limit,
         cursor=cursor,
+    )
+
+
+@router.get("/v1/devices/{device_id}/aggregates")
+def aggregates(
+    device_id: str,
+    session: SessionDep,
+    _: Reader,
+    metric: str,
+    since: Instant,
+    tier: Literal["1m", "1h", "1d"] = "1h",
+    until: Instant | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
+) -> list[AggregateView]:
+    """The metric's roll-up buckets (count, min, max, sum, avg, last) of one tier."""
+    devices.get_device(session, device_id)
+    return queries.aggregates(
+        session,
+        device_id,
+        metric=metric,
+        tier=tier,
+        since=since,
+        until=until or datetime.now(UTC) + timedelta(days=1),
+        limit=limit,
     )
 
 

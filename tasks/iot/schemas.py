@@ -38,3 +38,17 @@ PARTITIONS = JobSpec(
     QUEUE,
     "Creates the readings' daily partitions ahead and drops those past retention.",
 )
+
+
+class RollupPayload(BaseModel):
+    """Beat's roll-up fold takes no arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+ROLLUP = JobSpec(
+    "iot.rollup",
+    RollupPayload,
+    QUEUE,
+    "Folds the minute buckets stored batches touched into the 1 min, 1 h and 1 d roll-ups.",
+)

@@ -25,6 +25,8 @@ class IotSettings(Section):
     retention_days: int = Field(default=90, ge=1, le=36_500)
     partitions_ahead: int = Field(default=3, ge=1, le=60)
     partition_interval: float = Field(default=3_600.0, gt=0)
+    # How often beat folds the buckets stored batches touched into the roll-ups.
+    rollup_interval: float = Field(default=10.0, gt=0)
     # Backpressure: each device may send `rate_limit` batches per `rate_window` seconds (429
     # beyond); when the iot queue's oldest due job has waited `max_lag` seconds, ingestion
     # answers 503 until workers catch up. The queue's lag is read at most every `lag_check`.

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from tasks.iot import rollups
 from tasks.iot.readings import Reading
 
 STAGING = """
@@ -119,5 +120,6 @@ def store(
     params = {"batch_id": batch_id, "received_at": received_at}
     stored = int(session.execute(INSERT_NEW, params).scalar_one())
     rest = session.execute(SORT_REST, params).one()
+    rollups.touch(session, batch_id=batch_id)
     session.execute(text("TRUNCATE iot_staging"))
     return Stored(stored, int(rest.duplicates), int(rest.conflicts))

@@ -153,3 +153,36 @@ def test_bad_requests_are_refused_before_anything_is_kept(stack: IotStack, admin
     # Authentication comes before the body: a bad token learns nothing about it.
     assert send(stack.base, "dv_00_zz", b"x" * 70_000).status_code == 401
     assert count_rows(stack.settings, "iot_batches") == 0
+
+
+def test_beat_folds_stored_readings_into_the_rollups_late_ones_too(
+    stack: IotStack, admin: str
+) -> None:
+    token = provision(stack.base, admin, device="t-6")
+    minute = (NOW - timedelta(hours=2)).replace(second=0)
+    first = batch(
+        reading("temp", minute, 10.0), reading("temp", minute + timedelta(seconds=20), 30.0)
+    )
+    _stored(stack, token, send(stack.base, token, first).json()["id"])
+    late = batch(reading("temp", minute + timedelta(seconds=10), 50.0))
+    _stored(stack, token, send(stack.base, token, late).json()["id"])
+    reader = auth(stack.key("iot:read"))
+
+    def folded() -> list[dict[str, Any]] | None:
+        rows: list[dict[str, Any]] = httpx.get(
+            f"{stack.base}/v1/devices/t-6/aggregates",
+            params={"metric": "temp", "tier": "1m", "since": minute.isoformat()},
+            headers=reader,
+        ).json()
+        return rows if rows and rows[0]["count"] == 3 else None
+
+    (row,) = wait_until(folded, timeout=60, what="the late reading to be rolled up")
+    assert (row["min"], row["max"], row["sum"], row["avg"], row["last"]) == (
+        10.0, 50.0, 90.0, 30.0, 30.0,
+    )  # fmt: skip
+    (day,) = httpx.get(
+        f"{stack.base}/v1/devices/t-6/aggregates",
+        params={"metric": "temp", "tier": "1d", "since": (minute - timedelta(days=1)).isoformat()},
+        headers=reader,
+    ).json()
+    assert (day["count"], day["sum"]) == (3, 90.0)

@@ -48,7 +48,11 @@ def run_iot_stack(
     own = isolated(
         settings,
         job_policies=policies,
-        iot=IotSettings(extra_parsers={MEDIA_TYPE: PARSER}, max_batch_bytes=64_000, **iot),
+        iot=IotSettings(
+            extra_parsers={MEDIA_TYPE: PARSER},
+            max_batch_bytes=64_000,
+            **{"rollup_interval": 1.0, **iot},
+        ),
     )
     api, base = start_api(own, logs_dir, name=f"{name}-api")
     stack = IotStack(own, base, [api, start_process(own, logs_dir, "relay")])
