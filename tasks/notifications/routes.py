@@ -8,11 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from store.api_keys import Principal
-from tasks.enqueue import enqueue
 from tasks.notifications.queries import find_notification, list_notifications
-from tasks.notifications.retries import max_attempts
 from tasks.notifications.schemas import (
-    DELIVER,
     Channel,
     NotificationAccepted,
     NotificationPage,
@@ -21,8 +18,7 @@ from tasks.notifications.schemas import (
     Status,
     links_for,
 )
-from tasks.notifications.service import prepare, record
-from tasks.notifications.settings import NotificationSettings
+from tasks.notifications.service import submit
 from tasks.web.auth import require_scope, visible_to
 from tasks.web.deps import SessionDep, SettingsDep
 from tasks.web.fields import Text
@@ -43,33 +39,18 @@ def submit_notification(
     response: Response,
 ) -> NotificationAccepted:
     """Accept a notification: 202 means it and its delivery job are committed."""
-    prepared = prepare(
-        session, body, producer=principal.producer, settings=settings.section(NotificationSettings)
-    )
-    if prepared.existing is not None:
+    done = submit(session, body, producer=principal.producer, settings=settings)
+    if done.deduplicated:
         response.headers["Idempotent-Replayed"] = "true"
-        job_id = prepared.existing.job_id
     else:
-        attempts = max_attempts(settings.section(NotificationSettings).retry_schedule)
-        job = enqueue(
-            session,
-            DELIVER.name,
-            {"notification_id": str(prepared.id)},
-            producer=principal.producer,
-            run_at=prepared.send_at,
-            max_attempts=attempts,
-            settings=settings,
-        ).job
-        record(session, prepared, job_id=job.id)
-        job_id = job.id
         session.commit()
-    response.headers["Location"] = f"/v1/notifications/{prepared.id}"
+    response.headers["Location"] = f"/v1/notifications/{done.id}"
     return NotificationAccepted(
-        id=prepared.id,
-        job_id=job_id,
-        send_at=prepared.send_at,
-        deduplicated=prepared.existing is not None,
-        links=links_for(prepared.id, job_id),
+        id=done.id,
+        job_id=done.job_id,
+        send_at=done.send_at,
+        deduplicated=done.deduplicated,
+        links=links_for(done.id, done.job_id),
     )
 
 

@@ -13,16 +13,19 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from config import Settings
 from errors import InvalidFieldError
 from store.ids import uuid7
+from tasks.enqueue import enqueue
 from tasks.notifications.models import Notification, WebhookEndpoint
+from tasks.notifications.retries import max_attempts
 from tasks.notifications.scheduling import (
     after_quiet_hours,
     lock_recipient,
     rate_limited_slot,
     scheduled_sends,
 )
-from tasks.notifications.schemas import NotificationRequest
+from tasks.notifications.schemas import DELIVER, NotificationRequest
 from tasks.notifications.settings import NotificationSettings
 from tasks.notifications.ssrf import check_url, parse_networks
 from tasks.notifications.templates import (
@@ -184,3 +187,35 @@ def record(session: Session, prepared: Prepared, *, job_id: uuid.UUID) -> Notifi
     session.add(row)
     session.flush()
     return row
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """An accepted notification and the job that delivers it."""
+
+    id: uuid.UUID
+    job_id: uuid.UUID
+    send_at: datetime
+    deduplicated: bool
+
+
+def submit(
+    session: Session, req: NotificationRequest, *, producer: str, settings: Settings
+) -> Submitted:
+    """Accept a notification and its delivery job in the caller's transaction (a live dedup
+    key answers with the earlier one): the one way any domain sends a notification."""
+    own = settings.section(NotificationSettings)
+    prepared = prepare(session, req, producer=producer, settings=own)
+    if prepared.existing is not None:
+        return Submitted(prepared.id, prepared.existing.job_id, prepared.send_at, True)
+    job = enqueue(
+        session,
+        DELIVER.name,
+        {"notification_id": str(prepared.id)},
+        producer=producer,
+        run_at=prepared.send_at,
+        max_attempts=max_attempts(own.retry_schedule),
+        settings=settings,
+    ).job
+    record(session, prepared, job_id=job.id)
+    return Submitted(prepared.id, job.id, prepared.send_at, False)
