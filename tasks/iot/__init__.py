@@ -31,6 +31,9 @@ DOMAIN = Domain(
     settings=IotSettings,
     metadata=models.metadata,
     tables=(
+        "iot_alert_events",
+        "iot_alert_states",
+        "iot_alert_rules",
         "iot_rollup_dirty",
         "iot_rollups",
         "iot_conflicts",

@@ -9,7 +9,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData, String
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -98,3 +108,50 @@ class Conflict(Base):
     stored: Mapped[dict[str, Any]] = mapped_column(JSONB)
     offered: Mapped[dict[str, Any]] = mapped_column(JSONB)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AlertRule(Base):
+    """A threshold on one metric of a profile: fire past `set_at` (`consecutive` readings in a
+    row), resolve only back past `clear_at` (hysteresis)."""
+
+    __tablename__ = "iot_alert_rules"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(ForeignKey("iot_profiles.id"))
+    metric: Mapped[str] = mapped_column(String(200))
+    direction: Mapped[str] = mapped_column(String(5))  # above | below
+    set_at: Mapped[float] = mapped_column(Float)
+    clear_at: Mapped[float] = mapped_column(Float)
+    consecutive: Mapped[int] = mapped_column(Integer, default=1)
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(2048))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AlertState(Base):
+    """Where one device stands with one rule, as of the newest reading evaluated."""
+
+    __tablename__ = "iot_alert_states"
+
+    rule_id: Mapped[str] = mapped_column(ForeignKey("iot_alert_rules.id"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("iot_devices.id"), primary_key=True)
+    firing: Mapped[bool] = mapped_column(Boolean, default=False)
+    streak: Mapped[int] = mapped_column(Integer, default=0)
+    last_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AlertEvent(Base):
+    """A transition (firing, resolved) and the notification it sent."""
+
+    __tablename__ = "iot_alert_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    rule_id: Mapped[str] = mapped_column(ForeignKey("iot_alert_rules.id"))
+    device_id: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(8))
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    value: Mapped[float] = mapped_column(Float)
+    duration: Mapped[float | None] = mapped_column(Float)
+    notification_id: Mapped[uuid.UUID] = mapped_column()
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -18,7 +19,7 @@ from tasks.iot.api_schemas import (
     ReadingView,
     value_of,
 )
-from tasks.iot.models import Conflict, Latest
+from tasks.iot.models import AlertEvent, Conflict, Latest
 
 READINGS = text("""
 SELECT metric, ts, received_at, value_num, value_text, value_bool, unit FROM iot_readings
@@ -144,4 +145,26 @@ def aggregates(
             last_ts=r.last_ts,
         )
         for r in rows
+    ]
+
+
+def alert_events(session: Session, device: str, *, limit: int) -> list[dict[str, Any]]:
+    """The device's alert transitions, newest first."""
+    rows = session.scalars(
+        select(AlertEvent)
+        .where(AlertEvent.device_id == device)
+        .order_by(AlertEvent.id.desc())
+        .limit(limit)
+    )
+    return [
+        {
+            "rule": e.rule_id,
+            "kind": e.kind,
+            "ts": e.ts,
+            "value": e.value,
+            "duration": e.duration,
+            "notification_id": str(e.notification_id),
+            "at": e.at,
+        }
+        for e in rows
     ]

@@ -15,7 +15,8 @@ from config import Settings
 from errors import NotFoundError
 from store.api_keys import Principal
 from store.db import transaction
-from tasks.iot import devices, queries, service
+from tasks.iot import alert_rules, devices, queries, service
+from tasks.iot.alert_rules import AlertRuleCreate, AlertRuleView
 from tasks.iot.api_schemas import (
     AggregateView,
     BatchView,
@@ -77,6 +78,28 @@ def create_device(body: DeviceCreate, session: SessionDep, _: Admin) -> Credenti
     device, token = devices.create_device(session, device_id=body.id, profile_id=body.profile)
     session.commit()
     return Credential(device=DeviceView.of(device), token=token)
+
+
+@router.post("/v1/alert-rules", status_code=status.HTTP_201_CREATED)
+def create_alert_rule(
+    body: AlertRuleCreate, session: SessionDep, settings: SettingsDep, _: Admin
+) -> AlertRuleView:
+    """A threshold rule with hysteresis on a profile's numeric metric."""
+    rule = alert_rules.create(session, body, settings=settings)
+    session.commit()
+    return AlertRuleView.of(rule)
+
+
+@router.get("/v1/devices/{device_id}/alerts")
+def alert_events(
+    device_id: str,
+    session: SessionDep,
+    _: Reader,
+    limit: Annotated[int, Query(ge=1, le=1_000)] = 100,
+) -> list[dict[str, Any]]:
+    """The device's alert transitions, newest first, each with its notification."""
+    devices.get_device(session, device_id)
+    return queries.alert_events(session, device_id, limit=limit)
 
 
 @router.get("/v1/devices")

@@ -14,7 +14,7 @@ from config import Settings
 from errors import PermanentError
 from store.ids import uuid7
 from tasks.enqueue import enqueue
-from tasks.iot import partitions
+from tasks.iot import alerts, partitions
 from tasks.iot.models import Batch, Device, Profile
 from tasks.iot.parsing import Parser, parser_for
 from tasks.iot.rules import Rules
@@ -88,6 +88,9 @@ def ingest(
     checked = check(parsed.readings, device=device.id, rules=rules, received_at=batch.received_at)
     partitions.ensure(session, {r.ts.astimezone(UTC).date() for _, r in checked.accepted})
     counts = store(session, checked.accepted, batch_id=batch.id, received_at=batch.received_at)
+    alerts.evaluate(
+        session, device=device.id, profile=device.profile_id, stored=counts.new, settings=settings
+    )
     refusals = sorted([*parsed.refusals, *checked.refusals], key=lambda r: r.index)
     batch.status = "stored"
     batch.body = None  # the readings hold it now; refusals say what was not kept

@@ -49,7 +49,7 @@ WITH stored AS (
     value_text = excluded.value_text, value_bool = excluded.value_bool, unit = excluded.unit
   WHERE excluded.ts > iot_latest.ts
 )
-SELECT count(*) FROM stored
+SELECT metric, ts, value_num FROM stored
 """)
 
 _VALUE = "coalesce(to_jsonb({0}.value_num), to_jsonb({0}.value_text), to_jsonb({0}.value_bool))"
@@ -83,6 +83,8 @@ class Stored:
     stored: int
     duplicates: int
     conflicts: int
+    # The new rows' metric, event time and numeric value (None for other kinds).
+    new: list[tuple[str, datetime, float | None]]
 
 
 def _row(index: int, reading: Reading) -> tuple[Any, ...]:
@@ -109,7 +111,7 @@ def store(
 ) -> Stored:
     """Store the readings whose key is new; count the resent and the conflicting."""
     if not readings:
-        return Stored(0, 0, 0)
+        return Stored(0, 0, 0, [])
     session.execute(text(STAGING))
     raw = session.connection().connection.driver_connection
     assert raw is not None
@@ -118,8 +120,8 @@ def store(
         for index, reading in readings:
             copy.write_row(_row(index, reading))
     params = {"batch_id": batch_id, "received_at": received_at}
-    stored = int(session.execute(INSERT_NEW, params).scalar_one())
+    new = [(r.metric, r.ts, r.value_num) for r in session.execute(INSERT_NEW, params)]
     rest = session.execute(SORT_REST, params).one()
     rollups.touch(session, batch_id=batch_id)
     session.execute(text("TRUNCATE iot_staging"))
-    return Stored(stored, int(rest.duplicates), int(rest.conflicts))
+    return Stored(len(new), int(rest.duplicates), int(rest.conflicts), new)

@@ -1,0 +1,135 @@
+"""Alerts against the real PostgreSQL: hysteresis, N consecutive readings, late data ignored,
+flapping collapsed, and exactly one notification (and delivery job) per transition, even for
+concurrent batches of one device."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from config import Settings
+from errors import InvalidFieldError
+from store.db import transaction
+from store.models import Job
+from tasks.iot import alert_rules, devices, service
+from tasks.iot.alert_rules import AlertRuleCreate
+from tasks.iot.models import AlertEvent
+from tasks.notifications.models import Notification
+from tests.support.iot import MEDIA_TYPE, PROFILE, batch, parse, reading
+from tests.support.ledger import clean_tables
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+
+@pytest.fixture
+def device(settings: Settings, clean_ledger: None) -> Iterator[str]:
+    """A thermo device whose temp fires above 30 after two readings, resolves at 25."""
+    with transaction(settings) as s:
+        devices.create_profile(
+            s, profile_id="thermo", metrics=PROFILE["metrics"], future_policy="refuse",
+            late_window=None, future_skew=None,
+        )  # fmt: skip
+        devices.create_device(s, device_id="a-1", profile_id="thermo")
+        alert_rules.create(
+            s,
+            AlertRuleCreate(
+                id="hot",
+                profile="thermo",
+                metric="temp",
+                set_at=30,
+                clear_at=25,
+                consecutive=2,
+                channel="email",
+                to="ops@example.com",
+            ),
+            settings=settings,
+        )
+    yield "a-1"
+    clean_tables(settings, domain="iot")
+
+
+def _send(settings: Settings, *temps: tuple[int, float]) -> None:
+    body = batch(*(reading("temp", T0 + timedelta(seconds=t), v) for t, v in temps))
+    with transaction(settings) as s:
+        batch_id = service.receive(
+            s, device_id="a-1", content_type=MEDIA_TYPE, body=body, received_at=T0,
+            settings=settings,
+        ).id  # fmt: skip
+    with transaction(settings) as s:
+        service.ingest(s, batch_id, parsers={MEDIA_TYPE: parse}, settings=settings, now=T0)
+
+
+def _events(settings: Settings) -> list[tuple[str, float, float | None]]:
+    with transaction(settings) as s:
+        rows = s.scalars(select(AlertEvent).order_by(AlertEvent.id)).all()
+        return [(e.kind, e.value, e.duration) for e in rows]
+
+
+def _notifications(settings: Settings) -> tuple[int, int]:
+    with transaction(settings) as s:
+        notes = s.scalar(select(func.count()).select_from(Notification))
+        jobs = s.scalar(
+            select(func.count()).where(Job.type == "notifications.deliver", Job.producer == "iot")
+        )
+    return int(notes or 0), int(jobs or 0)
+
+
+def test_hysteresis_and_consecutive_readings_make_one_notification_per_transition(
+    settings: Settings, device: str
+) -> None:
+    _send(settings, (0, 31.0), (10, 20.0), (20, 31.0))  # never two in a row: no alert
+    assert _events(settings) == []
+    _send(settings, (30, 32.0), (40, 29.0), (50, 31.0), (60, 26.0))  # fires; 29, 26 hold it
+    _send(settings, (35, 10.0))  # late: older than what was evaluated, moves nothing
+    assert _events(settings) == [("firing", 32.0, None)]
+    _send(settings, (70, 25.0), (80, 24.0), (90, 31.0))  # resolves at 25 after 40 s
+    assert _events(settings) == [("firing", 32.0, None), ("resolved", 25.0, 40.0)]
+    assert _notifications(settings) == (2, 2)
+    with transaction(settings) as s:
+        subjects = s.scalars(select(Notification.subject).order_by(Notification.created_at))
+        assert [x.split(":")[0] for x in subjects] == ["[firing] hot", "[resolved] hot"]
+
+
+def test_concurrent_batches_of_one_device_fire_once(settings: Settings, device: str) -> None:
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            start.wait()
+            _send(settings, (100 + 10 * n, 40.0), (101 + 10 * n, 41.0))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert [kind for kind, _, _ in _events(settings)] == ["firing"]
+    assert _notifications(settings) == (1, 1)
+
+
+def test_a_rule_is_refused_on_a_metric_that_is_not_a_number(
+    settings: Settings, device: str
+) -> None:
+    with transaction(settings) as s, pytest.raises(InvalidFieldError) as refused:
+        alert_rules.create(
+            s,
+            AlertRuleCreate(
+                id="door",
+                profile="thermo",
+                metric="door",
+                set_at=1,
+                clear_at=0,
+                channel="email",
+                to="ops@example.com",
+            ),
+            settings=settings,
+        )
+    assert refused.value.field == "metric"
