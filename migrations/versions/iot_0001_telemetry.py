@@ -42,7 +42,7 @@ CREATE TABLE iot_batches (
   content_type varchar(100) NOT NULL,
   body bytea,
   received_at timestamptz NOT NULL,
-  status varchar(16) NOT NULL CHECK (status IN ('received', 'stored')),
+  status varchar(16) NOT NULL CHECK (status IN ('received', 'stored', 'refused')),
   job_id uuid NOT NULL,
   readings integer NOT NULL DEFAULT 0,
   stored integer NOT NULL DEFAULT 0,

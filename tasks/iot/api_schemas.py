@@ -12,7 +12,8 @@ from tasks.web.fields import Text
 
 # Ids travel in paths and topics: letters, digits and `-_.:`, no spaces.
 Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")]
-MetricName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")]
+# What every format accepts as a metric name: 1 to 128 printable characters.
+MetricName = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f-\x9f]{1,128}$")]
 Bound = Annotated[float, Field(allow_inf_nan=False)]
 
 

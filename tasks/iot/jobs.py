@@ -7,7 +7,7 @@ from typing import Any
 
 from tasks.context import JobContext
 from tasks.iot import partitions, rollups, service
-from tasks.iot.parsing import parsers
+from tasks.iot.parsing import extra_parsers
 from tasks.iot.schemas import (
     INGEST,
     PARTITIONS,
@@ -26,7 +26,7 @@ def ingest(ctx: JobContext, payload: IngestPayload) -> dict[str, Any]:
     return service.ingest(
         ctx.session,
         payload.batch_id,
-        parsers=parsers(ctx.settings),
+        extra_parsers=extra_parsers(ctx.settings),
         settings=ctx.settings,
         now=datetime.now(UTC),
     )

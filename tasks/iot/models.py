@@ -68,7 +68,9 @@ class Batch(Base):
     content_type: Mapped[str] = mapped_column(String(100))
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(16))  # received | stored
+    status: Mapped[str] = mapped_column(
+        String(16)
+    )  # received | stored | refused (not a batch at all)
     job_id: Mapped[uuid.UUID] = mapped_column()
     readings: Mapped[int] = mapped_column(Integer, default=0)
     stored: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,34 +1,15 @@
-"""Which parser reads a batch: chosen by the media type of its Content-Type."""
+"""Which parser reads a batch: one the settings add for its media type, else a built-in one
+(`tasks.iot.formats`, which answers 415 for any other)."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Protocol
 
 from config import Settings
-from errors import SwitchyardError
-from tasks.iot.readings import Parsed
+from tasks.iot.formats import Parser
+from tasks.iot.formats import parser_for as built_in_parser
 from tasks.iot.settings import IotSettings
-
-
-class Parser(Protocol):
-    """A format's pure parse function (`tasks.iot.formats`)."""
-
-    def __call__(self, body: bytes, *, device: str, received_at: datetime) -> Parsed:
-        """The batch's readings and the refusals of what did not parse."""
-        ...
-
-
-# The formats Switchyard reads itself, by media type (`tasks.iot.formats`); settings add more.
-BUILT_IN: Mapping[str, str] = {}
-
-
-class UnsupportedFormatError(SwitchyardError):
-    """The Content-Type names no format this service reads."""
-
-    status, code, field = 415, "unsupported_format", "Content-Type"
 
 
 def media_type(content_type: str | None) -> str:
@@ -42,18 +23,12 @@ def _load(path: str) -> Parser:
     return parser
 
 
-def parsers(settings: Settings) -> dict[str, Parser]:
-    """Every format read, by media type: the built-in ones and the settings' extra ones."""
-    extra = settings.section(IotSettings).extra_parsers
-    return {kind: _load(path) for kind, path in {**BUILT_IN, **extra}.items()}
+def extra_parsers(settings: Settings) -> dict[str, Parser]:
+    """The formats the settings add (`extra_parsers`), by media type."""
+    return {kind: _load(path) for kind, path in settings.section(IotSettings).extra_parsers.items()}
 
 
-def parser_for(content_type: str | None, table: Mapping[str, Parser]) -> Parser:
-    """The parser of `content_type`, or a 415 naming the formats read."""
-    parser = table.get(media_type(content_type))
-    if parser is None:
-        known = ", ".join(sorted(table)) or "none"
-        raise UnsupportedFormatError(
-            f"Content-Type {content_type or '(none)'!r} is not a format read here ({known})"
-        )
-    return parser
+def parser_for(content_type: str | None, *, extra: Mapping[str, Parser]) -> Parser:
+    """The parser of `content_type`: an extra one, else a built-in one, else a 415."""
+    parser = extra.get(media_type(content_type))
+    return parser if parser is not None else built_in_parser(content_type)

@@ -31,7 +31,7 @@ from tasks.iot.api_schemas import (
 )
 from tasks.iot.backpressure import LagGauge, check_rate
 from tasks.iot.models import Batch, Device, Profile
-from tasks.iot.parsing import media_type, parser_for, parsers
+from tasks.iot.parsing import extra_parsers, media_type, parser_for
 from tasks.iot.settings import IotSettings
 from tasks.iot.web import ADMIN_SCOPE, READ_SCOPE, DeviceDep, DeviceOrReaderDep, bounded_body
 from tasks.web.auth import require_scope
@@ -215,7 +215,7 @@ async def send(request: Request, device: DeviceDep, settings: SettingsDep) -> di
     content_type = request.headers.get("content-type")
     check_rate(device, settings=settings, now=time.time())
     await run_in_threadpool(LAG.check, settings)
-    parser_for(content_type, parsers(settings))
+    parser_for(content_type, extra=extra_parsers(settings))
     body = await bounded_body(request, limit=settings.section(IotSettings).max_batch_bytes)
     batch = await run_in_threadpool(_receive, settings, device, media_type(content_type), body)
     return {

@@ -11,12 +11,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from config import Settings
-from errors import PermanentError
+from errors import InvalidFieldError, PermanentError
 from store.ids import uuid7
 from tasks.enqueue import enqueue
 from tasks.iot import alerts, partitions
+from tasks.iot.formats import Parser
 from tasks.iot.models import Batch, Device, Profile
-from tasks.iot.parsing import Parser, parser_for
+from tasks.iot.parsing import parser_for
 from tasks.iot.rules import Rules
 from tasks.iot.schemas import INGEST
 from tasks.iot.settings import IotSettings
@@ -67,24 +68,35 @@ def summary(batch: Batch) -> dict[str, Any]:
     }
 
 
+def _refuse_whole(batch: Batch, exc: InvalidFieldError, *, now: datetime) -> dict[str, Any]:
+    batch.status = "refused"
+    batch.body = None
+    batch.refusals = [{"index": None, "code": exc.code, "reason": str(exc), "field": exc.field}]
+    batch.stored_at = now
+    return summary(batch)
+
+
 def ingest(
     session: Session,
     batch_id: uuid.UUID,
     *,
-    parsers: Mapping[str, Parser],
+    extra_parsers: Mapping[str, Parser],
     settings: Settings,
     now: datetime,
 ) -> dict[str, Any]:
-    """Parse, validate and store one batch; a batch stored already is left as it is."""
+    """Parse, validate and store one batch; a batch done already is left as it is."""
     batch = session.get(Batch, batch_id, with_for_update=True)
     if batch is None:
         raise PermanentError(f"no batch {batch_id}")
-    if batch.status == "stored":
+    if batch.status != "received":
         return summary(batch)
     device = session.get_one(Device, batch.device_id)
     rules = Rules.of(session.get_one(Profile, device.profile_id), settings.section(IotSettings))
-    parse = parser_for(batch.content_type, parsers)
-    parsed = parse(batch.body or b"", device=device.id, received_at=batch.received_at)
+    parse = parser_for(batch.content_type, extra=extra_parsers)
+    try:
+        parsed = parse(batch.body or b"", device=device.id, received_at=batch.received_at)
+    except InvalidFieldError as exc:  # not a batch at all: refused whole, nothing stored
+        return _refuse_whole(batch, exc, now=now)
     checked = check(parsed.readings, device=device.id, rules=rules, received_at=batch.received_at)
     partitions.ensure(session, {r.ts.astimezone(UTC).date() for _, r in checked.accepted})
     counts = store(session, checked.accepted, batch_id=batch.id, received_at=batch.received_at)

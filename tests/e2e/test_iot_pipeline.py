@@ -3,6 +3,7 @@ before its 202 and stored by a worker, refusals per reading, duplicates and conf
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -186,3 +187,50 @@ def test_beat_folds_stored_readings_into_the_rollups_late_ones_too(
         headers=reader,
     ).json()
     assert (day["count"], day["sum"]) == (3, 90.0)
+
+
+def test_the_built_in_formats_json_senml_and_line_protocol_end_to_end(
+    stack: IotStack, admin: str
+) -> None:
+    profile = {
+        "id": "weather",
+        "metrics": {
+            "temp": {"type": "number", "unit": "Cel"},
+            "hum": {"type": "number"},
+            "door": {"type": "boolean"},
+        },
+    }
+    token = provision(stack.base, admin, device="w-1", profile=profile)
+    now = int(NOW.timestamp())
+    json_body = json.dumps({"readings": [{"metric": "temp", "value": 20.0, "unit": "Cel",
+                                          "ts": now - 30}]}).encode()  # fmt: skip
+    pack = [{"bn": "w-1:", "bt": now - 20, "n": "temp", "u": "Cel", "v": 21.0},
+            {"n": "door", "vb": True}, {"n": "nope", "v": 1}]  # fmt: skip
+    senml_body = json.dumps(pack).encode()
+    line_body = f"temp,unit=Cel value=22.0 {now - 10}000000000\nhum value=40i {now - 10}000000000\n"
+    results = [
+        _stored(stack, token, send(stack.base, token, body, content_type=kind).json()["id"])
+        for kind, body in (
+            ("application/json", json_body),
+            ("application/senml+json", senml_body),
+            ("text/plain; charset=utf-8", line_body.encode()),
+        )
+    ]
+    assert [r["stored"] for r in results] == [1, 2, 2]
+    assert [(x["index"], x["code"]) for x in results[1]["refusals"]] == [(2, "unknown_metric")]
+    latest = httpx.get(f"{stack.base}/v1/devices/w-1/latest", headers=auth(admin)).json()
+    assert {(r["metric"], r["value"]) for r in latest} == {
+        ("temp", 22.0), ("door", True), ("hum", 40.0),
+    }  # fmt: skip
+
+    broken = send(stack.base, token, b"{not json", content_type="application/json")
+    assert broken.status_code == 202
+
+    def refused() -> dict[str, Any] | None:
+        view: dict[str, Any] = httpx.get(
+            f"{stack.base}/v1/telemetry/batches/{broken.json()['id']}", headers=auth(token)
+        ).json()
+        return view if view["status"] == "refused" else None
+
+    (whole,) = wait_until(refused, timeout=60, what="the broken batch to be refused")["refusals"]
+    assert whole["index"] is None and whole["field"] == "body"

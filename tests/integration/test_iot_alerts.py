@@ -60,7 +60,7 @@ def _send(settings: Settings, *temps: tuple[int, float]) -> None:
             settings=settings,
         ).id  # fmt: skip
     with transaction(settings) as s:
-        service.ingest(s, batch_id, parsers={MEDIA_TYPE: parse}, settings=settings, now=T0)
+        service.ingest(s, batch_id, extra_parsers={MEDIA_TYPE: parse}, settings=settings, now=T0)
 
 
 def _events(settings: Settings) -> list[tuple[str, float, float | None]]:

@@ -52,7 +52,7 @@ def fleet(settings: Settings, clean_ledger: None) -> Iterator[datetime]:
             for d in ("a-1", "b-2")
         )
     with transaction(settings) as s:
-        service.ingest(s, stored.id, parsers={MEDIA_TYPE: parse}, settings=settings, now=ts)
+        service.ingest(s, stored.id, extra_parsers={MEDIA_TYPE: parse}, settings=settings, now=ts)
     yield ts
     clean_tables(settings, domain="iot")
 

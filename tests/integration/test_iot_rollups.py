@@ -69,7 +69,7 @@ def _store(settings: Settings, readings: list[tuple[str, int, float]]) -> None:
             settings=settings,
         ).id  # fmt: skip
     with transaction(settings) as s:
-        service.ingest(s, batch_id, parsers={MEDIA_TYPE: parse}, settings=settings, now=NOW)
+        service.ingest(s, batch_id, extra_parsers={MEDIA_TYPE: parse}, settings=settings, now=NOW)
 
 
 def _fold_all(settings: Settings) -> None:

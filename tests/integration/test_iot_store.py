@@ -54,7 +54,7 @@ def _ingest(settings: Settings, device: str, body: bytes) -> dict[str, Any]:
         ).id
     with transaction(settings) as session:
         return service.ingest(
-            session, batch_id, parsers={MEDIA_TYPE: parse}, settings=settings, now=NOW
+            session, batch_id, extra_parsers={MEDIA_TYPE: parse}, settings=settings, now=NOW
         )
 
 

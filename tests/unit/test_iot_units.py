@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tasks.iot.parsing import Parser, UnsupportedFormatError, media_type, parser_for
+from tasks.iot.formats import Parser, UnsupportedMediaTypeError, senml
+from tasks.iot.parsing import media_type, parser_for
 from tasks.iot.readings import Parsed, Reading
 from tasks.iot.rules import MetricRule, Rules
 from tasks.iot.validation import check
@@ -74,11 +75,11 @@ def _parse(body: bytes, *, device: str, received_at: datetime) -> Parsed:
     return Parsed()
 
 
-def test_a_parser_is_chosen_by_media_type_and_an_unknown_one_is_a_415() -> None:
-    table: dict[str, Parser] = {"application/json": _parse}
-    assert media_type("Application/JSON; charset=utf-8") == "application/json"
-    assert parser_for("application/json; charset=utf-8", table) is _parse
-    with pytest.raises(UnsupportedFormatError) as refused:
-        parser_for("text/csv", table)
+def test_an_extra_format_comes_first_then_the_built_in_ones_then_a_415() -> None:
+    extra: dict[str, Parser] = {"application/x-test": _parse}
+    assert media_type("Application/X-Test; charset=utf-8") == "application/x-test"
+    assert parser_for("application/x-test; charset=utf-8", extra=extra) is _parse
+    assert parser_for("application/senml+json", extra=extra) is senml.parse
+    with pytest.raises(UnsupportedMediaTypeError) as refused:
+        parser_for("text/csv", extra=extra)
     assert (refused.value.status, refused.value.field) == (415, "Content-Type")
-    assert "application/json" in str(refused.value)
