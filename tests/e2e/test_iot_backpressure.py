@@ -24,12 +24,14 @@ MAX_LAG = 8.0
 
 @pytest.fixture(scope="module")
 def stack(settings: Settings, logs_dir: Path) -> Iterator[IotStack]:
-    """No worker: the iot queue only grows until the test starts one."""
+    """No worker, and no beat (whose roll-up jobs would fill the iot queue): the queue holds
+    only the test's batches until the test starts a worker."""
     yield from run_iot_stack(
         settings,
         logs_dir,
         name="iot-bp",
         worker=False,
+        beat=False,
         rate_limit=3,
         rate_window=86_400,
         max_lag=MAX_LAG,

@@ -40,10 +40,12 @@ def run_iot_stack(
     *,
     name: str,
     worker: bool = True,
+    beat: bool = True,
     lease: int = 20,
     **iot: Any,
 ) -> Iterator[IotStack]:
-    """API, relay, beat (and a worker, unless the test starts its own) for one module."""
+    """API, relay, beat (unless `beat` is False: its jobs would queue on `iot` too) and a
+    worker (unless the test starts its own) for one module."""
     policies = {**settings.job_policies, "iot.ingest": JobPolicy(lease_timeout=lease)}
     own = isolated(
         settings,
@@ -56,7 +58,8 @@ def run_iot_stack(
     )
     api, base = start_api(own, logs_dir, name=f"{name}-api")
     stack = IotStack(own, base, [api, start_process(own, logs_dir, "relay")])
-    stack.processes.append(start_process(own, logs_dir, "beat"))
+    if beat:
+        stack.processes.append(start_process(own, logs_dir, "beat"))
     if worker:
         stack.processes.append(start_worker(own, logs_dir, name=f"{name}-worker"))
     yield stack
