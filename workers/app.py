@@ -10,7 +10,7 @@ from kombu.entity import Queue
 
 from config import MAINTENANCE_QUEUE, PRIORITY_SEP, PRIORITY_STEPS, Settings, get_settings
 from tasks.registry import domains
-from workers.runner import register_job_task
+from workers.job_task import register_job_task
 from workers.schedule import beat_schedule, register_maintenance_tasks
 
 

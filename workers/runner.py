@@ -12,7 +12,6 @@ from contextlib import ExitStack
 from typing import Any
 
 import structlog
-from celery import Celery, Task
 from celery.exceptions import Reject
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -32,11 +31,11 @@ from store.jobs import (
     release_jobs,
 )
 from store.metrics import attempt_finished, job_started
-from store.states import PoisonReason, WorkerOutcome
+from store.states import WorkerOutcome
 from tasks.context import Handler, JobContext
 from tasks.registry import JobSpec
-from workers.poison import discard, parse_job_ids, sort_unclaimed
-from workers.task_events import NO_EVENTS, AttemptEvents, attempt_events
+from workers.poison import discard, sort_unclaimed
+from workers.task_events import NO_EVENTS, AttemptEvents
 
 log = get_logger("switchyard.worker")
 DB_DOWN_REQUEUE_DELAY = 1.0
@@ -285,31 +284,3 @@ def _drop_unclaimed(
         if reason is not None:
             discard(reason, job_id=job_id, job_type=job_type)
     return {i: WorkerOutcome.POISON if r else WorkerOutcome.DROPPED for i, r in reasons.items()}
-
-
-def register_job_task(app: Celery, *, spec: JobSpec, handler: Handler, settings: Settings) -> Task:
-    """Register the Celery task that runs batches of job type `spec` (its argument: the
-    batch's job ids); the lease bounds its time limit. The task sends no events of its own:
-    each job's attempt sends its own (workers.task_events)."""
-    lease = settings.policy_for(spec.name).lease_timeout
-
-    def run(task: Task, *args: Any, **kwargs: Any) -> dict[str, str]:
-        job_ids = parse_job_ids(args, kwargs)
-        if job_ids is None:  # not a batch of job ids: no job of ours can be in it
-            discard(PoisonReason.MALFORMED_ARGS, job_type=spec.name, args=repr(args)[:200])
-            return {}
-        with attempt_events(app, hostname=task.request.hostname) as events:
-            outcomes = run_batch(
-                job_ids, spec=spec, handler=handler, settings=settings, events=events
-            )
-        return {job_id: outcome.value for job_id, outcome in outcomes.items()}
-
-    run.__doc__ = spec.description
-    return app.task(
-        name=spec.name,
-        bind=True,
-        send_events=False,
-        time_limit=lease,
-        soft_time_limit=max(1, lease - 5) if lease > 10 else None,
-        typing=False,
-    )(run)
