@@ -64,7 +64,11 @@ def create_celery(settings: Settings | None = None) -> Celery:
         task_queues=[Queue(name, routing_key=name) for name in registry.queues],
         task_default_queue=MAINTENANCE_QUEUE,
         task_create_missing_queues=False,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A job running when the broker connection drops runs on: its outcome commits to the
+        # ledger, not to Redis, and the message coming back later is dropped by the guarded
+        # claim. (Cancelling it, Celery's answer to acks_late's duplicates, would throw away
+        # every running job's work at each Redis blip and leave it to the reaper.)
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         beat_schedule=beat_schedule(settings),
         beat_scheduler="workers.schedule:LedgerScheduler",
     )

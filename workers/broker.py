@@ -13,6 +13,7 @@ from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.message import Message
 from kombu.transport import redis
 from pydantic import BaseModel, ConfigDict, ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from store.states import PoisonReason
 from workers.poison import discard
@@ -48,7 +49,22 @@ def deliverable(message: Any) -> bool:
 
 
 class Channel(redis.Channel):
-    """Kombu's Redis channel; an item that is not JSON is discarded when it is read."""
+    """Kombu's Redis channel; an item that is not JSON is discarded when it is read, and an
+    ack or reject on a channel that closed with its connection is a connection error."""
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        """Refuse, as a connection error, to build a pool once the connection is let go of.
+
+        When the broker connection drops, the consumer closes it (the transport's `client`
+        becomes None) while jobs still run; their ack, and the channel's restore of unacked
+        messages at close, then ask for a new pool, and Kombu's AttributeError here stopped
+        the worker. As a ConnectionError, Celery logs "Couldn't ack" and reconnects; the
+        message stays in Redis's unacked set and comes back after the visibility timeout,
+        where the ledger's guarded claim drops it (the outcome committed before the ack).
+        """
+        if self.connection is None or self.connection.client is None:
+            raise RedisConnectionError("the broker connection was closed; reconnecting")
+        return dict(super()._connparams(asynchronous=asynchronous))  # type: ignore[no-untyped-call]
 
     def _brpop_read(self, **options: Any) -> bool:
         try:

@@ -87,3 +87,41 @@ def test_a_worker_survives_redis_going_away_and_consumes_again_when_it_is_back(
     finally:
         relay.stop()
         worker.stop()
+
+
+def test_a_worker_survives_acking_a_job_that_finished_after_redis_went_away(
+    settings: Settings, logs_dir: Path, own_redis: OwnRedis, clean_ledger: None
+) -> None:
+    """The consumer closes its connection when Redis drops; the job running meanwhile runs on
+    to its end and is then acked on a channel of that closed connection (Kombu raised
+    AttributeError there, and the worker stopped; so did its restore of unacked messages at
+    close). The ack is lost, not the job: its outcome is in the ledger already."""
+    own = own_redis.settings_for(settings)
+    worker = start_worker(own, logs_dir, name="worker-late-ack", concurrency=1)
+    relay = start_process(own, logs_dir, "relay")
+    try:
+        (slow,) = submit_all(own, [("system.sleep", {"seconds": 1.5})])
+        wait_until(lambda: state_of(own, slow) == "running", timeout=30, what="the job to start")
+        own_redis.kill()
+        wait_until(
+            lambda: alive(worker) and "Connection to broker lost" in worker.output(),
+            timeout=30,
+            what="the worker to notice the outage",
+        )
+        wait_until(
+            lambda: alive(worker) and state_of(own, slow) == "succeeded",
+            timeout=30,
+            what="the running job to end",
+        )
+        (after,) = submit_all(own, [ECHO])
+        own_redis.start()
+        wait_until(
+            lambda: alive(worker) and state_of(own, after) == "succeeded",
+            timeout=60,
+            what="the same worker to run a job once Redis is back",
+        )
+        assert "Couldn't ack" in worker.output()  # the late ack was tried, and survived
+        assert state_of(own, slow) == "succeeded"
+    finally:
+        relay.stop()
+        worker.stop()
