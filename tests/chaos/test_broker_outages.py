@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from config import Settings
 from devstack.processes import Process, wait_until
-from store.db import transaction
-from store.models import Job
-from tests.support.api import submit_all
+from tests.support.api import job_state, submit_all
 from tests.support.own_redis import OwnRedis
 from tests.support.stack import start_process, start_worker
 
 pytestmark = pytest.mark.chaos
 ECHO = ("system.echo", {"survives": "broker outages"})
-
-
-def state_of(settings: Settings, job_id: uuid.UUID) -> str:
-    """The job's state in the ledger."""
-    with transaction(settings) as session:
-        return str(session.execute(select(Job.state).where(Job.id == job_id)).scalar_one())
 
 
 def alive(proc: Process) -> bool:
@@ -40,7 +30,7 @@ def test_the_relay_survives_redis_going_away_after_it_published_and_resumes(
     relay = start_process(own, logs_dir, "relay")
     try:
         (before,) = submit_all(own, [ECHO])
-        wait_until(lambda: state_of(own, before) == "queued", timeout=30, what="a first publish")
+        wait_until(lambda: job_state(own, before) == "queued", timeout=30, what="a first publish")
         own_redis.kill()
         # The pooled connection breaks inside the publish pipeline: kombu's BatchPublishError.
         (during,) = submit_all(own, [ECHO])
@@ -50,10 +40,10 @@ def test_the_relay_survives_redis_going_away_after_it_published_and_resumes(
             what="the relay to retry its publish",
         )
         alive(relay)
-        assert state_of(own, during) == "accepted"
+        assert job_state(own, during) == "accepted"
         own_redis.start()
         wait_until(
-            lambda: alive(relay) and state_of(own, during) == "queued",
+            lambda: alive(relay) and job_state(own, during) == "queued",
             timeout=30,
             what="the relay to publish again once Redis is back",
         )
@@ -70,7 +60,7 @@ def test_a_worker_survives_redis_going_away_and_consumes_again_when_it_is_back(
     relay = start_process(own, logs_dir, "relay")
     try:
         (before,) = submit_all(own, [ECHO])
-        wait_until(lambda: state_of(own, before) == "succeeded", timeout=30, what="a first job")
+        wait_until(lambda: job_state(own, before) == "succeeded", timeout=30, what="a first job")
         own_redis.kill()
         wait_until(
             lambda: alive(worker) and "Connection to broker lost" in worker.output(),
@@ -80,7 +70,7 @@ def test_a_worker_survives_redis_going_away_and_consumes_again_when_it_is_back(
         (after,) = submit_all(own, [ECHO])
         own_redis.start()
         wait_until(
-            lambda: alive(worker) and state_of(own, after) == "succeeded",
+            lambda: alive(worker) and job_state(own, after) == "succeeded",
             timeout=60,
             what="the same worker to run a job once Redis is back",
         )
@@ -101,7 +91,7 @@ def test_a_worker_survives_acking_a_job_that_finished_after_redis_went_away(
     relay = start_process(own, logs_dir, "relay")
     try:
         (slow,) = submit_all(own, [("system.sleep", {"seconds": 1.5})])
-        wait_until(lambda: state_of(own, slow) == "running", timeout=30, what="the job to start")
+        wait_until(lambda: job_state(own, slow) == "running", timeout=30, what="the job to start")
         own_redis.kill()
         wait_until(
             lambda: alive(worker) and "Connection to broker lost" in worker.output(),
@@ -109,19 +99,19 @@ def test_a_worker_survives_acking_a_job_that_finished_after_redis_went_away(
             what="the worker to notice the outage",
         )
         wait_until(
-            lambda: alive(worker) and state_of(own, slow) == "succeeded",
+            lambda: alive(worker) and job_state(own, slow) == "succeeded",
             timeout=30,
             what="the running job to end",
         )
         (after,) = submit_all(own, [ECHO])
         own_redis.start()
         wait_until(
-            lambda: alive(worker) and state_of(own, after) == "succeeded",
+            lambda: alive(worker) and job_state(own, after) == "succeeded",
             timeout=60,
             what="the same worker to run a job once Redis is back",
         )
         assert "Couldn't ack" in worker.output()  # the late ack was tried, and survived
-        assert state_of(own, slow) == "succeeded"
+        assert job_state(own, slow) == "succeeded"
     finally:
         relay.stop()
         worker.stop()

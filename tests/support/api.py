@@ -52,6 +52,12 @@ def count_rows(settings: Settings, table: str) -> int:
         return int(session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
 
 
+def job_state(settings: Settings, job_id: uuid.UUID) -> str:
+    """The job's state in the ledger."""
+    with transaction(settings) as session:
+        return str(session.execute(select(Job.state).where(Job.id == job_id)).scalar_one())
+
+
 def submit_all(settings: Settings, jobs: list[tuple[str, dict[str, Any]]]) -> list[uuid.UUID]:
     """Enqueue the jobs in one transaction, so the relay finds them due together."""
     with transaction(settings) as session:
