@@ -57,9 +57,6 @@ def create_celery(settings: Settings | None = None) -> Celery:
         # default, ~45 minutes, and the worker then exits): the ledger keeps the jobs.
         broker_connection_retry=True,
         broker_connection_max_retries=None,
-        # Kombu's Redis transport, discarding messages it could not even deliver (poison).
-        broker_transport="workers.broker:Transport",
-        worker_consumer="workers.broker:Consumer",
         broker_transport_options=broker_transport_options(settings),
         task_queues=[Queue(name, routing_key=name) for name in registry.queues],
         task_default_queue=MAINTENANCE_QUEUE,
@@ -82,7 +79,14 @@ def create_celery(settings: Settings | None = None) -> Celery:
 
 def run_worker(app: Celery, argv: list[str]) -> int:
     """Run `celery worker ARGV` in this process and return the worker's exit status, which
-    Celery's `worker_main` drops (an unrecoverable error would otherwise exit 0)."""
+    Celery's `worker_main` drops (an unrecoverable error would otherwise exit 0).
+
+    The worker consumes through the poison-proof Redis transport and consumer of
+    workers.broker; every other process (relay, beat, Flower, whose broker page knows brokers
+    by their URL's scheme) keeps Kombu's own."""
+    app.conf.update(
+        broker_transport="workers.broker:Transport", worker_consumer="workers.broker:Consumer"
+    )
     started: list[Any] = []
 
     def keep(sender: Any, **_: Any) -> None:

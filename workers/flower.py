@@ -66,8 +66,4 @@ def run_flower(settings: Settings, *, host: str | None = None, port: int | None 
         host=host or settings.flower.host,
         port=port if port is not None else settings.flower.port,
     )
-    app = create_celery(settings)
-    # Kombu's own Redis transport: Flower knows brokers by their URL's scheme, and the
-    # workers' poison-proof transport (workers.broker) would name itself there instead.
-    app.conf.broker_transport = None
-    return app.start(argv) or 0
+    return create_celery(settings).start(argv) or 0
