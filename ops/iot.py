@@ -8,6 +8,7 @@ import typer
 
 from config import get_settings
 from ops.output import emit_json, table
+from ops.simulate import simulate
 from store.db import transaction
 from tasks.iot import audit
 
@@ -36,3 +37,6 @@ def lag(as_json: JsonOpt = False) -> None:
         emit_json(report)
         return
     table("ingestion lag", ("measure", "value"), [[k, v] for k, v in report.items()])
+
+
+iot_app.command()(simulate)

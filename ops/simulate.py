@@ -1,0 +1,217 @@
+"""`switchyard iot simulate`: a device fleet sending readings, resends, late and future ones.
+
+It provisions (or takes over) a profile, N devices and an alert rule through the API with an
+admin key, then sends each device's batches over HTTP or, with `--mqtt`, publishes them with
+QoS 1 to the devices' topics with their own credentials. When it stops (after `--seconds`, or
+on Ctrl-C, once the batches in flight are accepted) it prints what it sent, to check against
+the store: the store holds `unique` new rows; it counts `duplicates` and `conflicts` as here,
+and refuses the `future` readings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from config import Settings, get_settings
+from devstack.bootstrap import read_state
+from devstack.mqtt_admin import MqttAdmin
+from ops.fleet import Fleet, FleetBatch, Mix
+from ops.fleet_drive import Pace, drive
+from ops.fleet_http import Delivery, FleetError, http_client, post_batch, provision
+from ops.fleet_mqtt import DevicePublisher
+from ops.output import emit_json, errors, fail, table
+
+
+def _api_of(settings: Settings) -> str:
+    state = read_state(Path(settings.data_dir))
+    return str(state.get("api") or f"http://{settings.api.host}:{settings.api.port}")
+
+
+def _key_of(settings: Settings) -> str | None:
+    key = os.environ.get("SWITCHYARD_API_KEY")
+    path = Path(settings.data_dir) / "dev-api-key"
+    return key or (path.read_text().strip() if path.exists() else None)
+
+
+def _broker_of(settings: Settings, url: str | None) -> tuple[str, int]:
+    url = url or str(read_state(Path(settings.data_dir)).get("mqtt") or "")
+    parts = urlsplit(url)
+    if parts.scheme != "mqtt" or not parts.hostname or not parts.port:
+        raise FleetError("no MQTT broker: give --mqtt-url mqtt://HOST:PORT (or run make dev)")
+    return parts.hostname, parts.port
+
+
+def _broker_password(settings: Settings) -> str:
+    path = Path(settings.data_dir) / "mqtt" / "admin-password"
+    if not path.exists():
+        raise FleetError("no broker admin password: give --mqtt-admin-password (or run make dev)")
+    return path.read_text().strip()
+
+
+async def _run_http(api: str, tokens: dict[str, str], fleet: Fleet, pace: Pace,
+                    delivery: Delivery, **opts: Any) -> float:  # fmt: skip
+    async with http_client(api, connections=pace.concurrency) as client:
+
+        async def send(batch: FleetBatch) -> None:
+            await post_batch(client, tokens[batch.device], batch, delivery)
+
+        return await drive(fleet, send, pace, **opts)
+
+
+async def _run_mqtt(host: str, port: int, tokens: dict[str, str], fleet: Fleet, pace: Pace,
+                    delivery: Delivery, **opts: Any) -> float:  # fmt: skip
+    publishers = {d: DevicePublisher(d, t, host=host, port=port) for d, t in tokens.items()}
+    try:
+        for publisher in publishers.values():
+            await asyncio.to_thread(publisher.connect)
+
+        async def send(batch: FleetBatch) -> None:
+            await publishers[batch.device].publish(batch, delivery)
+
+        return await drive(fleet, send, pace, **opts)
+    finally:
+        for publisher in publishers.values():
+            publisher.close()
+
+
+def _status(delivery: Delivery) -> str:
+    c = delivery.counts
+    return (
+        f"{c.batches} batches · {c.readings} readings: {c.unique} new ({c.late} late), "
+        f"{c.duplicates} resent, {c.conflicts} conflicting, {c.future} future · "
+        f"waited out: {delivery.throttled} x 429, {delivery.unavailable} x 503"
+    )
+
+
+async def _run(send_with: Any, pace: Pace, delivery: Delivery, *, quiet: bool) -> float:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               TimeElapsedColumn(), TextColumn("{task.fields[status]}")]  # fmt: skip
+    with Progress(*columns, console=errors, disable=quiet) as progress:
+        task = progress.add_task("sending", total=pace.seconds, status=_status(delivery))
+
+        def sent() -> None:
+            progress.update(task, status=_status(delivery))
+
+        async def ticking() -> None:
+            while True:
+                progress.update(task, completed=loop.time() - began)
+                await asyncio.sleep(0.5)
+
+        began = loop.time()
+        ticker = asyncio.create_task(ticking())
+        try:
+            return float(await send_with(stop=stop, on_sent=sent))
+        finally:
+            ticker.cancel()
+
+
+def _fraction(what: str) -> Any:
+    return typer.Option(min=0.0, max=1.0, help=f"Fraction of {what}.")
+
+
+Devices = Annotated[int, typer.Option(min=1, help="Devices in the fleet.")]
+Rate = Annotated[float, typer.Option(min=0.1, help="Readings per second, all devices together.")]
+BatchSize = Annotated[int, typer.Option(min=1, max=10_000, help="Readings per batch.")]
+Seconds = Annotated[float | None, typer.Option(help="Stop after this long (Ctrl-C stops too).")]
+Mqtt = Annotated[bool, typer.Option("--mqtt", help="Publish over MQTT (QoS 1) instead of HTTP.")]
+Api = Annotated[str | None, typer.Option(help="API base URL (default: the dev stack's).")]
+Key = Annotated[
+    str | None,
+    typer.Option(
+        envvar="SWITCHYARD_API_KEY",
+        show_default=False,
+        help="A key with iot:admin (default: the dev key).",
+    ),
+]
+MqttUrl = Annotated[str | None, typer.Option(help="mqtt://HOST:PORT (default: the dev broker).")]
+MqttPassword = Annotated[
+    str | None,
+    typer.Option(
+        envvar="SWITCHYARD_MQTT_ADMIN_PASSWORD",
+        show_default=False,
+        help="The broker's admin password, to give the devices credentials (default: dev's).",
+    ),
+]
+AlertTo = Annotated[str, typer.Option(help="Email told when temp > 30 ('' for no alert rule).")]
+Prefix = Annotated[str, typer.Option(help="Device ids are PREFIX-0001….")]
+Seed = Annotated[int, typer.Option(help="Seed of the readings' generator.")]
+Connections = Annotated[int, typer.Option(min=1, help="Batches in flight at once.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the tally as JSON.")]
+
+
+def simulate(
+    devices: Devices = 10,
+    rate: Rate = 100,
+    batch: BatchSize = 10,
+    seconds: Seconds = None,
+    mqtt: Mqtt = False,
+    duplicates: Annotated[float, _fraction("readings resent")] = 0.1,
+    late: Annotated[float, _fraction("readings 1-72 h late")] = 0.05,
+    future: Annotated[float, _fraction("readings in the future")] = 0.005,
+    conflicts: Annotated[float, _fraction("resends with another value")] = 0.03,
+    api: Api = None,
+    key: Key = None,
+    mqtt_url: MqttUrl = None,
+    mqtt_admin_password: MqttPassword = None,
+    alert_to: AlertTo = "ops@example.com",
+    prefix: Prefix = "sim",
+    seed: Seed = 1,
+    connections: Connections = 8,
+    as_json: AsJson = False,
+) -> None:
+    """Simulate a device fleet: readings, resends, late and future ones, with a live tally."""
+    settings = get_settings()
+    try:
+        mix = Mix(duplicates=duplicates, late=late, future=future, conflicts=conflicts)
+    except ValueError as exc:
+        fail(str(exc))
+        raise typer.Exit(2) from exc
+    fleet = Fleet(devices, mix=mix, prefix=prefix, seed=seed)
+    base, admin = api or _api_of(settings), key or _key_of(settings)
+    if not admin:
+        fail("no admin key: pass --key or set SWITCHYARD_API_KEY (a key with iot:admin)")
+        raise typer.Exit(2)
+    pace = Pace(size=batch, rate=rate, seconds=seconds, concurrency=connections)
+    delivery = Delivery()
+    try:
+        tokens = provision(base, admin, fleet, alert_to=alert_to or None)
+        if mqtt:
+            host, port = _broker_of(settings, mqtt_url)
+            # The devices' broker credentials: their ids and tokens, as the bridge's ACLs expect.
+            password = mqtt_admin_password or _broker_password(settings)
+            with MqttAdmin(host=host, port=port, password=password) as broker:
+                for device, token in tokens.items():
+                    broker.add_device(device, token)
+
+            def send_with(**opts: Any) -> Any:
+                return _run_mqtt(host, port, tokens, fleet, pace, delivery, **opts)
+        else:
+
+            def send_with(**opts: Any) -> Any:
+                return _run_http(base, tokens, fleet, pace, delivery, **opts)
+
+        took = asyncio.run(_run(send_with, pace, delivery, quiet=as_json))
+    except FleetError as exc:
+        fail(str(exc))
+        raise typer.Exit(1) from exc
+    report = {**asdict(delivery.counts), "throttled": delivery.throttled,
+              "unavailable": delivery.unavailable, "reconnects": delivery.reconnects,
+              "seconds": round(took, 2), "transport": "mqtt" if mqtt else "http"}  # fmt: skip
+    if as_json:
+        emit_json({**report, "devices": fleet.ids, "batch_ids": delivery.batch_ids})
+        return
+    table("sent (the store should hold `unique` new rows)", ("measure", "value"),
+          [[k, v] for k, v in report.items()])  # fmt: skip
