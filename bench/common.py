@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import psycopg
 import redis
 from psycopg import sql
@@ -38,6 +39,7 @@ __all__ = [
     "free_port",
     "machine",
     "progress",
+    "serve",
     "settings_env",
     "switchyard",
     "wait_until",
@@ -135,6 +137,23 @@ def bench_env(kind: str, *, concurrency: int = 2) -> Iterator[BenchEnv]:
             client.delete(*keys)
         client.close()
         progress(f"dropped database {name} and {len(keys)} Redis keys under {prefix!r}")
+
+
+def serve(env: BenchEnv, args: list[str], name: str) -> tuple[Process, int]:
+    """Start an HTTP server with `--port` (a free one) and wait until `/healthz` answers."""
+    port = free_port()
+    proc = env.start(*args, "--port", str(port), name=name)
+
+    def up() -> bool:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"{name} exited:\n{proc.output()[-3000:]}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, timeout=60, interval=0.1, what=f"{name} to answer")
+    return proc, port
 
 
 def wait_ready(proc: Process, marker: str, *, what: str, timeout: float = 60) -> None:

@@ -11,19 +11,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-import httpx
 from sqlalchemy import func, select
 
 from bench.common import (
     BenchEnv,
-    Process,
     Series,
     bench_env,
-    free_port,
     machine,
     progress,
+    serve,
     switchyard,
-    wait_until,
 )
 from bench.load import post_request, run_load
 from store.api_keys import create_key
@@ -32,22 +29,6 @@ from store.models import Job
 
 TARGET = 0.5
 BODY = {"type": "system.echo", "payload": {"n": 1, "text": "benchmark"}}
-
-
-def _serve(env: BenchEnv, args: list[str], name: str) -> tuple[Process, int]:
-    port = free_port()
-    proc = env.start(*args, "--port", str(port), name=name)
-
-    def up() -> bool:
-        if proc.popen.poll() is not None:
-            raise RuntimeError(f"{name} exited:\n{proc.output()[-3000:]}")
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, timeout=60, interval=0.1, what=f"{name} to answer")
-    return proc, port
 
 
 def _round(port: int, request: bytes, *, total: int, concurrency: int) -> float:
@@ -71,8 +52,8 @@ def measure(*, requests: int, concurrency: int, rounds: int, warmup: int) -> tup
             _, token = create_key(
                 session, name="bench", scopes=["jobs:write"], known=frozenset({"jobs:write"})
             )
-        api, api_port = _serve(env, switchyard("api"), "api")
-        plain, bare_port = _serve(env, [sys.executable, "-m", "bench.bare_api"], "bare")
+        api, api_port = serve(env, switchyard("api"), "api")
+        plain, bare_port = serve(env, [sys.executable, "-m", "bench.bare_api"], "bare")
         try:
             headers = {"Authorization": f"Bearer {token}"}
             req_api = post_request("127.0.0.1", api_port, "/v1/jobs", BODY, headers)

@@ -26,8 +26,16 @@ import httpx
 from sqlalchemy import text
 
 from bench.celery_baseline import create_baseline
-from bench.common import BenchEnv, Process, bench_env, machine, progress, switchyard, wait_ready
-from bench.intake import _serve
+from bench.common import (
+    BenchEnv,
+    Process,
+    bench_env,
+    machine,
+    progress,
+    serve,
+    switchyard,
+    wait_ready,
+)
 from store.api_keys import create_key
 from store.db import transaction
 from tasks.enqueue import enqueue
@@ -157,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 session, name="bench-http", scopes=["jobs:write"], known=frozenset({"jobs:write"})
             )
         procs = _start(env)
-        api, port = _serve(env, switchyard("api"), "api")
+        api, port = serve(env, switchyard("api"), "api")
         try:
             warm = {"rate": args.rate, "seconds": 1.0}
             run_enqueue(env, tag="warmup", **warm)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import drain, enqueue, intake, latency, ledger, recon
+from bench import drain, enqueue, intake, iot_ingest, latency, ledger, recon
 
 
 def test_intake_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -45,3 +45,10 @@ def test_recon_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert recon.main(["--intents", "300", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     assert "raw COPY into a staging table" in out and "B-recon ratio" in out
+
+
+def test_iot_ingest_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--devices", "20", "--batches", "4", "--size", "100", "--rounds", "1", "--warmup", "1"]
+    assert iot_ingest.main(args) == 0
+    out = capsys.readouterr().out
+    assert "raw binary COPY, partitioned table" in out and "B-iot-ingest ratio" in out
