@@ -38,7 +38,6 @@ async def drive(
     pace: Pace,
     *,
     stop: asyncio.Event | None = None,
-    on_sent: Callable[[], None] = lambda: None,
 ) -> float:
     """Send the fleet's batches as `pace` says; returns the seconds the run took."""
     stop = stop or asyncio.Event()
@@ -54,8 +53,6 @@ async def drive(
         if task.exception() is not None:
             failures.append(task.exception())  # type: ignore[arg-type]
             stop.set()
-        else:
-            on_sent()
 
     sent = 0
     while not stop.is_set() and (pace.batches is None or sent < pace.batches):

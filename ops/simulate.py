@@ -13,13 +13,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
+from rich.console import RenderableType
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from config import Settings, get_settings
 from devstack.bootstrap import read_state
@@ -58,17 +61,17 @@ def _broker_password(settings: Settings) -> str:
 
 
 async def _run_http(api: str, tokens: dict[str, str], fleet: Fleet, pace: Pace,
-                    delivery: Delivery, **opts: Any) -> float:  # fmt: skip
+                    delivery: Delivery, stop: asyncio.Event) -> float:  # fmt: skip
     async with http_client(api, connections=pace.concurrency) as client:
 
         async def send(batch: FleetBatch) -> None:
             await post_batch(client, tokens[batch.device], batch, delivery)
 
-        return await drive(fleet, send, pace, **opts)
+        return await drive(fleet, send, pace, stop=stop)
 
 
 async def _run_mqtt(host: str, port: int, tokens: dict[str, str], fleet: Fleet, pace: Pace,
-                    delivery: Delivery, **opts: Any) -> float:  # fmt: skip
+                    delivery: Delivery, stop: asyncio.Event) -> float:  # fmt: skip
     publishers = {d: DevicePublisher(d, t, host=host, port=port) for d, t in tokens.items()}
     try:
         for publisher in publishers.values():
@@ -77,45 +80,58 @@ async def _run_mqtt(host: str, port: int, tokens: dict[str, str], fleet: Fleet, 
         async def send(batch: FleetBatch) -> None:
             await publishers[batch.device].publish(batch, delivery)
 
-        return await drive(fleet, send, pace, **opts)
+        return await drive(fleet, send, pace, stop=stop)
     finally:
         for publisher in publishers.values():
             publisher.close()
 
 
-def _status(delivery: Delivery) -> str:
+Runner = Callable[[asyncio.Event], Coroutine[Any, Any, float]]
+
+
+class _Tally(Progress):
+    """A progress bar with the tally of what was sent on a line of its own below it."""
+
+    tally = ""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        """The bar, then the tally."""
+        yield self.make_tasks_table(self.tasks)
+        yield Text(self.tally)
+
+
+def _tally(delivery: Delivery) -> tuple[str, str]:
     c = delivery.counts
-    return (
-        f"{c.batches} batches · {c.readings} readings: {c.unique} new ({c.late} late), "
-        f"{c.duplicates} resent, {c.conflicts} conflicting, {c.future} future · "
-        f"waited out: {delivery.throttled} x 429, {delivery.unavailable} x 503"
+    return f"{c.batches} batches, {c.readings} readings", (
+        f"{c.unique} new ({c.late} late) · {c.duplicates} resent · {c.conflicts} changed · "
+        f"{c.future} future · waited out {delivery.throttled} x 429, {delivery.unavailable} x 503"
     )
 
 
-async def _run(send_with: Any, pace: Pace, delivery: Delivery, *, quiet: bool) -> float:
+async def _run(send_with: Runner, pace: Pace, delivery: Delivery, *, quiet: bool) -> float:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-               TimeElapsedColumn(), TextColumn("{task.fields[status]}")]  # fmt: skip
-    with Progress(*columns, console=errors, disable=quiet) as progress:
-        task = progress.add_task("sending", total=pace.seconds, status=_status(delivery))
-
-        def sent() -> None:
-            progress.update(task, status=_status(delivery))
+    columns = [SpinnerColumn(), TextColumn("sending"), BarColumn(bar_width=20),
+               TimeElapsedColumn(), TextColumn("{task.description}")]  # fmt: skip
+    with _Tally(*columns, console=errors, disable=quiet) as progress:
+        task = progress.add_task("", total=pace.seconds)
+        began = loop.time()
 
         async def ticking() -> None:
             while True:
-                progress.update(task, completed=loop.time() - began)
-                await asyncio.sleep(0.5)
+                sent, progress.tally = _tally(delivery)
+                progress.update(task, completed=loop.time() - began, description=sent)
+                await asyncio.sleep(0.25)
 
-        began = loop.time()
         ticker = asyncio.create_task(ticking())
         try:
-            return float(await send_with(stop=stop, on_sent=sent))
+            return await send_with(stop)
         finally:
             ticker.cancel()
+            progress.update(task, description=_tally(delivery)[0])
+            progress.tally = _tally(delivery)[1]
 
 
 def _fraction(what: str) -> Any:
@@ -196,12 +212,12 @@ def simulate(
                 for device, token in tokens.items():
                     broker.add_device(device, token)
 
-            def send_with(**opts: Any) -> Any:
-                return _run_mqtt(host, port, tokens, fleet, pace, delivery, **opts)
+            def send_with(stop: asyncio.Event) -> Coroutine[Any, Any, float]:
+                return _run_mqtt(host, port, tokens, fleet, pace, delivery, stop)
         else:
 
-            def send_with(**opts: Any) -> Any:
-                return _run_http(base, tokens, fleet, pace, delivery, **opts)
+            def send_with(stop: asyncio.Event) -> Coroutine[Any, Any, float]:
+                return _run_http(base, tokens, fleet, pace, delivery, stop)
 
         took = asyncio.run(_run(send_with, pace, delivery, quiet=as_json))
     except FleetError as exc:
