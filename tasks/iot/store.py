@@ -119,6 +119,9 @@ def store(
         copy.set_types(COPY_TYPES)
         for index, reading in readings:
             copy.write_row(_row(index, reading))
+    # Without statistics the planner takes the staging table for empty-ish and scans all of
+    # iot_readings to sort the rest: a cost that grew with the store, not with the batch.
+    session.execute(text("ANALYZE iot_staging"))
     params = {"batch_id": batch_id, "received_at": received_at}
     new = [(r.metric, r.ts, r.value_num) for r in session.execute(INSERT_NEW, params)]
     rest = session.execute(SORT_REST, params).one()

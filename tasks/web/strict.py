@@ -70,9 +70,26 @@ def _pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-# What makes the walk worth doing (each a C-speed search of the text): escapes (NUL,
-# surrogates), the non-JSON literals, exponents big enough to overflow.
-_SUSPECT = re.compile(r"\\u|NaN|Infinity|[eE][+]?\d{3}|\d{300}")
+class _Overflow(_Flag):
+    """What the parser leaves where a number overflows a double (`1e999`)."""
+
+
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string, escapes and all
+# Outside strings, JSON has brackets and these: what is left once they are gone is brackets.
+_NOT_BRACKETS = str.maketrans("", "", ",:0123456789.eE+- \t\n\rtruefalsn")
+
+
+def _deeper_than(text: str, limit: int) -> bool:
+    """True if the JSON `text` (already parsed) nests objects and arrays past `limit`: its
+    brackets outside strings, one level of innermost pairs taken away per pass."""
+    if text.count("{") + text.count("[") <= limit:
+        return False
+    brackets = _STRING.sub("", text).translate(_NOT_BRACKETS)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        brackets = brackets.replace("{}", "").replace("[]", "")
+    return bool(brackets)
 
 
 def text_problem(value: str) -> str | None:
@@ -94,16 +111,32 @@ def loads(raw: bytes) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidEncodingError(f"the body is not UTF-8: {exc.reason}", field="body") from exc
+    flags: list[_Flag] = []  # where the walk must look, if any
+
+    def constant(literal: str) -> _Flag:
+        flags.append(_Flag(literal))
+        return flags[-1]
+
+    def number(literal: str) -> float | _Flag:
+        value = float(literal)
+        if math.isfinite(value):
+            return value
+        flags.append(_Overflow(literal))
+        return flags[-1]
+
     try:
-        value = json.loads(text, parse_constant=_Flag, object_pairs_hook=_pairs)
+        value = json.loads(
+            text, parse_constant=constant, parse_float=number, object_pairs_hook=_pairs
+        )
     except json.JSONDecodeError as exc:
         raise MalformedJsonError(f"not JSON: {exc.msg} at {exc.pos}", field="body") from exc
     except RecursionError as exc:
         raise BodyTooDeepError(f"nested deeper than {MAX_DEPTH} levels", field="body") from exc
     except ValueError as exc:  # an integer beyond Python's digit limit
         raise NumberOutOfRangeError(f"a number is too large: {exc}", field="body") from exc
-    deep = text.count("{") + text.count("[") > MAX_DEPTH
-    if deep or _SUSPECT.search(text):  # otherwise nothing the walk looks for can be there
+    # NUL and lone surrogates can only come in as \u escapes (raw, they are not valid JSON or
+    # not UTF-8): without flags, escapes or deep nesting, nothing the walk looks for is there.
+    if flags or "\\u" in text or _deeper_than(text, MAX_DEPTH):
         _walk(value)
     return value
 
@@ -118,10 +151,10 @@ def _walk(root: Any) -> None:
             raise BodyTooDeepError(f"nested deeper than {MAX_DEPTH} levels", field=where)
         if isinstance(value, str):
             _check_text(value, where)
+        elif isinstance(value, _Overflow):
+            raise NumberOutOfRangeError("the number does not fit a double", field=where)
         elif isinstance(value, _Flag):
             raise MalformedJsonError(f"{value.literal} is not JSON", field=where)
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise NumberOutOfRangeError("the number does not fit a double", field=where)
         elif isinstance(value, dict):
             for key, item in value.items():
                 _check_text(key, where)  # a bad key: the object holding it is at fault
