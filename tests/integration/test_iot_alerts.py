@@ -19,7 +19,7 @@ from tasks.iot import alert_rules, devices, service
 from tasks.iot.alert_rules import AlertRuleCreate
 from tasks.iot.models import AlertEvent
 from tasks.notifications.models import Notification
-from tests.support.iot import MEDIA_TYPE, PROFILE, batch, parse, reading
+from tests.support.iot import MEDIA_TYPE, PROFILE, batch, reading
 from tests.support.ledger import clean_tables
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
@@ -60,7 +60,7 @@ def _send(settings: Settings, *temps: tuple[int, float]) -> None:
             settings=settings,
         ).id  # fmt: skip
     with transaction(settings) as s:
-        service.ingest(s, batch_id, extra_parsers={MEDIA_TYPE: parse}, settings=settings, now=T0)
+        service.ingest(s, batch_id, extra_parsers={}, settings=settings, now=T0)
 
 
 def _events(settings: Settings) -> list[tuple[str, float, float | None]]:

@@ -13,7 +13,7 @@ from config import Settings
 from devstack.processes import settings_env, switchyard
 from store.db import transaction
 from tasks.iot import devices, service
-from tests.support.iot import MEDIA_TYPE, PROFILE, batch, parse, reading
+from tests.support.iot import MEDIA_TYPE, PROFILE, batch, reading
 from tests.support.ledger import clean_tables
 
 
@@ -52,7 +52,7 @@ def fleet(settings: Settings, clean_ledger: None) -> Iterator[datetime]:
             for d in ("a-1", "b-2")
         )
     with transaction(settings) as s:
-        service.ingest(s, stored.id, extra_parsers={MEDIA_TYPE: parse}, settings=settings, now=ts)
+        service.ingest(s, stored.id, extra_parsers={}, settings=settings, now=ts)
     yield ts
     clean_tables(settings, domain="iot")
 

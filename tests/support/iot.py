@@ -1,5 +1,5 @@
-"""IoT test helpers: a tiny JSON batch format (the real formats are `tasks.iot.formats`'s),
-and provisioning a profile and a device over HTTP."""
+"""IoT test helpers: batches of the built-in JSON format, storing them in-process as a worker
+would, and provisioning a profile and a device over HTTP."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from typing import Any
 
 import httpx
 
-from tasks.iot.readings import Parsed, Reading, Refusal
+from config import Settings
+from store.db import transaction
+from tasks.iot import service
+
 from tests.support.api import auth
 
-MEDIA_TYPE = "application/vnd.test-readings+json"
-PARSER = "tests.support.iot:parse"
+MEDIA_TYPE = "application/json"
 
 PROFILE: dict[str, Any] = {
     "id": "thermo",
@@ -25,33 +27,13 @@ PROFILE: dict[str, Any] = {
 }
 
 
-def parse(body: bytes, *, device: str, received_at: datetime) -> Parsed:
-    """`{"readings": [{"metric", "ts", "value", "unit"?, "device"?}, …]}` → readings."""
-    out = Parsed()
-    for index, item in enumerate(json.loads(body)["readings"]):
-        try:
-            ts = datetime.fromisoformat(item["ts"])
-            reading = Reading(
-                device=item.get("device", device),
-                metric=item["metric"],
-                ts=ts,
-                value=item["value"],
-                unit=item.get("unit"),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            out.refusals.append(Refusal(index, "malformed", str(exc)))
-            continue
-        out.readings.append((index, reading))
-    return out
-
-
 def batch(*readings: dict[str, Any]) -> bytes:
-    """A body of the test format."""
+    """A JSON batch (`tasks/iot/formats/json_batch.py`)."""
     return json.dumps({"readings": list(readings)}).encode()
 
 
 def reading(metric: str, ts: datetime, value: Any, **extra: Any) -> dict[str, Any]:
-    """One reading of the test format."""
+    """One reading of a JSON batch."""
     return {"metric": metric, "ts": ts.isoformat(), "value": value, **extra}
 
 
@@ -77,3 +59,14 @@ def send(base: str, token: str, body: bytes, content_type: str = MEDIA_TYPE) -> 
         headers={**auth(token), "Content-Type": content_type},
         timeout=10,
     )
+
+
+def ingest(settings: Settings, device: str, body: bytes, *, now: datetime) -> dict[str, Any]:
+    """Receive a batch and store it in-process (what a worker does); returns its summary."""
+    with transaction(settings) as session:
+        batch_id = service.receive(
+            session, device_id=device, content_type=MEDIA_TYPE, body=body, received_at=now,
+            settings=settings,
+        ).id  # fmt: skip
+    with transaction(settings) as session:
+        return service.ingest(session, batch_id, extra_parsers={}, settings=settings, now=now)

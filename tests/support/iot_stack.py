@@ -1,4 +1,4 @@
-"""A whole pipeline with the IoT domain reading the test format, on a Redis prefix of its own."""
+"""A whole pipeline with the IoT domain, on a Redis prefix of its own."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from store.api_keys import create_key
 from store.db import transaction
 from tasks.iot.settings import IotSettings
 from tasks.registry import domains
-from tests.support.iot import MEDIA_TYPE, PARSER
 from tests.support.stack import start_api, start_process, start_worker
 
 
@@ -51,7 +50,6 @@ def run_iot_stack(
         settings,
         job_policies=policies,
         iot=IotSettings(
-            extra_parsers={MEDIA_TYPE: PARSER},
             max_batch_bytes=64_000,
             **{"rollup_interval": 1.0, **iot},
         ),
