@@ -1,7 +1,7 @@
 """Every kind of connection to the ledger, all with the same options.
 
-ORM sessions (`transaction`, `autocommit`, `new_session`) on one pooled engine per process
-(Alembic's connection too: `get_engine`), the intake writer's raw asyncio connection
+ORM sessions (`transaction`, `autocommit`, `snapshot`, `new_session`) on one pooled engine per
+process (Alembic's connection too: `get_engine`), the intake writer's raw asyncio connection
 (`connect_async`) and the relay's LISTEN connection (`connect_listen`). Each gets the configured
 `statement_timeout` (a migration that must outlast it raises it with `SET LOCAL`), a connect
 timeout, and an `application_name` saying which process holds it in `pg_stat_activity`:
@@ -137,6 +137,20 @@ def autocommit(settings: Settings | None = None) -> Iterator[Session]:
     with (
         engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
         _factory(engine)(bind=conn) as session,
+    ):
+        yield session
+
+
+@contextmanager
+def snapshot(settings: Settings | None = None) -> Iterator[Session]:
+    """A read-only REPEATABLE READ transaction: every statement in it sees one snapshot."""
+    engine = get_engine(settings)
+    with (
+        engine.connect().execution_options(
+            isolation_level="REPEATABLE READ", postgresql_readonly=True
+        ) as conn,
+        _factory(engine)(bind=conn) as session,
+        session.begin(),
     ):
         yield session
 

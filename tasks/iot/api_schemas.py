@@ -171,13 +171,6 @@ class LatestView(ReadingView):
         )
 
 
-class ReadingsPage(BaseModel):
-    """A page of readings in time order, and the cursor of the next one."""
-
-    items: list[ReadingView]
-    next: str | None
-
-
 class ConflictView(BaseModel):
     """A conflicting offer: the stored reading and the value that was offered for its key."""
 
@@ -189,16 +182,3 @@ class ConflictView(BaseModel):
     stored: dict[str, Any]
     offered: dict[str, Any]
     at: datetime
-
-
-class AggregateView(BaseModel):
-    """One roll-up bucket of a metric."""
-
-    bucket: datetime
-    count: int
-    min: float
-    max: float
-    sum: float
-    avg: float
-    last: float
-    last_ts: datetime

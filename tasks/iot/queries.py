@@ -1,9 +1,8 @@
-"""Reading stored telemetry: a device's readings (keyset-paged), latest values, conflicts."""
+"""Reading stored telemetry: a device's readings (keyset-paged), latest values, conflicts,
+alert transitions."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from typing import Any
 
@@ -11,15 +10,9 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from errors import InvalidFieldError
-from tasks.iot.api_schemas import (
-    AggregateView,
-    ConflictView,
-    LatestView,
-    ReadingsPage,
-    ReadingView,
-    value_of,
-)
+from tasks.iot.api_schemas import ConflictView, LatestView, ReadingView, value_of
 from tasks.iot.models import AlertEvent, Conflict, Latest
+from tasks.web.paging import Page, decode_key, encode_key
 
 READINGS = text("""
 SELECT metric, ts, received_at, value_num, value_text, value_bool, unit FROM iot_readings
@@ -27,26 +20,16 @@ WHERE device_id = :device AND (CAST(:metric AS text) IS NULL OR metric = :metric
   AND ts >= :since AND ts < :until AND (ts, metric) > (:after_ts, :after_metric)
 ORDER BY ts, metric LIMIT :limit
 """)
-AGGREGATES = text("""
-SELECT bucket, count, min, max, sum, last, last_ts FROM iot_rollups
-WHERE tier = :tier AND device_id = :device AND metric = :metric
-  AND bucket >= :since AND bucket < :until
-ORDER BY bucket LIMIT :limit
-""")
 EPOCH = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
-
-
-def _cursor(ts: datetime, metric: str) -> str:
-    return base64.urlsafe_b64encode(f"{ts.isoformat()}|{metric}".encode()).decode()
 
 
 def _after(cursor: str | None) -> tuple[datetime, str]:
     if cursor is None:
         return EPOCH, ""
+    stamp, metric = decode_key(cursor, 2)
     try:
-        stamp, _, metric = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
         return datetime.fromisoformat(stamp), metric
-    except (binascii.Error, ValueError) as exc:
+    except ValueError as exc:
         raise InvalidFieldError("not a cursor this API issued", field="cursor") from exc
 
 
@@ -59,7 +42,7 @@ def readings(
     until: datetime,
     limit: int,
     cursor: str | None,
-) -> ReadingsPage:
+) -> Page[ReadingView]:
     """The device's readings in `[since, until)`, in time order, `limit` at a time."""
     after_ts, after_metric = _after(cursor)
     rows = session.execute(
@@ -85,7 +68,11 @@ def readings(
         for r in rows[:limit]
     ]
     more = len(rows) > limit
-    return ReadingsPage(items=items, next=_cursor(items[-1].ts, items[-1].metric) if more else None)
+    last = items[-1] if more else None
+    return Page(
+        items=items,
+        next_cursor=None if last is None else encode_key(last.ts.isoformat(), last.metric),
+    )
 
 
 def latest(session: Session, device: str) -> list[LatestView]:
@@ -114,37 +101,6 @@ def conflicts(session: Session, device: str, *, limit: int) -> list[ConflictView
             at=c.at,
         )
         for c in rows
-    ]
-
-
-def aggregates(
-    session: Session,
-    device: str,
-    *,
-    metric: str,
-    tier: str,
-    since: datetime,
-    until: datetime,
-    limit: int,
-) -> list[AggregateView]:
-    """The metric's roll-up buckets of `tier` starting in `[since, until)`, oldest first."""
-    rows = session.execute(
-        AGGREGATES,
-        {"tier": tier, "device": device, "metric": metric, "since": since, "until": until,
-         "limit": limit},
-    ).all()  # fmt: skip
-    return [
-        AggregateView(
-            bucket=r.bucket,
-            count=r.count,
-            min=r.min,
-            max=r.max,
-            sum=float(r.sum),
-            avg=float(r.sum / r.count),
-            last=r.last,
-            last_ts=r.last_ts,
-        )
-        for r in rows
     ]
 
 
