@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-from functools import cache
 
 import redis
 
@@ -14,6 +13,7 @@ from config import Settings
 from errors import SwitchyardError, UnavailableError
 from store.db import autocommit
 from store.stats import oldest_ready_age
+from tasks.iot.cache import client
 from tasks.iot.schemas import QUEUE
 from tasks.iot.settings import IotSettings
 
@@ -40,18 +40,13 @@ class IngestBehindError(UnavailableError):
     code = "ingest_behind"
 
 
-@cache
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-
-
 def check_rate(device: str, *, settings: Settings, now: float) -> None:
     """Count one batch in the device's window; 429 past the limit (Redis down: let it in)."""
     own = settings.section(IotSettings)
     window = int(now // own.rate_window)
     key = f"{settings.redis.key_prefix}iot:rate:{device}:{window}"
     try:
-        pipe = _client(settings.redis.url).pipeline(transaction=True)
+        pipe = client(settings.redis.url).pipeline(transaction=True)
         pipe.incr(key)
         pipe.expire(key, own.rate_window + 1)
         count = int(pipe.execute()[0])

@@ -14,7 +14,7 @@ from config import Settings
 from errors import InvalidFieldError, PermanentError
 from store.ids import uuid7
 from tasks.enqueue import enqueue
-from tasks.iot import alerts, partitions
+from tasks.iot import alerts, cache, partitions
 from tasks.iot.formats import Parser
 from tasks.iot.models import Batch, Device, Profile
 from tasks.iot.parsing import parser_for
@@ -100,6 +100,8 @@ def ingest(
     checked = check(parsed.readings, device=device.id, rules=rules, received_at=batch.received_at)
     partitions.ensure(session, {r.ts.astimezone(UTC).date() for _, r in checked.accepted})
     counts = store(session, checked.accepted, batch_id=batch.id, received_at=batch.received_at)
+    if counts.new:
+        cache.invalidate_on_commit(session, settings, device.id, {m for m, _, _ in counts.new})
     alerts.evaluate(
         session, device=device.id, profile=device.profile_id, stored=counts.new, settings=settings
     )

@@ -10,7 +10,7 @@ from config import Section, Settings, SettingsRefusedError
 
 
 class IotSettings(Section):
-    """Time policy defaults, batch limits, partition upkeep and extra ingestion formats."""
+    """Time policy defaults, batch limits, partition upkeep, cache, export and extra formats."""
 
     section_name: ClassVar[str] = "iot"
 
@@ -34,6 +34,11 @@ class IotSettings(Section):
     rate_window: int = Field(default=60, ge=1, le=86_400)
     max_lag: float = Field(default=60.0, gt=0)
     lag_check: float = Field(default=1.0, ge=0)
+    # Cached latest values and aggregate answers live this long at most (seconds): the bound
+    # on staleness should an invalidation be lost to a Redis outage at a commit.
+    cache_ttl: int = Field(default=60, ge=1, le=86_400)
+    # Exports read this many readings per query, so their memory is bounded by it.
+    export_chunk: int = Field(default=5_000, ge=1, le=100_000)
     # Ingestion formats beyond the built-in ones: media type -> "module:function", each a
     # `parse(body, *, device, received_at) -> Parsed`.
     extra_parsers: dict[str, str] = Field(default_factory=dict)
