@@ -23,7 +23,7 @@ DOMAIN = Domain(
     queues=(QUEUE,),
     scopes=("iot:admin", "iot:read"),
     handlers="tasks.iot.jobs",
-    routes=("tasks.iot.routes",),
+    routes=("tasks.iot.routes", "tasks.iot.query_routes", "tasks.iot.shadow_routes"),
     schedule={
         "iot-partitions": Every(job_type=PARTITIONS.name, seconds=_partition_interval),
         "iot-rollups": Every(job_type=ROLLUP.name, seconds=_rollup_interval),
@@ -31,6 +31,7 @@ DOMAIN = Domain(
     settings=IotSettings,
     metadata=models.metadata,
     tables=(
+        "iot_shadows",
         "iot_alert_events",
         "iot_alert_states",
         "iot_alert_rules",

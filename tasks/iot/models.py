@@ -1,4 +1,5 @@
-"""The IoT domain's ORM tables: profiles, devices, batches, latest values and conflicts.
+"""The IoT domain's ORM tables: profiles, devices, batches, latest values, conflicts, alerts
+and shadows.
 
 Raw readings live in `iot_readings`, partitioned by day: SQL of its own (`store.py`).
 """
@@ -10,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -157,3 +159,16 @@ class AlertEvent(Base):
     duration: Mapped[float | None] = mapped_column(Float)
     notification_id: Mapped[uuid.UUID] = mapped_column()
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Shadow(Base):
+    """A device's reported and desired state; `version` counts the writes of either."""
+
+    __tablename__ = "iot_shadows"
+
+    device_id: Mapped[str] = mapped_column(ForeignKey("iot_devices.id"), primary_key=True)
+    reported: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    desired: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    desired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

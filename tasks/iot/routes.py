@@ -1,11 +1,12 @@
-"""`/v1/device-profiles`, `/v1/devices` and `/v1/telemetry`: the registry, ingestion, queries."""
+"""`/v1/device-profiles`, `/v1/devices` and `/v1/telemetry`: the registry and ingestion
+(queries of the readings: `query_routes.py`)."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy import select
@@ -18,16 +19,13 @@ from store.db import transaction
 from tasks.iot import alert_rules, devices, queries, service
 from tasks.iot.alert_rules import AlertRuleCreate, AlertRuleView
 from tasks.iot.api_schemas import (
-    AggregateView,
     BatchView,
     ConflictView,
     Credential,
     DeviceCreate,
     DeviceView,
-    LatestView,
     ProfileCreate,
     ProfileView,
-    ReadingsPage,
 )
 from tasks.iot.backpressure import LagGauge, check_rate
 from tasks.iot.models import Batch, Device, Profile
@@ -36,7 +34,6 @@ from tasks.iot.settings import IotSettings
 from tasks.iot.web import ADMIN_SCOPE, READ_SCOPE, DeviceDep, DeviceOrReaderDep, bounded_body
 from tasks.web.auth import require_scope
 from tasks.web.deps import SessionDep, SettingsDep
-from tasks.web.fields import Instant
 from tasks.web.routing import StrictRoute
 
 router = APIRouter(tags=["iot"], route_class=StrictRoute)
@@ -128,61 +125,6 @@ def revoke_credential(device_id: str, session: SessionDep, _: Admin) -> Response
     devices.revoke(session, device_id)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.get("/v1/devices/{device_id}/latest")
-def latest(device_id: str, session: SessionDep, _: Reader) -> list[LatestView]:
-    """The newest reading of each of the device's metrics."""
-    devices.get_device(session, device_id)
-    return queries.latest(session, device_id)
-
-
-@router.get("/v1/devices/{device_id}/readings")
-def readings(
-    device_id: str,
-    session: SessionDep,
-    _: Reader,
-    since: Instant,
-    until: Instant | None = None,
-    metric: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
-    cursor: str | None = None,
-) -> ReadingsPage:
-    """The device's readings in `[since, until)` by event time, keyset-paged."""
-    devices.get_device(session, device_id)
-    return queries.readings(
-        session,
-        device_id,
-        metric=metric,
-        since=since,
-        until=until or datetime.now(UTC) + timedelta(days=1),
-        limit=limit,
-        cursor=cursor,
-    )
-
-
-@router.get("/v1/devices/{device_id}/aggregates")
-def aggregates(
-    device_id: str,
-    session: SessionDep,
-    _: Reader,
-    metric: str,
-    since: Instant,
-    tier: Literal["1m", "1h", "1d"] = "1h",
-    until: Instant | None = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
-) -> list[AggregateView]:
-    """The metric's roll-up buckets (count, min, max, sum, avg, last) of one tier."""
-    devices.get_device(session, device_id)
-    return queries.aggregates(
-        session,
-        device_id,
-        metric=metric,
-        tier=tier,
-        since=since,
-        until=until or datetime.now(UTC) + timedelta(days=1),
-        limit=limit,
-    )
 
 
 @router.get("/v1/devices/{device_id}/conflicts")

@@ -103,11 +103,11 @@ def test_a_batch_is_stored_by_a_worker_with_refusals_duplicates_and_conflicts(
     assert [(r["metric"], r["value"]) for r in page["items"]] == [("door", False)]
     rest = httpx.get(
         f"{stack.base}/v1/devices/t-2/readings",
-        params={"since": (t - timedelta(hours=1)).isoformat(), "cursor": page["next"]},
+        params={"since": (t - timedelta(hours=1)).isoformat(), "cursor": page["next_cursor"]},
         headers=reader,
     ).json()
     assert [(r["metric"], r["value"], r["unit"]) for r in rest["items"]] == [("temp", 20.5, "Cel")]
-    assert rest["next"] is None
+    assert rest["next_cursor"] is None
     latest = httpx.get(f"{stack.base}/v1/devices/t-2/latest", headers=reader).json()
     assert {(r["metric"], r["value"]) for r in latest} == {("door", False), ("temp", 20.5)}
     (seen,) = httpx.get(f"{stack.base}/v1/devices/t-2/conflicts", headers=reader).json()
@@ -169,24 +169,26 @@ def test_beat_folds_stored_readings_into_the_rollups_late_ones_too(
     _stored(stack, token, send(stack.base, token, late).json()["id"])
     reader = auth(stack.key("iot:read"))
 
-    def folded() -> list[dict[str, Any]] | None:
-        rows: list[dict[str, Any]] = httpx.get(
+    def answer(every: int) -> list[tuple[Any, ...]]:
+        got = httpx.get(
             f"{stack.base}/v1/devices/t-6/aggregates",
-            params={"metric": "temp", "tier": "1m", "since": minute.isoformat()},
+            params={"metric": "temp", "since": (minute - timedelta(days=1)).isoformat(),
+                    "until": (minute + timedelta(minutes=1)).isoformat(), "every": every},
             headers=reader,
-        ).json()
-        return rows if rows and rows[0]["count"] == 3 else None
+        )  # fmt: skip
+        assert got.status_code == 200, got.text
+        return [(b["count"], b["min"], b["max"], b["sum"], b["avg"], b["last"]) for b in got.json()]
 
-    (row,) = wait_until(folded, timeout=60, what="the late reading to be rolled up")
-    assert (row["min"], row["max"], row["sum"], row["avg"], row["last"]) == (
-        10.0, 50.0, 90.0, 30.0, 30.0,
-    )  # fmt: skip
-    (day,) = httpx.get(
-        f"{stack.base}/v1/devices/t-6/aggregates",
-        params={"metric": "temp", "tier": "1d", "since": (minute - timedelta(days=1)).isoformat()},
-        headers=reader,
-    ).json()
-    assert (day["count"], day["sum"]) == (3, 90.0)
+    # Right at once (the unfolded minutes come from raw), and the same once beat has folded.
+    expected = [(3, 10.0, 50.0, 90.0, 30.0, 30.0)]
+    assert answer(60) == answer(86_400 + 60) == expected
+
+    def folded() -> bool:
+        return count_rows(stack.settings, "iot_rollup_dirty") == 0
+
+    wait_until(folded, timeout=60, what="the late reading to be rolled up")
+    assert count_rows(stack.settings, "iot_rollups") == 3  # its minute, hour and day
+    assert answer(3_600) == answer(86_400 + 3_600) == expected  # new questions: not cached
 
 
 def test_the_built_in_formats_json_senml_and_line_protocol_end_to_end(

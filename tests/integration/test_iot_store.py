@@ -53,9 +53,7 @@ def _ingest(settings: Settings, device: str, body: bytes) -> dict[str, Any]:
             settings=settings,
         ).id
     with transaction(settings) as session:
-        return service.ingest(
-            session, batch_id, extra_parsers={}, settings=settings, now=NOW
-        )
+        return service.ingest(session, batch_id, extra_parsers={}, settings=settings, now=NOW)
 
 
 def _rows(settings: Settings, device: str) -> list[tuple[str, datetime, Any]]:

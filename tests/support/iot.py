@@ -12,7 +12,6 @@ import httpx
 from config import Settings
 from store.db import transaction
 from tasks.iot import service
-
 from tests.support.api import auth
 
 MEDIA_TYPE = "application/json"
