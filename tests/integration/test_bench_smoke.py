@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import drain, enqueue, intake, iot_ingest, latency, ledger, recon
+from bench import drain, enqueue, intake, iot_aggregate, iot_ingest, latency, ledger, recon
 
 
 def test_intake_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,3 +52,10 @@ def test_iot_ingest_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert iot_ingest.main(args) == 0
     out = capsys.readouterr().out
     assert "raw binary COPY, partitioned table" in out and "B-iot-ingest ratio" in out
+
+
+def test_iot_aggregate_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--series", "2", "--every", "60", "--rounds", "1", "--queries", "2"]
+    assert iot_aggregate.main(args) == 0
+    out = capsys.readouterr().out
+    assert "tasks.iot.aggregate (roll-ups)" in out and "answers identical" in out
