@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from config import MAX_ATTEMPTS
 from store.models import Job, JobAttempt
 from tasks.web.fields import Instant, JsonObject, Text
+from tasks.web.paging import Page
 
 
 class JobRequest(BaseModel):
@@ -168,8 +169,5 @@ class JobView(BaseModel):
         )
 
 
-class JobPage(BaseModel):
+class JobPage(Page[JobView]):
     """One page of jobs, newest first; pass `next_cursor` as `cursor` for the next."""
-
-    items: list[JobView]
-    next_cursor: str | None

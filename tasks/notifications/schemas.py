@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.registry import JobSpec
 from tasks.web.fields import Instant, Int32, JsonObject, Text
+from tasks.web.paging import Page
 
 QUEUE = "notifications"
 Channel = Literal["email", "webhook", "sms"]
@@ -121,11 +122,8 @@ class NotificationView(BaseModel):
     attempts: list[DeliveryAttemptView] | None = None
 
 
-class NotificationPage(BaseModel):
+class NotificationPage(Page[NotificationView]):
     """One page of notifications, newest first."""
-
-    items: list[NotificationView]
-    next_cursor: str | None
 
 
 class TemplateRequest(BaseModel):
