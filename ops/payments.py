@@ -46,7 +46,7 @@ def unknown(
     if as_json:
         emit_json(rows)
         return
-    columns = ("operation", "intent", "kind", "attempt", "age_seconds")
+    columns = ("operation", "intent", "kind", "attempt", "asks", "age_seconds")
     table("unknown attempts", columns, [[r[c] for c in columns] for r in rows])
 
 

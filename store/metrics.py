@@ -20,6 +20,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    Metric,
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
@@ -113,16 +114,22 @@ def process_metrics() -> bytes:
 
 
 class LedgerSnapshot(Collector):
-    """Gauges read from the ledger and Redis for one scrape."""
+    """Gauges read from the ledger, Redis and the domains for one scrape."""
 
     def __init__(
-        self, *, states: dict[str, int], queues: Iterable[QueueReport], relay: RelayLag
+        self,
+        *,
+        states: dict[str, int],
+        queues: Iterable[QueueReport],
+        relay: RelayLag,
+        domains: Iterable[Metric] = (),
     ) -> None:
         self.states = states
         self.queues = list(queues)
         self.relay = relay
+        self.domains = list(domains)  # the domains' own gauges, read for this scrape
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         """Yield the gauges."""
         jobs = GaugeMetricFamily("switchyard_ledger_jobs", "Jobs in the ledger.", labels=["state"])
         for state, count in sorted(self.states.items()):
@@ -155,6 +162,7 @@ class LedgerSnapshot(Collector):
             "Age of the oldest due outbox row (0 when the relay is caught up).",
             value=self.relay.oldest_age_seconds or 0.0,
         )
+        yield from self.domains
 
     def render(self) -> bytes:
         """The snapshot in the text format."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from sqlalchemy import MetaData
@@ -22,6 +22,10 @@ from errors import InvalidFieldError
 from store.models import LEDGER_TABLES
 from store.models import Base as LedgerBase
 from tasks.context import Handler
+
+if TYPE_CHECKING:  # prometheus-client is imported only once multiprocess mode is chosen
+    from prometheus_client import Metric
+    from sqlalchemy.orm import Session
 
 # The list of built-in domains: each module's `DOMAIN`.
 BUILT_IN = ("tasks.system", "tasks.notifications", "tasks.payments", "tasks.iot")
@@ -77,6 +81,9 @@ class Domain:
     tables: tuple[str, ...] = ()
     # An Alembic version directory of the domain's own; built-in domains use migrations/.
     migrations: Path | None = None
+    # A module whose `collect(session)` yields the domain's gauges, read at each scrape of
+    # `/metrics` (imported only by the API).
+    metrics: str | None = None
     # The domain that delivers completion callbacks turns a job's callback URL and secret
     # into the job's columns (validated, sealed); at most one domain declares it.
     callback_columns: CallbackColumns | None = None
@@ -181,6 +188,15 @@ class Registry:
     def routers(self) -> list[Any]:
         """Import every domain's routes and return their FastAPI routers."""
         return [importlib.import_module(m).router for d in self.domains for m in d.routes]
+
+    def gauges(self, session: Session) -> list[Metric]:
+        """Every domain's gauges, read now."""
+        return [
+            family
+            for d in self.domains
+            if d.metrics
+            for family in importlib.import_module(d.metrics).collect(session)
+        ]
 
     def check(self, settings: Settings) -> None:
         """Refuse settings that name an unknown queue or job type, or a bad domain section."""

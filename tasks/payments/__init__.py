@@ -32,6 +32,7 @@ DOMAIN = Domain(
     scopes=("payments:write", "payments:read"),
     handlers="tasks.payments.jobs",
     routes=("tasks.payments.routes", "tasks.payments.webhook_routes"),
+    metrics="tasks.payments.metrics",
     schedule={
         "payments-ledger": Every(job_type=LEDGER_TICK.name, seconds=_ledger_interval),
         "payments-expiry": Every(job_type=EXPIRE.name, seconds=_ledger_interval),

@@ -49,15 +49,16 @@ def list_intents(session: Session, *, status: str | None, limit: int) -> list[di
 
 
 def unknown_attempts(session: Session) -> list[dict[str, Any]]:
-    """Operations whose last call has no known outcome, oldest first, with their age."""
-    age = func.extract("epoch", func.now() - Operation.updated_at)
+    """Operations whose last call has no known outcome, oldest first, with their age (since
+    the operation was requested) and how often the provider was asked."""
+    age = func.extract("epoch", func.now() - Operation.created_at)
     rows = session.execute(
         select(Operation, age.label("age"))
         .where(Operation.status == "unknown")
-        .order_by(Operation.updated_at)
+        .order_by(Operation.created_at)
     )
     return [
         {"operation": op.id, "intent": op.intent_id, "kind": op.kind, "attempt": op.attempt,
-         "key": op.idempotency_key, "age_seconds": round(float(a), 1)}
+         "key": op.idempotency_key, "asks": op.asks, "age_seconds": round(float(a), 1)}
         for op, a in rows
     ]  # fmt: skip

@@ -285,7 +285,12 @@ def roll_up_hot(session: Session) -> int:
     )
 
 
-def imbalance(session: Session) -> dict[str, tuple[int, int]]:
-    """Net debits minus credits (posted, pending) per currency that is not zero: {} when sound."""
+def net_by_currency(session: Session) -> dict[str, tuple[int, int]]:
+    """Net debits minus credits (posted, pending) of every currency the ledger holds."""
     rows = session.execute(text("SELECT currency, posted, pending FROM pay_ledger_imbalance()"))
-    return {r.currency: (r.posted, r.pending) for r in rows if r.posted or r.pending}
+    return {r.currency: (r.posted, r.pending) for r in rows}
+
+
+def imbalance(session: Session) -> dict[str, tuple[int, int]]:
+    """The currencies of `net_by_currency` that are not zero: {} when sound."""
+    return {cur: net for cur, net in net_by_currency(session).items() if any(net)}

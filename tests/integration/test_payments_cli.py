@@ -1,4 +1,5 @@
-"""`switchyard payments intents|unknown|verify` against the run's ledger, as subprocesses."""
+"""`switchyard payments intents|unknown|verify` against the run's ledger, as subprocesses:
+verify finds a tampered history row and a tampered balance."""
 
 from __future__ import annotations
 
@@ -69,3 +70,17 @@ def test_verify_finds_a_tampered_history(settings: Settings, two_intents: list[s
     done = cli(settings, "verify")
     assert done.returncode == 1
     assert two_intents[0] in done.stderr
+
+
+def test_verify_finds_a_tampered_balance(settings: Settings, two_intents: list[str]) -> None:
+    with transaction(settings) as s:  # past every trigger, the deferred balance check too
+        s.execute(text("ALTER TABLE pay_accounts DISABLE TRIGGER USER"))
+        s.execute(text("UPDATE pay_accounts SET credits_posted = credits_posted + 1"
+                       " WHERE id = 'provider:JPY'"))  # fmt: skip
+        s.execute(text("ALTER TABLE pay_accounts ENABLE TRIGGER USER"))
+    done = cli(settings, "verify", "--json")
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    assert report["broken"] == [] and report["chains"] == 2  # the histories are intact
+    assert report["imbalance"] == {"JPY": [-1, 0]}
+    assert "JPY: debits - credits = -1 posted, 0 pending" in done.stderr

@@ -24,11 +24,14 @@ MetricsReader = Annotated[Principal, Depends(require_scope("metrics:read"))]
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text."}},
 )
 def metrics(session: SessionDep, settings: SettingsDep, _: MetricsReader) -> Response:
-    """Counters of this host's processes, then the ledger's and Redis's gauges read now."""
-    queues = known_queues(settings, declared=domains(settings).queues)
+    """Counters of this host's processes, then the ledger's, Redis's and the domains' gauges
+    read now."""
+    registry = domains(settings)
+    queues = known_queues(settings, declared=registry.queues)
     snapshot = LedgerSnapshot(
         states=state_counts(session),
         queues=queue_report(session, settings, queues=queues),
         relay=relay_lag(session),
+        domains=registry.gauges(session),
     )
     return Response(process_metrics() + snapshot.render(), media_type=CONTENT_TYPE_LATEST)
