@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Exists, func, select, text
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from config import Settings, get_settings
 from errors import InvalidFieldError
@@ -196,16 +196,26 @@ def _within(amount: int, available: int, *, what: str) -> None:
 
 
 def expire_authorizations(session: Session, *, settings: Settings, limit: int = 200) -> int:
-    """Cancel authorizations past their expiry and void their holds; how many expired."""
+    """Cancel authorizations past their expiry and void their holds; how many expired. An
+    intent with a call to the provider in flight waits: a capture the provider may already
+    have made must be applied to the hold it was made against."""
     due = session.scalars(
         select(Intent.id)
-        .where(Intent.status == Status.REQUIRES_CAPTURE, Intent.expires_at <= func.now())
+        .where(
+            Intent.status == Status.REQUIRES_CAPTURE,
+            Intent.expires_at <= func.now(),
+            ~_calls_open(Intent.id),
+        )
         .order_by(Intent.expires_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
+    expired = 0
     for intent_id in due:
         intent = intents.locked(session, intent_id)
+        if session.scalar(select(_calls_open(intent.id))):
+            continue  # requested after the query's snapshot, before its lock
+        expired += 1
         money.release(session, intent, ref="expired")
         intents.record(
             session,
@@ -216,7 +226,15 @@ def expire_authorizations(session: Session, *, settings: Settings, limit: int = 
             hold_id=None,
             cancellation_reason="expired",
         )
-    return len(due)
+    return expired
+
+
+def _calls_open(intent_id: QueryableAttribute[str] | str) -> Exists:
+    return (
+        select(Operation.id)
+        .where(Operation.intent_id == intent_id, Operation.status.in_(OPEN))
+        .exists()
+    )
 
 
 def ask_about_unknowns(

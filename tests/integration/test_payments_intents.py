@@ -166,6 +166,38 @@ def test_cancel_voids_the_hold_and_expiry_cancels_a_late_authorization(pay: Sett
     sound(pay, b)
 
 
+def test_expiry_waits_for_a_capture_in_flight(pay: Settings) -> None:
+    """Found by the state machine: an authorization expired while its capture's answer was
+    lost, and the capture the provider had made then had no hold to post."""
+    pid = new_intent(pay, capture_method="manual")
+    confirm(pay, pid)
+    run_operations(pay, TokenGateway())
+    with transaction(pay) as session:
+        service.request_capture(session, pid, producer="shop", amount=4_000, final=False,
+                                settings=pay)  # fmt: skip
+    losing = LosingGateway()
+    losing.lose_next = 1
+    with pytest.raises(RetryableError):  # the provider captured; its answer was lost
+        run_operations(pay, losing)
+    expire = text("UPDATE pay_intents SET expires_at = now() WHERE id = :id")
+    with transaction(pay) as session:
+        session.execute(expire, {"id": pid})
+        assert service.expire_authorizations(session, settings=pay) == 0
+    run_operations(pay, losing)  # asked: the capture is applied to the hold
+    intent = get(pay, pid)
+    assert (intent.status, intent.amount_captured, intent.amount_capturable) == (
+        "requires_capture", 4_000, 6_000,
+    )  # fmt: skip
+    with transaction(pay) as session:
+        session.execute(expire, {"id": pid})
+        assert service.expire_authorizations(session, settings=pay) == 1  # nothing in flight
+    intent = get(pay, pid)
+    assert (intent.status, intent.amount_captured, intent.amount_capturable) == (
+        "canceled", 4_000, 0,
+    )  # fmt: skip
+    sound(pay, pid)
+
+
 def test_an_unknown_outcome_is_asked_about_never_charged_twice(pay: Settings) -> None:
     pid = new_intent(pay)
     confirm(pay, pid)
