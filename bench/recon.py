@@ -2,8 +2,9 @@
 
 `--intents` captured intents are seeded (1 % of the report's lines then disagree with them: an
 amount off by one); each round, interleaved, either reconciles the whole report
-(`reconciliation.reconcile`: ISO units, the intents read, every line matched, the exceptions
-recorded, one commit) or COPYs the same lines into a staging table (one commit). Medians are
+(`reconciliation.reconcile`: the lines COPYed into a staging table, converted to ISO units
+there, matched against the intents in one query, the exceptions recorded, one commit) or
+COPYs the same lines into a staging table (one commit). Medians are
 compared; the target is 0.2x.
 
     python -m bench.recon [--intents 20000] [--rounds 5]

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from tasks.payments import ledger
 from tasks.payments.models import Intent, Operation, ReconException
-from tasks.payments.reconciliation import Kind
+from tasks.payments.settlement import Kind
 from tasks.payments.states import Status
 
 

@@ -19,8 +19,9 @@ from store.db import transaction
 from tasks.payments import reconciliation, service
 from tasks.payments.gateways import gateway_for
 from tasks.payments.models import Intent
-from tasks.payments.reconciliation import Kind, Resolution
+from tasks.payments.reconciliation import Resolution
 from tasks.payments.settings import PaymentSettings
+from tasks.payments.settlement import Kind
 from tests.support.ledger import clean_tables
 from tests.support.payments import run_operations, start_simulator
 
