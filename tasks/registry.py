@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import MetaData
 
 from config import MAINTENANCE_QUEUE, Section, Settings, SettingsRefusedError, get_settings
@@ -30,6 +30,12 @@ if TYPE_CHECKING:  # prometheus-client is imported only once multiprocess mode i
 # The list of built-in domains: each module's `DOMAIN`.
 BUILT_IN = ("tasks.system", "tasks.notifications", "tasks.payments", "tasks.iot")
 CORE_SCOPES = frozenset({"jobs:write", "jobs:read", "metrics:read", "admin"})
+
+
+class NoArguments(BaseModel):
+    """The payload of a job that takes none (beat's upkeep jobs): `{}` and nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)

@@ -15,17 +15,13 @@ from tasks.payments.schemas import (
     RECONCILE,
     WEBHOOK,
     ExecutePayload,
-    ExpirePayload,
-    JanitorPayload,
-    LedgerTickPayload,
-    ReconcilePayload,
     WebhookPayload,
 )
-from tasks.registry import handles
+from tasks.registry import NoArguments, handles
 
 
 @handles(LEDGER_TICK.name)
-def ledger_tick(ctx: JobContext, payload: LedgerTickPayload) -> dict[str, Any]:
+def ledger_tick(ctx: JobContext, payload: NoArguments) -> dict[str, Any]:
     """Expire overdue holds, then fold hot-account entries into balances."""
     expired = ledger.expire_pending(ctx.session)
     return {"expired": expired, "rolled_up": ledger.roll_up_hot(ctx.session)}
@@ -44,13 +40,13 @@ def execute(ctx: JobContext, payload: ExecutePayload) -> dict[str, Any]:
 
 
 @handles(EXPIRE.name)
-def expire(ctx: JobContext, payload: ExpirePayload) -> dict[str, Any]:
+def expire(ctx: JobContext, payload: NoArguments) -> dict[str, Any]:
     """Cancel authorizations past their expiry."""
     return {"expired": service.expire_authorizations(ctx.session, settings=ctx.settings)}
 
 
 @handles(JANITOR.name)
-def janitor(ctx: JobContext, payload: JanitorPayload) -> dict[str, Any]:
+def janitor(ctx: JobContext, payload: NoArguments) -> dict[str, Any]:
     """Enqueue a question to the provider for each operation unknown for too long."""
     return {"asked": service.ask_about_unknowns(ctx.session, settings=ctx.settings)}
 
@@ -68,6 +64,6 @@ def webhook(ctx: JobContext, payload: WebhookPayload) -> dict[str, Any]:
 
 
 @handles(RECONCILE.name)
-def reconcile(ctx: JobContext, payload: ReconcilePayload) -> dict[str, Any]:
+def reconcile(ctx: JobContext, payload: NoArguments) -> dict[str, Any]:
     """Reconcile the provider's settlement report (a provider that keeps none is skipped)."""
     return reconciliation.run(ctx.session, settings=ctx.settings)

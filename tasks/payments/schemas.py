@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.registry import JobSpec
+from tasks.registry import JobSpec, NoArguments
 
 QUEUE = "payments"
 
 
-class LedgerTickPayload(BaseModel):
-    """Beat's ledger upkeep takes no arguments."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
 LEDGER_TICK = JobSpec(
     "payments.ledger_tick",
-    LedgerTickPayload,
+    NoArguments,
     QUEUE,
     "Expires holds past their timeout and rolls up the hot accounts' entries.",
 )
@@ -38,29 +32,17 @@ EXECUTE = JobSpec(
 )
 
 
-class ExpirePayload(BaseModel):
-    """Beat's authorization expiry takes no arguments."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
 EXPIRE = JobSpec(
     "payments.expire_authorizations",
-    ExpirePayload,
+    NoArguments,
     QUEUE,
     "Cancels authorizations past their expiry and voids their holds.",
 )
 
 
-class JanitorPayload(BaseModel):
-    """Beat's janitor takes no arguments."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
 JANITOR = JobSpec(
     "payments.janitor",
-    JanitorPayload,
+    NoArguments,
     QUEUE,
     "Asks the provider again about operations whose outcome is still unknown, with backoff.",
 )
@@ -81,15 +63,9 @@ WEBHOOK = JobSpec(
 )
 
 
-class ReconcilePayload(BaseModel):
-    """Beat's reconciliation takes no arguments."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
 RECONCILE = JobSpec(
     "payments.reconcile",
-    ReconcilePayload,
+    NoArguments,
     QUEUE,
     "Matches the provider's settlement report against the intents and records every exception.",
 )
