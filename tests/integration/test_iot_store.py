@@ -4,6 +4,7 @@ and daily partitions made and dropped."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import select, text
 
 from config import Settings, SettingsRefusedError
+from devstack.processes import wait_until
 from store.db import autocommit, transaction
 from tasks.iot import devices, partitions, service
 from tasks.iot.models import Batch, Conflict, Latest
@@ -221,3 +223,76 @@ def test_upkeep_covers_the_late_window_and_days_ahead_and_drops_past_retention(
     with transaction(settings) as session, autocommit(settings) as loose:
         third = partitions.upkeep(session, loose, settings=own, now=later + timedelta(days=1))
     assert _in_2031(third["dropped"]) == ["2031-05-09"]
+
+
+def _received(settings: Settings, device: str, body: bytes) -> uuid.UUID:
+    with transaction(settings) as session:
+        return service.receive(
+            session,
+            device_id=device,
+            content_type=MEDIA_TYPE,
+            body=body,
+            received_at=NOW,
+            settings=settings,
+        ).id
+
+
+def _detach_waiting(settings: Settings) -> bool:
+    with transaction(settings) as session:
+        return bool(
+            session.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND state = 'active' AND wait_event_type IS NOT NULL"
+                    " AND query LIKE 'ALTER TABLE iot_readings DETACH PARTITION%'"
+                )
+            ).scalar_one()
+        )
+
+
+def test_retention_drops_a_partition_while_ingestion_goes_on(
+    settings: Settings, device: str
+) -> None:
+    """The detach waits for the ingestion in flight; ingestion never waits for the detach (a
+    plain DETACH would lock the readings table and queue every batch behind it)."""
+    old = date(2001, 2, 3)
+    with transaction(settings) as session:  # today's too: a batch creating one waits for another
+        partitions.ensure(session, {old, NOW.date()})
+    # Another device in flight: batches of one device take turns on its latest-value rows.
+    first = _received(settings, f"{device}-clamp", batch(reading("temp", NOW, 1.0)))
+    second = _received(settings, device, batch(reading("temp", NOW - timedelta(minutes=2), 2.0)))
+    in_flight, release = threading.Event(), threading.Event()
+    dropped: list[date] = []
+
+    def ingest(batch_id: uuid.UUID, *, hold: bool) -> None:
+        with transaction(settings) as session:
+            service.ingest(session, batch_id, extra_parsers={}, settings=settings, now=NOW)
+            if hold:
+                in_flight.set()
+                release.wait(30)
+
+    def retention() -> None:
+        with autocommit(settings) as session:
+            dropped.extend(partitions.drop_expired(session, before=old + timedelta(days=1)))
+
+    holder = threading.Thread(target=ingest, args=(first,), kwargs={"hold": True})
+    holder.start()
+    assert in_flight.wait(10)
+    dropper = threading.Thread(target=retention)
+    dropper.start()
+    try:
+        wait_until(lambda: _detach_waiting(settings), timeout=10, what="the detach to wait")
+        during = threading.Thread(target=ingest, args=(second,), kwargs={"hold": False})
+        during.start()
+        during.join(10)
+        assert not during.is_alive(), "a batch waited for the retention's detach"
+        assert dropper.is_alive()  # still waiting for the batch in flight
+    finally:
+        release.set()
+        holder.join(10)
+        dropper.join(30)
+    assert dropped == [old]
+    assert [v for _, _, v in _rows(settings, device)] == [2.0]
+    assert [v for _, _, v in _rows(settings, f"{device}-clamp")] == [1.0]
+    with autocommit(settings) as session:
+        assert old not in partitions.attached(session).days | partitions.attached(session).pending
