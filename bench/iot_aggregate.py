@@ -25,9 +25,6 @@ from tasks.iot import devices, partitions, rollups
 from tasks.iot.aggregate import aggregate
 
 TARGET = 20.0
-# Minutes per fold: the 1 min refold's cost grows with the series' rows times the minutes
-# folded, so beat's 10,000 minutes of 1 Hz data outlast the statement timeout.
-FOLD = 200
 DAY = datetime.combine(datetime.now(UTC).date() - timedelta(days=2), datetime.min.time(), UTC)
 SEED = text("""
 INSERT INTO iot_readings (device_id, metric, ts, received_at, value_num, batch_id, idx)
@@ -65,7 +62,7 @@ def _seed(settings: Settings, series: int, every: float) -> int:
         s.execute(DIRTY)
     while True:
         with transaction(settings) as s:
-            if rollups.fold(s, limit=FOLD) == 0:
+            if rollups.fold(s) == 0:
                 return rows
 
 

@@ -46,12 +46,12 @@ INSERT INTO iot_folding SELECT * FROM taken
 # no rows below it is deleted.
 _SOURCE = {
     "1m": (
-        "SELECT device_id, metric, date_trunc('minute', ts, 'UTC') AS bucket, count(*) AS count,"
-        " min(value_num) AS min, max(value_num) AS max, sum(value_num::numeric) AS sum,"
-        " max(ts) AS last_ts, (array_agg(value_num ORDER BY ts DESC))[1] AS last"
-        " FROM iot_readings r WHERE value_num IS NOT NULL AND EXISTS (SELECT 1 FROM touched t"
-        " WHERE t.device_id = r.device_id AND t.metric = r.metric"
-        " AND r.ts >= t.bucket AND r.ts < t.bucket + interval '1 minute')"
+        "SELECT t.device_id, t.metric, t.bucket, count(*) AS count,"
+        " min(r.value_num) AS min, max(r.value_num) AS max, sum(r.value_num::numeric) AS sum,"
+        " max(r.ts) AS last_ts, (array_agg(r.value_num ORDER BY r.ts DESC))[1] AS last"
+        " FROM touched t JOIN iot_readings r ON r.device_id = t.device_id"
+        " AND r.metric = t.metric AND r.ts >= t.bucket AND r.ts < t.bucket + interval '1 minute'"
+        " WHERE r.value_num IS NOT NULL"
         " GROUP BY 1, 2, 3"
     ),
 }
