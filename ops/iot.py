@@ -1,4 +1,4 @@
-"""`switchyard iot`: the device fleet and the ingestion lag."""
+"""`switchyard iot`: the device fleet, the ingestion lag, and alerts."""
 
 from __future__ import annotations
 
@@ -40,3 +40,20 @@ def lag(as_json: JsonOpt = False) -> None:
 
 
 iot_app.command()(simulate)
+
+
+@iot_app.command()
+def alerts(
+    recent: Annotated[int, typer.Option(min=1, max=1_000, help="Transitions shown.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Alerts firing now, and the newest transitions (firing, resolved) with durations."""
+    with transaction(get_settings()) as session:
+        report = audit.alerts(session, recent=recent)
+    if as_json:
+        emit_json(report)
+        return
+    firing = ("rule", "kind", "device", "metric", "since")
+    table("firing", firing, [[r[c] for c in firing] for r in report["firing"]])
+    moves = ("at", "rule", "device", "transition", "ts", "value", "duration")
+    table("recent transitions", moves, [[r[c] for c in moves] for r in report["recent"]])

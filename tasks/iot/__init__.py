@@ -1,10 +1,10 @@
-"""IoT telemetry: devices, readings over HTTP stored exactly once, day-partitioned, rolled up."""
+"""IoT telemetry: devices, readings stored exactly once, day-partitioned, rolled up, alerted on."""
 
 from __future__ import annotations
 
 from config import Settings
 from tasks.iot import models
-from tasks.iot.schemas import INGEST, PARTITIONS, QUEUE, ROLLUP
+from tasks.iot.schemas import INGEST, OFFLINE, PARTITIONS, QUEUE, RETENTION, ROLLUP
 from tasks.iot.settings import IotSettings
 from tasks.registry import Domain, Every
 
@@ -17,9 +17,17 @@ def _rollup_interval(settings: Settings) -> float:
     return settings.section(IotSettings).rollup_interval
 
 
+def _offline_interval(settings: Settings) -> float:
+    return settings.section(IotSettings).offline_interval
+
+
+def _retention_interval(settings: Settings) -> float:
+    return settings.section(IotSettings).retention_interval
+
+
 DOMAIN = Domain(
     name="iot",
-    job_types=(INGEST, PARTITIONS, ROLLUP),
+    job_types=(INGEST, PARTITIONS, ROLLUP, OFFLINE, RETENTION),
     queues=(QUEUE,),
     scopes=("iot:admin", "iot:read"),
     handlers="tasks.iot.jobs",
@@ -27,11 +35,15 @@ DOMAIN = Domain(
     schedule={
         "iot-partitions": Every(job_type=PARTITIONS.name, seconds=_partition_interval),
         "iot-rollups": Every(job_type=ROLLUP.name, seconds=_rollup_interval),
+        "iot-offline": Every(job_type=OFFLINE.name, seconds=_offline_interval),
+        "iot-retention": Every(job_type=RETENTION.name, seconds=_retention_interval),
     },
     settings=IotSettings,
     metadata=models.metadata,
+    metrics="tasks.iot.metrics",
     tables=(
         "iot_shadows",
+        "iot_ingest_counts",
         "iot_alert_events",
         "iot_alert_states",
         "iot_alert_rules",

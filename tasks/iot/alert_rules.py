@@ -1,4 +1,5 @@
-"""Declaring alert rules: a numeric metric of a profile, thresholds, and who is told."""
+"""Declaring alert rules: a threshold on a numeric metric of a profile (N consecutive readings
+or a `for_seconds` duration), or an offline rule; and who is told."""
 
 from __future__ import annotations
 
@@ -12,28 +13,34 @@ from config import Settings
 from errors import ConflictError, InvalidFieldError
 from tasks.iot.api_schemas import Bound, MetricName, Slug
 from tasks.iot.devices import get_profile
-from tasks.iot.models import AlertRule
+from tasks.iot.models import AlertRule, Profile
 from tasks.notifications.service import normalise_recipient
 from tasks.notifications.settings import NotificationSettings
 from tasks.web.fields import Text
 
 
 class AlertRuleCreate(BaseModel):
-    """`POST /v1/alert-rules`: fire past `set_at`, resolve back past `clear_at`."""
+    """`POST /v1/alert-rules`: a threshold fires past `set_at` and resolves back past
+    `clear_at`; an offline rule fires when a device goes silent and resolves on its next
+    reading."""
 
     model_config = ConfigDict(extra="forbid")
     id: Slug
     profile: Slug
-    metric: MetricName
+    kind: Literal["threshold", "offline"] = "threshold"
+    metric: MetricName | None = None
     direction: Literal["above", "below"] = "above"
-    set_at: Bound
-    clear_at: Bound
+    set_at: Bound | None = None
+    clear_at: Bound | None = None
     consecutive: Annotated[int, Field(ge=1, le=10_000)] = 1
+    for_seconds: Annotated[float, Field(gt=0, le=366 * 86_400)] | None = None
     channel: Literal["email", "sms"]
     to: Annotated[Text, Field(min_length=1, max_length=2_048)]
 
     @model_validator(mode="after")
     def _hysteresis(self) -> AlertRuleCreate:
+        if self.set_at is None or self.clear_at is None:
+            return self
         above = self.direction == "above"
         if (above and self.clear_at > self.set_at) or (not above and self.clear_at < self.set_at):
             raise ValueError("clear_at must lie on the safe side of set_at")
@@ -49,27 +56,50 @@ class AlertRuleView(AlertRuleCreate):
     def of(cls, r: AlertRule) -> AlertRuleView:
         """The view of a row."""
         return cls(
-            id=r.id, profile=r.profile_id, metric=r.metric, direction=r.direction,
+            id=r.id, profile=r.profile_id, kind=r.kind, metric=r.metric, direction=r.direction,
             set_at=r.set_at, clear_at=r.clear_at, consecutive=r.consecutive,
-            channel=r.channel, to=r.recipient, created_at=r.created_at,
+            for_seconds=r.for_seconds, channel=r.channel, to=r.recipient,
+            created_at=r.created_at,
         )  # fmt: skip
 
 
-def create(session: Session, body: AlertRuleCreate, *, settings: Settings) -> AlertRule:
-    """Store a rule on a numeric metric of an existing profile, its recipient checked now."""
-    profile = get_profile(session, body.profile)
-    spec = profile.metrics.get(body.metric)
+def _check_threshold(body: AlertRuleCreate, profile: Profile) -> None:
+    spec = profile.metrics.get(body.metric or "")
     if spec is None or spec["type"] != "number":
         raise InvalidFieldError("not a numeric metric of the profile", field="metric")
+    for name in ("set_at", "clear_at"):
+        if getattr(body, name) is None:
+            raise InvalidFieldError("a threshold rule needs it", field=name)
+    if body.for_seconds is not None and body.consecutive != 1:
+        raise InvalidFieldError("give for_seconds or consecutive, not both", field="for_seconds")
+
+
+def _check_offline(body: AlertRuleCreate, profile: Profile) -> None:
+    for name in ("metric", "set_at", "clear_at", "for_seconds"):
+        if getattr(body, name) is not None:
+            raise InvalidFieldError("an offline rule takes no threshold", field=name)
+    if body.consecutive != 1:
+        raise InvalidFieldError("an offline rule takes no threshold", field="consecutive")
+    if not any(spec.get("interval") for spec in profile.metrics.values()):
+        raise InvalidFieldError(
+            "the profile declares no expected interval to be silent for", field="profile"
+        )
+
+
+def create(session: Session, body: AlertRuleCreate, *, settings: Settings) -> AlertRule:
+    """Store a rule on an existing profile, its shape and recipient checked now."""
+    profile = get_profile(session, body.profile)
+    (_check_offline if body.kind == "offline" else _check_threshold)(body, profile)
     if session.get(AlertRule, body.id) is not None:
         raise ConflictError(f"alert rule {body.id!r} exists already")
     recipient = normalise_recipient(
         body.channel, body.to, settings=settings.section(NotificationSettings)
     )
     rule = AlertRule(
-        id=body.id, profile_id=profile.id, metric=body.metric, direction=body.direction,
-        set_at=body.set_at, clear_at=body.clear_at, consecutive=body.consecutive,
-        channel=body.channel, recipient=recipient, created_at=datetime.now(UTC),
+        id=body.id, profile_id=profile.id, kind=body.kind, metric=body.metric,
+        direction=body.direction, set_at=body.set_at, clear_at=body.clear_at,
+        consecutive=body.consecutive, for_seconds=body.for_seconds, channel=body.channel,
+        recipient=recipient, created_at=datetime.now(UTC),
     )  # fmt: skip
     session.add(rule)
     session.flush()

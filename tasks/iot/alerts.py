@@ -3,7 +3,9 @@
 A device's state per rule is a row locked for the evaluation, so concurrent batches of one
 device take turns and a transition happens once; each transition sends exactly one
 notification through the notifications domain, in the same transaction. Readings no newer
-than the newest one evaluated (late data) do not move the state.
+than the newest one evaluated (late data) do not move the state. A rule fires after
+`consecutive` breaching readings in a row, or once the breach has lasted `for_seconds` of
+event time; the breach's start is state too, so a restart neither forgets nor re-fires.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from config import Settings
-from tasks.iot.models import AlertEvent, AlertRule, AlertState
-from tasks.notifications.schemas import NotificationRequest
-from tasks.notifications.service import submit
+from tasks.iot import offline
+from tasks.iot.models import AlertRule, AlertState
+from tasks.iot.transitions import transition
 
 ENSURE_STATE = text(
     "INSERT INTO iot_alert_states (rule_id, device_id) VALUES (:rule, :device)"
@@ -26,53 +28,34 @@ ENSURE_STATE = text(
 
 
 def _breached(rule: AlertRule, value: float) -> bool:
+    assert rule.set_at is not None
     return value > rule.set_at if rule.direction == "above" else value < rule.set_at
 
 
 def _cleared(rule: AlertRule, value: float) -> bool:
+    assert rule.clear_at is not None
     return value <= rule.clear_at if rule.direction == "above" else value >= rule.clear_at
 
 
-def _notify(session: Session, rule: AlertRule, event: AlertEvent, *, settings: Settings) -> None:
-    what = f"{event.device_id} {rule.metric} {event.value:g}"
-    body = f"{rule.id} {event.kind} at {event.ts.isoformat()}: {what}"
-    if event.duration is not None:
-        body += f" (after {event.duration:.0f}s)"
-    sent = submit(
-        session,
-        NotificationRequest(
-            channel=rule.channel,
-            to=rule.recipient,
-            subject=f"[{event.kind}] {rule.id}: {what}" if rule.channel == "email" else None,
-            body=body,
-            data={"rule": rule.id, "device": event.device_id, "kind": event.kind},
-        ),
-        producer="iot",
-        settings=settings,
+def _held(rule: AlertRule, state: AlertState, ts: datetime) -> bool:
+    """Whether the breach has lasted long enough to fire, as of the reading at `ts`."""
+    if rule.for_seconds is None:
+        return state.streak >= rule.consecutive
+    return state.breach_since is not None and (
+        (ts - state.breach_since).total_seconds() >= rule.for_seconds
     )
-    event.notification_id = sent.id
 
 
-def _transition(
-    session: Session,
-    rule: AlertRule,
-    state: AlertState,
-    *,
-    kind: str,
-    ts: datetime,
-    value: float,
-    settings: Settings,
-) -> None:
-    duration = (ts - state.since).total_seconds() if kind == "resolved" and state.since else None
-    event = AlertEvent(
-        rule_id=rule.id, device_id=state.device_id, kind=kind, ts=ts, value=value,
-        duration=duration,
-    )  # fmt: skip
-    _notify(session, rule, event, settings=settings)
-    session.add(event)
-    state.firing = kind == "firing"
-    state.since = ts if state.firing else None
-    state.streak = 0
+def _step(state: AlertState, rule: AlertRule, ts: datetime, value: float) -> str | None:
+    """Fold one reading into the state; the transition it causes, if any."""
+    if state.firing:
+        return "resolved" if _cleared(rule, value) else None
+    if _breached(rule, value):
+        state.streak += 1
+        state.breach_since = state.breach_since or ts
+    else:
+        state.streak, state.breach_since = 0, None
+    return "firing" if _held(rule, state, ts) else None
 
 
 def evaluate(
@@ -81,6 +64,7 @@ def evaluate(
     device: str,
     profile: str,
     stored: Iterable[tuple[str, datetime, float | None]],
+    received_at: datetime,
     settings: Settings,
 ) -> int:
     """Run the profile's rules over the batch's new readings; returns the transitions."""
@@ -89,15 +73,22 @@ def evaluate(
             select(AlertRule).where(AlertRule.profile_id == profile).order_by(AlertRule.id)
         )
     )
-    if not rules:
+    stored = list(stored)
+    if not rules or not stored:
         return 0
     by_metric: dict[str, list[tuple[datetime, float]]] = {}
     for metric, ts, value in stored:
         if value is not None:
             by_metric.setdefault(metric, []).append((ts, value))
-    transitions = 0
+    transitions = offline.recover(
+        session,
+        rules=[r for r in rules if r.kind == "offline"],
+        device=device,
+        at=received_at,
+        settings=settings,
+    )
     for rule in rules:
-        readings = sorted(by_metric.get(rule.metric, []))
+        readings = sorted(by_metric.get(rule.metric or "", [])) if rule.kind == "threshold" else []
         if not readings:
             continue
         session.execute(ENSURE_STATE, {"rule": rule.id, "device": device})
@@ -106,14 +97,8 @@ def evaluate(
             if state.last_ts is not None and ts <= state.last_ts:
                 continue
             state.last_ts = ts
-            if state.firing and _cleared(rule, value):
-                _transition(session, rule, state, kind="resolved", ts=ts, value=value,
-                            settings=settings)  # fmt: skip
+            kind = _step(state, rule, ts, value)
+            if kind is not None:
+                transition(session, rule, state, kind=kind, ts=ts, value=value, settings=settings)
                 transitions += 1
-            elif not state.firing:
-                state.streak = state.streak + 1 if _breached(rule, value) else 0
-                if state.streak >= rule.consecutive:
-                    _transition(session, rule, state, kind="firing", ts=ts, value=value,
-                                settings=settings)  # fmt: skip
-                    transitions += 1
     return transitions

@@ -78,6 +78,13 @@ class DeviceCreate(BaseModel):
     profile: Slug
 
 
+class DevicePatch(BaseModel):
+    """`PATCH /v1/devices/{id}`: what an operator may change of a device."""
+
+    model_config = ConfigDict(extra="forbid")
+    maintenance: bool
+
+
 class DeviceView(BaseModel):
     """A device (never its secret)."""
 
@@ -86,6 +93,7 @@ class DeviceView(BaseModel):
     credential: Literal["active", "revoked"]
     credential_at: datetime | None
     created_at: datetime
+    maintenance: bool
 
     @classmethod
     def of(cls, d: Device) -> DeviceView:
@@ -96,6 +104,7 @@ class DeviceView(BaseModel):
             credential="revoked" if d.credential_id is None else "active",
             credential_at=d.credential_at,
             created_at=d.created_at,
+            maintenance=d.maintenance,
         )
 
 

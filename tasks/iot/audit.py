@@ -1,4 +1,4 @@
-"""What operators read about the IoT domain: the fleet, and how far ingestion is behind."""
+"""What operators read about the IoT domain: the fleet, how far ingestion is behind, alerts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store.stats import oldest_ready_age
-from tasks.iot.models import Batch, Device, Latest
+from tasks.iot.models import AlertEvent, AlertRule, AlertState, Batch, Device, Latest
 from tasks.iot.schemas import QUEUE
 
 
@@ -54,4 +54,39 @@ def lag(session: Session) -> dict[str, Any]:
         "waiting_batches": int(count),
         "oldest_waiting_seconds": None if oldest is None else max(0.0, float(oldest)),
         "queue_oldest_ready_seconds": oldest_ready_age(session, QUEUE),
+    }
+
+
+def alerts(session: Session, *, recent: int) -> dict[str, list[dict[str, Any]]]:
+    """The alerts firing now (oldest first), and the `recent` newest transitions."""
+    firing = session.execute(
+        select(AlertState, AlertRule.kind, AlertRule.metric)
+        .join(AlertRule, AlertRule.id == AlertState.rule_id)
+        .where(AlertState.firing)
+        .order_by(AlertState.since, AlertState.rule_id, AlertState.device_id)
+    ).all()
+    events = session.scalars(select(AlertEvent).order_by(AlertEvent.id.desc()).limit(recent))
+    return {
+        "firing": [
+            {
+                "rule": s.rule_id,
+                "kind": kind,
+                "device": s.device_id,
+                "metric": metric,
+                "since": s.since,
+            }
+            for s, kind, metric in firing
+        ],
+        "recent": [
+            {
+                "at": e.at,
+                "rule": e.rule_id,
+                "device": e.device_id,
+                "transition": e.kind,
+                "ts": e.ts,
+                "value": e.value,
+                "duration": e.duration,
+            }
+            for e in events
+        ],
     }

@@ -78,3 +78,10 @@ def rotate(session: Session, device_id: str) -> str:
 def revoke(session: Session, device_id: str) -> None:
     """Take the device's credential away; it sends nothing until rotated again."""
     credentials.revoke(get_device(session, device_id, for_update=True))
+
+
+def set_maintenance(session: Session, device_id: str, *, on: bool) -> Device:
+    """Put the device under maintenance (silence raises no offline alert) or take it out."""
+    device = get_device(session, device_id, for_update=True)
+    device.maintenance = on
+    return device

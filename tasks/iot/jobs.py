@@ -6,14 +6,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tasks.context import JobContext
-from tasks.iot import partitions, rollups, service
+from tasks.iot import offline, partitions, retention, rollups, service
 from tasks.iot.parsing import extra_parsers
 from tasks.iot.schemas import (
     INGEST,
+    OFFLINE,
     PARTITIONS,
+    RETENTION,
     ROLLUP,
     IngestPayload,
+    OfflinePayload,
     PartitionsPayload,
+    RetentionPayload,
     RollupPayload,
 )
 from tasks.iot.settings import IotSettings
@@ -47,3 +51,17 @@ def upkeep(ctx: JobContext, payload: PartitionsPayload) -> dict[str, Any]:
 def rollup(ctx: JobContext, payload: RollupPayload) -> dict[str, Any]:
     """Fold touched minute buckets into every roll-up tier."""
     return {"folded": rollups.fold(ctx.session)}
+
+
+@handles(OFFLINE.name)
+def offline_sweep(ctx: JobContext, payload: OfflinePayload) -> dict[str, Any]:
+    """Fire the offline alerts of silent devices, with their notifications."""
+    return {"fired": offline.sweep(ctx.session, settings=ctx.settings, now=datetime.now(UTC))}
+
+
+@handles(RETENTION.name)
+def purge(ctx: JobContext, payload: RetentionPayload) -> dict[str, Any]:
+    """Delete roll-up buckets and finished batches past their retention."""
+    return retention.upkeep(
+        ctx.autocommit, settings=ctx.settings.section(IotSettings), now=datetime.now(UTC)
+    )

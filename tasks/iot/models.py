@@ -1,5 +1,5 @@
-"""The IoT domain's ORM tables: profiles, devices, batches, latest values, conflicts, alerts
-and shadows.
+"""The IoT domain's ORM tables: profiles, devices, batches, latest values, conflicts, alerts,
+ingest counts and shadows.
 
 Raw readings live in `iot_readings`, partitioned by day: SQL of its own (`store.py`).
 """
@@ -58,6 +58,8 @@ class Device(Base):
     secret_hash: Mapped[str | None] = mapped_column(String(64))
     credential_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Under maintenance, silence raises no offline alert.
+    maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Batch(Base):
@@ -115,18 +117,21 @@ class Conflict(Base):
 
 
 class AlertRule(Base):
-    """A threshold on one metric of a profile: fire past `set_at` (`consecutive` readings in a
-    row), resolve only back past `clear_at` (hysteresis)."""
+    """A rule of a profile. `threshold`: fire past `set_at` (`consecutive` readings in a row,
+    or for `for_seconds` of event time), resolve only back past `clear_at` (hysteresis).
+    `offline`: fire when a device of the profile has sent nothing for K expected intervals."""
 
     __tablename__ = "iot_alert_rules"
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     profile_id: Mapped[str] = mapped_column(ForeignKey("iot_profiles.id"))
-    metric: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(9), default="threshold")  # threshold | offline
+    metric: Mapped[str | None] = mapped_column(String(200))
     direction: Mapped[str] = mapped_column(String(5))  # above | below
-    set_at: Mapped[float] = mapped_column(Float)
-    clear_at: Mapped[float] = mapped_column(Float)
+    set_at: Mapped[float | None] = mapped_column(Float)
+    clear_at: Mapped[float | None] = mapped_column(Float)
     consecutive: Mapped[int] = mapped_column(Integer, default=1)
+    for_seconds: Mapped[float | None] = mapped_column(Float)
     channel: Mapped[str] = mapped_column(String(16))
     recipient: Mapped[str] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -142,7 +147,25 @@ class AlertState(Base):
     firing: Mapped[bool] = mapped_column(Boolean, default=False)
     streak: Mapped[int] = mapped_column(Integer, default=0)
     last_ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Firing: since when (offline: the last reading). Not firing: when the breach began.
     since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    breach_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IngestCount(Base):
+    """Readings of a profile by outcome, summed over a few shards so concurrent batches do not
+    queue on one row; each batch adds its counts in its store transaction."""
+
+    __tablename__ = "iot_ingest_counts"
+
+    profile_id: Mapped[str] = mapped_column(ForeignKey("iot_profiles.id"), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    accepted: Mapped[int] = mapped_column(BigInteger, default=0)
+    duplicate: Mapped[int] = mapped_column(BigInteger, default=0)
+    conflicting: Mapped[int] = mapped_column(BigInteger, default=0)
+    late: Mapped[int] = mapped_column(BigInteger, default=0)
+    future: Mapped[int] = mapped_column(BigInteger, default=0)
+    refused: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class AlertEvent(Base):
@@ -155,7 +178,7 @@ class AlertEvent(Base):
     device_id: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(8))
     ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    value: Mapped[float] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float)  # None for offline alerts
     duration: Mapped[float | None] = mapped_column(Float)
     notification_id: Mapped[uuid.UUID] = mapped_column()
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -23,6 +23,7 @@ from tasks.iot.api_schemas import (
     ConflictView,
     Credential,
     DeviceCreate,
+    DevicePatch,
     DeviceView,
     ProfileCreate,
     ProfileView,
@@ -81,7 +82,7 @@ def create_device(body: DeviceCreate, session: SessionDep, _: Admin) -> Credenti
 def create_alert_rule(
     body: AlertRuleCreate, session: SessionDep, settings: SettingsDep, _: Admin
 ) -> AlertRuleView:
-    """A threshold rule with hysteresis on a profile's numeric metric."""
+    """A threshold rule (hysteresis; N consecutive readings or a duration), or an offline rule."""
     rule = alert_rules.create(session, body, settings=settings)
     session.commit()
     return AlertRuleView.of(rule)
@@ -109,6 +110,14 @@ def list_devices(session: SessionDep, _: Reader) -> list[DeviceView]:
 def read_device(device_id: str, session: SessionDep, _: Reader) -> DeviceView:
     """One device."""
     return DeviceView.of(devices.get_device(session, device_id))
+
+
+@router.patch("/v1/devices/{device_id}")
+def update_device(device_id: str, body: DevicePatch, session: SessionDep, _: Admin) -> DeviceView:
+    """Change a device: its maintenance flag (under maintenance, silence raises no alert)."""
+    device = devices.set_maintenance(session, device_id, on=body.maintenance)
+    session.commit()
+    return DeviceView.of(device)
 
 
 @router.post("/v1/devices/{device_id}/credential", status_code=status.HTTP_201_CREATED)

@@ -52,3 +52,31 @@ ROLLUP = JobSpec(
     QUEUE,
     "Folds the minute buckets stored batches touched into the 1 min, 1 h and 1 d roll-ups.",
 )
+
+
+class OfflinePayload(BaseModel):
+    """Beat's offline sweep takes no arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+OFFLINE = JobSpec(
+    "iot.offline",
+    OfflinePayload,
+    QUEUE,
+    "Fires the offline alerts of devices silent for K times their profile's expected interval.",
+)
+
+
+class RetentionPayload(BaseModel):
+    """Beat's roll-up and batch retention takes no arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+RETENTION = JobSpec(
+    "iot.retention",
+    RetentionPayload,
+    QUEUE,
+    "Deletes roll-up buckets past their tier's retention, and finished batches past theirs.",
+)

@@ -14,15 +14,16 @@ from config import Settings
 from errors import InvalidFieldError, PermanentError
 from store.ids import uuid7
 from tasks.enqueue import enqueue
-from tasks.iot import alerts, cache, partitions
+from tasks.iot import alerts, cache, ingest_counts, partitions
 from tasks.iot.formats import Parser
+from tasks.iot.ingest_counts import Outcomes
 from tasks.iot.models import Batch, Device, Profile
 from tasks.iot.parsing import parser_for
 from tasks.iot.rules import Rules
 from tasks.iot.schemas import INGEST
 from tasks.iot.settings import IotSettings
 from tasks.iot.store import store
-from tasks.iot.validation import check
+from tasks.iot.validation import IN_FUTURE, check
 
 
 def receive(
@@ -96,6 +97,8 @@ def ingest(
     try:
         parsed = parse(batch.body or b"", device=device.id, received_at=batch.received_at)
     except InvalidFieldError as exc:  # not a batch at all: refused whole, nothing stored
+        ingest_counts.add(session, profile=device.profile_id, batch_id=batch.id,
+                          outcomes=Outcomes(refused=1))  # fmt: skip
         return _refuse_whole(batch, exc, now=now)
     checked = check(parsed.readings, device=device.id, rules=rules, received_at=batch.received_at)
     partitions.ensure(session, {r.ts.astimezone(UTC).date() for _, r in checked.accepted})
@@ -103,9 +106,19 @@ def ingest(
     if counts.new:
         cache.invalidate_on_commit(session, settings, device.id, {m for m, _, _ in counts.new})
     alerts.evaluate(
-        session, device=device.id, profile=device.profile_id, stored=counts.new, settings=settings
-    )
+        session, device=device.id, profile=device.profile_id, stored=counts.new,
+        received_at=batch.received_at, settings=settings,
+    )  # fmt: skip
     refusals = sorted([*parsed.refusals, *checked.refusals], key=lambda r: r.index)
+    outcomes = Outcomes(
+        accepted=counts.stored,
+        duplicate=counts.duplicates,
+        conflicting=counts.conflicts,
+        late=counts.late,
+        future=checked.clamped + sum(1 for r in refusals if r.code == IN_FUTURE),
+        refused=len(refusals),
+    )
+    ingest_counts.add(session, profile=device.profile_id, batch_id=batch.id, outcomes=outcomes)
     batch.status = "stored"
     batch.body = None  # the readings hold it now; refusals say what was not kept
     batch.readings = len(parsed.readings) + len(parsed.refusals)

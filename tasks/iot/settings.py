@@ -10,7 +10,7 @@ from config import Section, Settings, SettingsRefusedError
 
 
 class IotSettings(Section):
-    """Time policy defaults, batch limits, partition upkeep, cache, export and extra formats."""
+    """Time policy defaults, batch limits, upkeep, offline detection, cache, export, formats."""
 
     section_name: ClassVar[str] = "iot"
 
@@ -39,13 +39,32 @@ class IotSettings(Section):
     cache_ttl: int = Field(default=60, ge=1, le=86_400)
     # Exports read this many readings per query, so their memory is bounded by it.
     export_chunk: int = Field(default=5_000, ge=1, le=100_000)
+    # Offline detection: beat looks every `offline_interval` seconds for devices that sent no
+    # reading for `offline_after` (K) times their profile's expected interval.
+    offline_after: float = Field(default=3.0, gt=0)
+    offline_interval: float = Field(default=30.0, gt=0)
+    # Retention of each roll-up tier and of finished batches (days), applied by beat every
+    # `retention_interval` seconds in small deletes that never wait for a lock.
+    rollup_1m_days: int = Field(default=31, ge=1, le=36_500)
+    rollup_1h_days: int = Field(default=400, ge=1, le=36_500)
+    rollup_1d_days: int = Field(default=3_650, ge=1, le=36_500)
+    batch_days: int = Field(default=7, ge=1, le=36_500)
+    retention_interval: float = Field(default=3_600.0, gt=0)
     # Ingestion formats beyond the built-in ones: media type -> "module:function", each a
     # `parse(body, *, device, received_at) -> Parsed`.
     extra_parsers: dict[str, str] = Field(default_factory=dict)
 
     def check(self, settings: Settings) -> None:
-        """Refuse a retention shorter than the late window: late readings need a partition."""
+        """Refuse retentions shorter than the late window: a late reading needs a partition,
+        and refolding its hour (day) needs every minute (hour) of it."""
         if self.retention_days * 86_400 < self.late_window:
             raise SettingsRefusedError(
                 "iot.retention_days must cover iot.late_window: a late reading needs a partition"
             )
+        for name, days, span in (("rollup_1m_days", self.rollup_1m_days, 3_600),
+                                 ("rollup_1h_days", self.rollup_1h_days, 86_400)):  # fmt: skip
+            if days * 86_400 < self.late_window + span:
+                raise SettingsRefusedError(
+                    f"iot.{name} must cover iot.late_window and one bucket of the tier above:"
+                    " a late reading refolds it"
+                )

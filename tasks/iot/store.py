@@ -32,6 +32,8 @@ COPY_TYPES = ["int4", "text", "text", "timestamptz", "float8", "text", "bool", "
 VALUE_COLUMNS = "value_num, value_text, value_bool, unit"
 
 # The first offer of each new key is stored; the latest value moves only forward in time.
+# (Every part of the statement sees the latest values as they were before it: a new row older
+# than its metric's latest value arrived late.)
 INSERT_NEW = text(f"""
 WITH stored AS (
   INSERT INTO iot_readings (device_id, metric, ts, received_at, {VALUE_COLUMNS}, batch_id, idx)
@@ -49,7 +51,8 @@ WITH stored AS (
     value_text = excluded.value_text, value_bool = excluded.value_bool, unit = excluded.unit
   WHERE excluded.ts > iot_latest.ts
 )
-SELECT metric, ts, value_num FROM stored
+SELECT s.metric, s.ts, s.value_num, s.ts < l.ts AS late FROM stored s
+LEFT JOIN iot_latest l ON (l.device_id, l.metric) = (s.device_id, s.metric)
 """)
 
 _VALUE = "coalesce(to_jsonb({0}.value_num), to_jsonb({0}.value_text), to_jsonb({0}.value_bool))"
@@ -85,6 +88,8 @@ class Stored:
     conflicts: int
     # The new rows' metric, event time and numeric value (None for other kinds).
     new: list[tuple[str, datetime, float | None]]
+    # How many new rows are older than their metric's latest value was.
+    late: int = 0
 
 
 def _row(index: int, reading: Reading) -> tuple[Any, ...]:
@@ -123,8 +128,10 @@ def store(
     # iot_readings to sort the rest: a cost that grew with the store, not with the batch.
     session.execute(text("ANALYZE iot_staging"))
     params = {"batch_id": batch_id, "received_at": received_at}
-    new = [(r.metric, r.ts, r.value_num) for r in session.execute(INSERT_NEW, params)]
+    rows = session.execute(INSERT_NEW, params).all()
+    new = [(r.metric, r.ts, r.value_num) for r in rows]
     rest = session.execute(SORT_REST, params).one()
     rollups.touch(session, batch_id=batch_id)
     session.execute(text("TRUNCATE iot_staging"))
-    return Stored(len(new), int(rest.duplicates), int(rest.conflicts), new)
+    late = sum(1 for r in rows if r.late)
+    return Stored(len(new), int(rest.duplicates), int(rest.conflicts), new, late)

@@ -12,6 +12,7 @@ from tasks.iot.rules import MetricRule, Rules
 from tasks.web.strict import text_problem
 
 MAX_UNIT = 50  # the unit column's width
+IN_FUTURE = "in_future"  # the code of a reading refused beyond the future skew
 
 
 @dataclass
@@ -73,7 +74,7 @@ def check(
         if reading.ts > latest:
             if not rules.clamp_future:
                 out.refusals.append(
-                    Refusal(index, "in_future", f"more than {rules.future_skew} ahead", "ts")
+                    Refusal(index, IN_FUTURE, f"more than {rules.future_skew} ahead", "ts")
                 )
                 continue
             reading = dataclasses.replace(reading, ts=received_at)

@@ -1,5 +1,6 @@
 """IoT test helpers: batches of the built-in JSON format, storing them in-process as a worker
-would, and provisioning a profile and a device over HTTP."""
+would, provisioning a profile and a device over HTTP, and declaring profiles and rules
+in-process."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from config import Settings
 from store.db import transaction
-from tasks.iot import service
+from tasks.iot import alert_rules, devices, service
+from tasks.iot.alert_rules import AlertRuleCreate
+from tasks.iot.models import AlertEvent
 from tests.support.api import auth
 
 MEDIA_TYPE = "application/json"
@@ -69,3 +73,30 @@ def ingest(settings: Settings, device: str, body: bytes, *, now: datetime) -> di
         ).id  # fmt: skip
     with transaction(settings) as session:
         return service.ingest(session, batch_id, extra_parsers={}, settings=settings, now=now)
+
+
+def make_profile(settings: Settings, profile: dict[str, Any] = PROFILE) -> None:
+    """Declare a profile straight in the store."""
+    with transaction(settings) as session:
+        devices.create_profile(
+            session, profile_id=profile["id"], metrics=profile["metrics"],
+            future_policy=profile.get("future_policy", "refuse"), late_window=None,
+            future_skew=None,
+        )  # fmt: skip
+
+
+def make_rule(settings: Settings, **rule: Any) -> None:
+    """Declare an alert rule (email to ops@example.com unless told) straight in the store."""
+    with transaction(settings) as session:
+        alert_rules.create(
+            session,
+            AlertRuleCreate.model_validate({"channel": "email", "to": "ops@example.com", **rule}),
+            settings=settings,
+        )
+
+
+def alert_events(settings: Settings) -> list[tuple[str, str, str, float | None, float | None]]:
+    """Every alert transition in order: rule, device, kind, value, duration."""
+    with transaction(settings) as session:
+        rows = session.scalars(select(AlertEvent).order_by(AlertEvent.id)).all()
+        return [(e.rule_id, e.device_id, e.kind, e.value, e.duration) for e in rows]
