@@ -63,7 +63,7 @@ def _send(settings: Settings, *temps: tuple[int, float]) -> None:
         service.ingest(s, batch_id, extra_parsers={}, settings=settings, now=T0)
 
 
-def _events(settings: Settings) -> list[tuple[str, float, float | None]]:
+def _events(settings: Settings) -> list[tuple[str, float | None, float | None]]:
     with transaction(settings) as s:
         rows = s.scalars(select(AlertEvent).order_by(AlertEvent.id)).all()
         return [(e.kind, e.value, e.duration) for e in rows]

@@ -1,4 +1,4 @@
-"""`switchyard iot devices|lag` against the run's ledger, as subprocesses."""
+"""`switchyard iot devices|lag|alerts` against the run's ledger, as subprocesses."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from config import Settings
 from devstack.processes import settings_env, switchyard
 from store.db import transaction
 from tasks.iot import devices, service
-from tests.support.iot import MEDIA_TYPE, PROFILE, batch, reading
+from tests.support.iot import MEDIA_TYPE, PROFILE, batch, ingest, make_rule, reading
 from tests.support.ledger import clean_tables
 
 
@@ -71,3 +71,28 @@ def test_devices_lists_the_fleet_and_lag_the_waiting_batches(
     assert lag["waiting_batches"] == 1 and lag["oldest_waiting_seconds"] >= 50
     people = cli(settings, "devices")
     assert people.returncode == 0 and "a-1" in people.stdout
+
+
+def test_alerts_lists_what_fires_and_the_recent_transitions(
+    settings: Settings, fleet: datetime
+) -> None:
+    make_rule(settings, id="warm", profile="thermo", metric="temp", set_at=30, clear_at=25)
+    t = fleet - timedelta(minutes=5)
+    temps = ((0, 31.0), (10, 24.0), (20, 35.0))  # fires, resolves after 10 s, fires again
+    body = batch(*(reading("temp", t + timedelta(seconds=s), v) for s, v in temps))
+    ingest(settings, "a-1", body, now=fleet)
+    shown = cli(settings, "alerts", "--json", "--recent", "2")
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert [(r["rule"], r["device"], r["kind"], r["metric"]) for r in report["firing"]] == [
+        ("warm", "a-1", "threshold", "temp")
+    ]
+    assert datetime.fromisoformat(report["firing"][0]["since"]) == t + timedelta(seconds=20)
+    assert [(r["transition"], r["value"], r["duration"]) for r in report["recent"]] == [
+        ("firing", 35.0, None),
+        ("resolved", 24.0, 10.0),
+    ]
+    people = cli(settings, "alerts")
+    assert people.returncode == 0, people.stderr
+    assert "firing" in people.stdout and "recent transitions" in people.stdout
+    assert "warm" in people.stdout and "resolved" in people.stdout

@@ -8,27 +8,14 @@ import httpx
 import pytest
 import redis
 from prometheus_client import REGISTRY
-from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings
 from store.db import transaction
 from store.metrics import LedgerSnapshot, attempt_finished, job_started
 from store.stats import broker_depths, queue_report, ready_by_queue, relay_lag, state_counts
 from tasks.enqueue import enqueue
+from tests.support.metrics import scrape
 from tests.support.servers import REDIS_URL
-
-
-def scrape(api: str, token: str) -> dict[str, float]:
-    """Every sample of `/metrics`, keyed `name{label="v",...}`."""
-    resp = httpx.get(f"{api}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    assert resp.status_code == 200, resp.text
-    assert resp.headers["content-type"].startswith("text/plain")
-    samples = {}
-    for family in text_string_to_metric_families(resp.text):
-        for s in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
-            samples[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
-    return samples
 
 
 def test_metrics_need_the_metrics_scope(api: str, make_key) -> None:
