@@ -91,7 +91,7 @@ def test_hysteresis_and_consecutive_readings_make_one_notification_per_transitio
     assert _notifications(settings) == (2, 2)
     with transaction(settings) as s:
         subjects = s.scalars(select(Notification.subject).order_by(Notification.created_at))
-        assert [x.split(":")[0] for x in subjects] == ["[firing] hot", "[resolved] hot"]
+        assert [(x or "").split(":")[0] for x in subjects] == ["[firing] hot", "[resolved] hot"]
 
 
 def test_concurrent_batches_of_one_device_fire_once(settings: Settings, device: str) -> None:
