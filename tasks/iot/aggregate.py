@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -92,10 +92,12 @@ def _ceil(t: datetime, width: timedelta) -> datetime:
 
 
 class Planner:
-    """Cuts buckets into runs of roll-up tiers and raw, around the dirty minutes."""
+    """Cuts buckets into runs of roll-up tiers and raw, around the dirty minutes, and before
+    the oldest bucket each tier still keeps (`kept`, from its retention)."""
 
-    def __init__(self, dirty: list[datetime]) -> None:
+    def __init__(self, dirty: list[datetime], kept: Mapping[str, datetime] | None = None) -> None:
         self.dirty = dirty  # sorted minute buckets not yet folded
+        self.kept = kept or {}
 
     def _stale(self, start: datetime, end: datetime, width: timedelta) -> list[datetime]:
         low, high = bisect.bisect_left(self.dirty, start), bisect.bisect_left(self.dirty, end)
@@ -111,6 +113,13 @@ class Planner:
             yield "raw", start, end
             return
         tier, width = TIERS[level]
+        horizon = self.kept.get(tier)
+        if horizon is not None and start < horizon:  # retention took this tier's older rows
+            cut = min(end, _ceil(horizon, width))
+            yield from self.cover(start, cut, level + 1)
+            if cut == end:
+                return
+            start = cut
         first, last = _ceil(start, width), _floor(end, width)
         if first >= last:
             yield from self.cover(start, end, level + 1)
@@ -143,12 +152,15 @@ def aggregate(
     until: datetime,
     every: timedelta | None,
     fill: Fill,
+    kept: Mapping[str, datetime] | None = None,
 ) -> list[Bucket]:
     """The metric's count, min, max, sum, avg and last in each bucket of `[since, until)`.
 
-    `session` must see one snapshot throughout (`store.db.snapshot`)."""
+    `session` must see one snapshot throughout (`store.db.snapshot`); `kept` is each tier's
+    oldest bucket retention leaves (`retention.kept`)."""
     key = {"device": device, "metric": metric}
-    plan = Planner(list(session.scalars(DIRTY, {**key, "since": since, "until": until})))
+    dirty = list(session.scalars(DIRTY, {**key, "since": since, "until": until}))
+    plan = Planner(dirty, kept)
     edges = buckets(since, until, every)
     pieces = [
         (i, source, start, end)

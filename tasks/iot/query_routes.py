@@ -15,7 +15,7 @@ from config import Settings
 from errors import InvalidFieldError
 from store.api_keys import Principal
 from store.db import snapshot
-from tasks.iot import aggregate, cache, devices, export, queries
+from tasks.iot import aggregate, cache, devices, export, queries, retention
 from tasks.iot.aggregate import Bucket, Fill
 from tasks.iot.api_schemas import LatestView, ReadingView
 from tasks.iot.settings import IotSettings
@@ -96,12 +96,13 @@ def answer_aggregate(
     fill: Fill,
 ) -> list[Bucket]:
     """The aggregate, from the cache or from one snapshot of the store."""
+    own = settings.section(IotSettings)
 
     def compute() -> list[Bucket]:
         with snapshot(settings) as session:
             return aggregate.aggregate(
                 session, device_id, metric=metric, since=since, until=until, every=every,
-                fill=fill,
+                fill=fill, kept=retention.kept(own, now=datetime.now(UTC)),
             )  # fmt: skip
 
     question = ["aggregate", since.isoformat(), until.isoformat(), every, fill]

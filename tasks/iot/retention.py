@@ -34,17 +34,22 @@ def _purge(autocommit: Session, statement: TextClause, *, limit: int, **params: 
             return removed
 
 
+def kept(settings: IotSettings, *, now: datetime) -> dict[str, datetime]:
+    """Each tier's oldest bucket that no retention run up to `now` can have deleted."""
+    return {
+        "1m": now - timedelta(days=settings.rollup_1m_days),
+        "1h": now - timedelta(days=settings.rollup_1h_days),
+        "1d": now - timedelta(days=settings.rollup_1d_days),
+    }
+
+
 def upkeep(
     autocommit: Session, *, settings: IotSettings, now: datetime, limit: int = 5_000
 ) -> dict[str, int]:
     """Delete each tier's buckets and the finished batches past their retention."""
-    ages = {"1m": settings.rollup_1m_days, "1h": settings.rollup_1h_days,
-            "1d": settings.rollup_1d_days}  # fmt: skip
     removed = {
-        tier: _purge(
-            autocommit, PURGE_ROLLUPS, limit=limit, tier=tier, before=now - timedelta(days=days)
-        )
-        for tier, days in ages.items()
+        tier: _purge(autocommit, PURGE_ROLLUPS, limit=limit, tier=tier, before=before)
+        for tier, before in kept(settings, now=now).items()
     }
     removed["batches"] = _purge(
         autocommit, PURGE_BATCHES, limit=limit, before=now - timedelta(days=settings.batch_days)

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from config import Settings, SettingsRefusedError
 from store.db import autocommit, transaction
 from tasks.iot import devices, retention
+from tasks.iot.aggregate import Planner
 from tasks.iot.settings import IotSettings
 from tests.support.iot import make_profile
 from tests.support.ledger import clean_tables
@@ -99,3 +100,20 @@ def test_a_tier_shorter_than_the_late_window_is_refused(settings: Settings) -> N
         OWN.model_copy(update={"late_window": 2 * 86_400}).check(settings)
     with pytest.raises(SettingsRefusedError, match="rollup_1h_days"):
         OWN.model_copy(update={"late_window": 4.5 * 86_400, "rollup_1m_days": 5}).check(settings)
+
+
+def test_aggregates_plan_around_what_retention_took() -> None:
+    day = datetime(2026, 1, 10, tzinfo=UTC)
+    start, end = day - timedelta(minutes=30), day + timedelta(days=1, minutes=30)
+    full = list(Planner([]).cover(start, end))
+    assert [p[0] for p in full] == ["1m", "1d", "1m"]
+    # 1 m rows kept from 10 min past the day's end: the head's minutes come from raw.
+    kept = {"1m": day + timedelta(days=1, minutes=10), "1h": day - timedelta(days=1)}
+    cut = list(Planner([], kept).cover(start, end))
+    assert cut == [
+        ("raw", start, day),
+        ("1d", day, day + timedelta(days=1)),
+        ("raw", day + timedelta(days=1), day + timedelta(days=1, minutes=10)),
+        ("1m", day + timedelta(days=1, minutes=10), end),
+    ]
+    assert retention.kept(OWN, now=NOW)["1h"] == NOW - timedelta(days=5)
