@@ -12,8 +12,8 @@ from errors import RetryableError
 from store.db import transaction
 from tasks.payments import metrics, reconciliation, service
 from tasks.payments.gateway import SettlementLine, TokenGateway
-from tests.integration.test_metrics import scrape
 from tests.support.ledger import clean_tables
+from tests.support.metrics import scrape
 from tests.support.payments import LosingGateway, run_operations
 
 
