@@ -15,13 +15,9 @@ from tasks.iot.schemas import (
     RETENTION,
     ROLLUP,
     IngestPayload,
-    OfflinePayload,
-    PartitionsPayload,
-    RetentionPayload,
-    RollupPayload,
 )
 from tasks.iot.settings import IotSettings
-from tasks.registry import handles
+from tasks.registry import NoArguments, handles
 
 
 @handles(INGEST.name)
@@ -37,7 +33,7 @@ def ingest(ctx: JobContext, payload: IngestPayload) -> dict[str, Any]:
 
 
 @handles(PARTITIONS.name)
-def upkeep(ctx: JobContext, payload: PartitionsPayload) -> dict[str, Any]:
+def upkeep(ctx: JobContext, payload: NoArguments) -> dict[str, Any]:
     """Make the partitions ingestion will need; drop those past retention."""
     return partitions.upkeep(
         ctx.session,
@@ -48,19 +44,19 @@ def upkeep(ctx: JobContext, payload: PartitionsPayload) -> dict[str, Any]:
 
 
 @handles(ROLLUP.name)
-def rollup(ctx: JobContext, payload: RollupPayload) -> dict[str, Any]:
+def rollup(ctx: JobContext, payload: NoArguments) -> dict[str, Any]:
     """Fold touched minute buckets into every roll-up tier."""
     return {"folded": rollups.fold(ctx.session)}
 
 
 @handles(OFFLINE.name)
-def offline_sweep(ctx: JobContext, payload: OfflinePayload) -> dict[str, Any]:
+def offline_sweep(ctx: JobContext, payload: NoArguments) -> dict[str, Any]:
     """Fire the offline alerts of silent devices, with their notifications."""
     return {"fired": offline.sweep(ctx.session, settings=ctx.settings, now=datetime.now(UTC))}
 
 
 @handles(RETENTION.name)
-def purge(ctx: JobContext, payload: RetentionPayload) -> dict[str, Any]:
+def purge(ctx: JobContext, payload: NoArguments) -> dict[str, Any]:
     """Delete roll-up buckets and finished batches past their retention."""
     return retention.upkeep(
         ctx.autocommit, settings=ctx.settings.section(IotSettings), now=datetime.now(UTC)

@@ -6,7 +6,7 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict
 
-from tasks.registry import JobSpec
+from tasks.registry import JobSpec, NoArguments
 
 QUEUE = "iot"
 
@@ -26,57 +26,33 @@ INGEST = JobSpec(
 )
 
 
-class PartitionsPayload(BaseModel):
-    """Beat's partition upkeep takes no arguments."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
 PARTITIONS = JobSpec(
     "iot.partitions",
-    PartitionsPayload,
+    NoArguments,
     QUEUE,
     "Creates the readings' daily partitions ahead and drops those past retention.",
 )
 
 
-class RollupPayload(BaseModel):
-    """Beat's roll-up fold takes no arguments."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
 ROLLUP = JobSpec(
     "iot.rollup",
-    RollupPayload,
+    NoArguments,
     QUEUE,
     "Folds the minute buckets stored batches touched into the 1 min, 1 h and 1 d roll-ups.",
 )
 
 
-class OfflinePayload(BaseModel):
-    """Beat's offline sweep takes no arguments."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
 OFFLINE = JobSpec(
     "iot.offline",
-    OfflinePayload,
+    NoArguments,
     QUEUE,
     "Fires the offline alerts of devices silent for K times their profile's expected interval.",
 )
 
 
-class RetentionPayload(BaseModel):
-    """Beat's roll-up and batch retention takes no arguments."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
 RETENTION = JobSpec(
     "iot.retention",
-    RetentionPayload,
+    NoArguments,
     QUEUE,
     "Deletes roll-up buckets past their tier's retention, and finished batches past theirs.",
 )
