@@ -1,7 +1,7 @@
 """iot: device shadows, reported and desired state with one version
 
 Revision ID: iot_0005
-Revises: iot_0003
+Revises: iot_0004
 Create Date: 2026-12-02
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "iot_0005"
-down_revision = "iot_0003"
+down_revision = "iot_0004"
 branch_labels = None
 depends_on = None
 
