@@ -38,6 +38,7 @@ __all__ = [
     "bench_env",
     "free_port",
     "machine",
+    "own_database",
     "progress",
     "serve",
     "settings_env",
@@ -58,10 +59,11 @@ def machine() -> str:
 
 @dataclass
 class Series:
-    """Repeated measurements of one contender, in jobs/s."""
+    """Repeated measurements of one contender, in jobs/s (and machine CPU ms per job, if taken)."""
 
     name: str
     values: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -72,7 +74,8 @@ class Series:
         """A table row: median, every round, and the ratio to `reference`."""
         rounds = " ".join(f"{v:8.0f}" for v in self.values)
         ratio = f"{self.median / reference.median:6.2f}x" if reference and reference.median else ""
-        return f"  {self.name:<34} {self.median:9.0f}/s   rounds: {rounds}   {ratio}"
+        cpu = f"   CPU {statistics.median(self.cpu_ms):5.2f} ms/job" if self.cpu_ms else ""
+        return f"  {self.name:<34} {self.median:9.0f}/s{cpu}   rounds: {rounds}   {ratio}"
 
 
 @dataclass(frozen=True)
@@ -93,9 +96,24 @@ class BenchEnv:
         return Process(list(args), env=env or self.env(), log_path=self.logs / f"{name}.log")
 
 
-def _database_url(name: str) -> str:
+def database_url(name: str) -> str:
+    """The libpq URL of database `name` on the benchmark's server."""
     base, _, _ = ADMIN_URL.rpartition("/")
-    return f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{name}"
+
+
+@contextmanager
+def own_database(name: str) -> Iterator[str]:
+    """Create database `name`, yield its libpq URL, and drop it (it alone) afterwards."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield database_url(name)
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 def _dispose_engines(database: str) -> None:
@@ -113,30 +131,26 @@ def bench_env(kind: str, *, concurrency: int = 2) -> Iterator[BenchEnv]:
     prefix = f"switchyard-bench-{run}:"
     logs = LOGS / f"{kind}-{run}"
     logs.mkdir(parents=True, exist_ok=True)
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        settings = Settings(
-            env="test",
-            log_format="json",
-            database=DatabaseSettings(url=_database_url(name)),
-            redis=RedisSettings(url=REDIS_URL, key_prefix=prefix),
-            worker=WorkerSettings(concurrency=concurrency),
-        )
-        upgrade(settings)
-        yield BenchEnv(settings=settings, database=name, redis_prefix=prefix, logs=logs)
-    finally:
-        _dispose_engines(name)
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    sqlalchemy_url = database_url(name).replace("postgresql://", "postgresql+psycopg://", 1)
+    with own_database(name):
+        try:
+            settings = Settings(
+                env="test",
+                log_format="json",
+                database=DatabaseSettings(url=sqlalchemy_url),
+                redis=RedisSettings(url=REDIS_URL, key_prefix=prefix),
+                worker=WorkerSettings(concurrency=concurrency),
             )
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        client.close()
-        progress(f"dropped database {name} and {len(keys)} Redis keys under {prefix!r}")
+            upgrade(settings)
+            yield BenchEnv(settings=settings, database=name, redis_prefix=prefix, logs=logs)
+        finally:
+            _dispose_engines(name)
+            client = redis.Redis.from_url(REDIS_URL)
+            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
+            client.close()
+    progress(f"dropped database {name} and {len(keys)} Redis keys under {prefix!r}")
 
 
 def serve(env: BenchEnv, args: list[str], name: str) -> tuple[Process, int]:

@@ -24,6 +24,7 @@ import psycopg
 from pgqueuer.queries import Queries
 from sqlalchemy import func, select
 
+from bench import pgqueuer_app
 from bench.common import Series, bench_env, machine, progress
 from config import Settings
 from store.db import transaction
@@ -60,11 +61,6 @@ async def _pgqueuer(url: str, jobs: int) -> float:
         return jobs / (time.perf_counter() - start)
 
 
-async def _install_pgqueuer(url: str) -> None:
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await Queries.from_psycopg_connection(conn).install()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the rounds and print medians and the ratio to pgqueuer."""
     parser = argparse.ArgumentParser(description="bulk enqueue against pgqueuer")
@@ -76,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     loop = Series("switchyard enqueue, one call per job")  # a tenth of the jobs: it is slow
     with bench_env("enqueue") as env:
         url = env.settings.database.url.replace("+psycopg", "")
-        asyncio.run(_install_pgqueuer(url))
+        asyncio.run(pgqueuer_app.install(url))
         for n in range(args.rounds):
             pgq.values.append(asyncio.run(_pgqueuer(url, args.jobs)))
             many.values.append(_many(env.settings, args.jobs))

@@ -1,4 +1,4 @@
-"""Latency: submit → handler start at a steady open-loop rate, Switchyard against stock Celery.
+"""Latency: submit → handler start at a steady open-loop rate, Switchyard against its peers.
 
 Each contender is sent `--rate` jobs per second for `--seconds`, on a fixed schedule (a job's
 latency runs from its *scheduled* send time, so a sender that falls behind is not forgiven),
@@ -8,7 +8,10 @@ in interleaved rounds; p50/p95/p99 are over every job of every round:
   both `system.echo`, from the ledger's commit through relay → Redis → worker, to the
   attempt's `started_at` (its claim, just before the handler runs);
 - stock Celery: `send_task("bench.stamp")` to a plain Celery worker on the same Redis, to the
-  start time the task returns through its result backend.
+  start time the task returns through its result backend;
+- pgqueuer: one `Queries.enqueue("bench.stamp")` per job on an autocommit psycopg connection,
+  to two `bench.pgqueuer_app` workers (defaults, a database of their own), to the start time
+  the handler prints.
 
     python -m bench.latency [--rate 100] [--seconds 5] [--rounds 3]
 """
@@ -17,12 +20,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import time
 from collections.abc import Callable
 
 import httpx
+import psycopg
+from pgqueuer.queries import Queries
 from sqlalchemy import text
 
 from bench.celery_baseline import create_baseline
@@ -36,6 +42,8 @@ from bench.common import (
     switchyard,
     wait_ready,
 )
+from bench.peers import pgqueuer_queue
+from bench.pgqueuer_app import STAMP
 from store.api_keys import create_key
 from store.db import transaction
 from tasks.enqueue import enqueue
@@ -125,6 +133,41 @@ def run_celery(env: BenchEnv, *, rate: float, seconds: float) -> list[float]:
         app.close()
 
 
+def _stamps(env: BenchEnv, slots: list[float]) -> list[float]:
+    """The latencies the pgqueuer workers printed for `slots`, once every one has started."""
+    deadline, wanted = time.monotonic() + 60, set(slots)
+    while True:
+        found = {}
+        for log in env.logs.glob("pgqueuer-*.log"):
+            for line in log.read_text(errors="replace").splitlines():
+                if line.startswith(STAMP):
+                    _, sent, started = line.split()
+                    if float(sent) in wanted:
+                        found[float(sent)] = float(started) - float(sent)
+        if len(found) == len(slots):
+            return list(found.values())
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(found)}/{len(slots)} pgqueuer jobs started in time")
+        time.sleep(0.2)
+
+
+def run_pgqueuer(env: BenchEnv, url: str, *, rate: float, seconds: float) -> list[float]:
+    """One `Queries.enqueue` per scheduled slot; latencies from the workers' output."""
+    slots = _schedule(rate, seconds)
+
+    async def send() -> None:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            queries = Queries.from_psycopg_connection(conn)
+            for at in slots:
+                delay = at - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await queries.enqueue("bench.stamp", json.dumps({"t": at}).encode())
+
+    asyncio.run(send())
+    return _stamps(env, slots)
+
+
 def _start(env: BenchEnv) -> list[Process]:
     procs = [
         env.start(*switchyard("worker", "--concurrency", "2"), name="worker"),
@@ -157,9 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    names = ("switchyard enqueue", "switchyard HTTP", "stock Celery")
+    names = ("switchyard enqueue", "switchyard HTTP", "stock Celery", "pgqueuer")
     found: dict[str, list[float]] = {name: [] for name in names}
-    with bench_env("latency") as env:
+    with bench_env("latency") as env, pgqueuer_queue(env, concurrency=2) as pgq:
         with transaction(env.settings) as session:
             _, token = create_key(
                 session, name="bench-http", scopes=["jobs:write"], known=frozenset({"jobs:write"})
@@ -170,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             warm = {"rate": args.rate, "seconds": 1.0}
             run_enqueue(env, tag="warmup", **warm)
             run_celery(env, **warm)
+            run_pgqueuer(env, pgq, **warm)
             contenders: dict[str, Callable[[int], list[float]]] = {
                 "switchyard enqueue": lambda n: run_enqueue(
                     env, rate=args.rate, seconds=args.seconds, tag=f"bench-enqueue-{n}"
@@ -178,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                     port, token, env, rate=args.rate, seconds=args.seconds
                 ),
                 "stock Celery": lambda n: run_celery(env, rate=args.rate, seconds=args.seconds),
+                "pgqueuer": lambda n: run_pgqueuer(env, pgq, rate=args.rate, seconds=args.seconds),
             }
             for n in range(1, args.rounds + 1):
                 for name, run in contenders.items():
