@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import psycopg
@@ -77,6 +77,10 @@ def run_procrastinate(url: str, *, jobs: int, timeout: float) -> float:
     return jobs / (last - start)
 
 
+def _install_pgqueuer(url: str) -> None:
+    asyncio.run(pgqueuer_app.install(url))
+
+
 def _install_procrastinate(url: str) -> None:
     app = create_app(url)
 
@@ -89,13 +93,15 @@ def _install_procrastinate(url: str) -> None:
 
 @contextmanager
 def _queue(
-    env: BenchEnv, name: str, argv: list[str], dsn_var: str, concurrency: int
+    env: BenchEnv,
+    name: str,
+    install: Callable[[str], None],
+    argv: list[str],
+    dsn_var: str,
+    concurrency: int,
 ) -> Iterator[str]:
     with own_database(f"{env.database}_{name}") as url:
-        if name == "pgqueuer":
-            asyncio.run(pgqueuer_app.install(url))
-        else:
-            _install_procrastinate(url)
+        install(url)
         env_vars = {**env.env(), dsn_var: url}
         procs = [
             Process(argv, env=env_vars, log_path=env.logs / f"{name}-{n}.log")
@@ -110,12 +116,14 @@ def _queue(
 
 def pgqueuer_queue(env: BenchEnv, *, concurrency: int) -> AbstractContextManager[str]:
     """pgqueuer in a database of its own (its URL), with `concurrency` worker processes."""
-    return _queue(
-        env, "pgqueuer", [sys.executable, "-m", "bench.pgqueuer_app"], "PGDSN", concurrency
-    )
+    argv = [sys.executable, "-m", "bench.pgqueuer_app"]
+    return _queue(env, "pgqueuer", _install_pgqueuer, argv, "PGDSN", concurrency)
 
 
 def procrastinate_queue(env: BenchEnv, *, concurrency: int) -> AbstractContextManager[str]:
     """procrastinate in a database of its own (its URL), with `concurrency` worker processes."""
     argv = [sys.executable, "-m", "procrastinate", "--app", "bench.procrastinate_app.app"]
-    return _queue(env, "procrastinate", [*argv, "worker"], "BENCH_PROCRASTINATE_DSN", concurrency)
+    dsn_var = "BENCH_PROCRASTINATE_DSN"
+    return _queue(
+        env, "procrastinate", _install_procrastinate, [*argv, "worker"], dsn_var, concurrency
+    )
