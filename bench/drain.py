@@ -5,9 +5,9 @@ Every contender gets the same jobs per round and the same number of worker proce
 completion; rounds interleave all of them and medians are compared. Machine CPU per job is the
 kernel's busy time over the round (every process on the machine, so it includes other users'
 load on a shared machine) divided by the jobs.
-- switchyard: `system.echo` jobs enqueued through `tasks.enqueue` in one transaction (the
-  intake is not measured), then relay → Redis → `switchyard worker` → ledger `succeeded`; to
-  the last `finished_at`;
+- switchyard: `system.echo` jobs drafted and enqueued with `enqueue_many` in one commit (the
+  bulk path, like the peers' batch enqueues; the intake is not measured), then relay → Redis →
+  `switchyard worker` → ledger `succeeded`; to the last `finished_at`;
 - Celery stock, tuned, and batched the same way as Switchyard's relay (`chunks` of its batch
   size): see `bench.drain_celery`;
 - pgqueuer and procrastinate with their defaults, each in a database of its own: see
@@ -40,7 +40,7 @@ from bench.peers import pgqueuer_queue, procrastinate_queue, run_pgqueuer, run_p
 from store.db import transaction
 from store.models import Job, JobAttempt
 from store.states import JobState
-from tasks.enqueue import enqueue
+from tasks.enqueue import draft_job, enqueue_many
 
 # Issue 13's targets for ours ÷ them (stock Celery: the target before it).
 TARGETS = {"stock": 1.0, "chunks": 0.5, "pgqueuer": 1.0}
@@ -60,12 +60,14 @@ def _timeout(jobs: int) -> float:
 
 
 def run_ours(env: BenchEnv, *, jobs: int, tag: str) -> float:
-    """Enqueue `jobs` echo jobs in one transaction; jobs/s from its start to the last success."""
+    """`enqueue_many` of `jobs` echo jobs, one commit; jobs/s from its start to the last success."""
     settings = env.settings
     start = time.time()
+    drafts = [
+        draft_job("system.echo", {"i": i}, producer=tag, settings=settings) for i in range(jobs)
+    ]
     with transaction(settings) as session:
-        for i in range(jobs):
-            enqueue(session, "system.echo", {"i": i}, producer=tag, settings=settings)
+        enqueue_many(session, drafts)
     count = select(
         func.count().filter(Job.state == JobState.SUCCEEDED),
         func.count().filter(Job.state == JobState.DEAD),
