@@ -17,6 +17,15 @@ from celery import Celery
 VARIANTS = ("stock", "tuned")
 
 
+def _noop() -> None:
+    """Do nothing."""
+
+
+def _stamp() -> float:
+    """When the task started (bench.latency reads it from the result backend)."""
+    return time.time()
+
+
 def create_baseline(variant: str, *, redis_url: str, prefix: str) -> Celery:
     """A bare Celery app whose broker and result keys all live under `prefix`."""
     if variant not in VARIANTS:
@@ -32,15 +41,9 @@ def create_baseline(variant: str, *, redis_url: str, prefix: str) -> Celery:
     else:
         app.conf.worker_prefetch_multiplier = 64
 
-    @app.task(name="bench.noop", ignore_result=variant == "tuned")
-    def noop() -> None:
-        """Do nothing."""
-
-    @app.task(name="bench.stamp", ignore_result=variant == "tuned")
-    def stamp() -> float:
-        """When the task started (bench.latency reads it from the result backend)."""
-        return time.time()
-
+    ignore = variant == "tuned"
+    app.task(name="bench.noop", ignore_result=ignore)(_noop)
+    app.task(name="bench.stamp", ignore_result=ignore)(_stamp)
     return app
 
 

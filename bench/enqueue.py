@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"round {n + 1}/{args.rounds}: pgqueuer {pgq.values[-1]:.0f}/s, "
                 f"enqueue_many {many.values[-1]:.0f}/s, loop {loop.values[-1]:.0f}/s"
             )
-        with transaction(env.settings) as s:
-            stored = s.scalar(select(func.count()).select_from(Job))
+        with transaction(env.settings) as session:
+            stored = session.scalar(select(func.count()).select_from(Job))
         expected = (args.jobs + max(1, args.jobs // 10)) * args.rounds
         assert stored == expected, f"{stored} jobs committed, {expected} enqueued"
     print(f"bulk enqueue of {args.jobs} jobs per call, {args.rounds} rounds ({machine()})")

@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                     _round(url, kind, total=args.transfers, concurrency=args.concurrency)
                 )
             progress(f"round {n + 1}/{args.rounds}")
-        with transaction(env.settings) as s:
-            assert ledger.imbalance(s) == {}, "the ledger is out of balance"
+        with transaction(env.settings) as session:
+            assert ledger.imbalance(session) == {}, "the ledger is out of balance"
     bare = series["bare"]
     print(f"B-ledger on {machine()}, {args.concurrency} connections, one commit per unit")
     for s in series.values():

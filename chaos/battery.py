@@ -133,7 +133,7 @@ def run(opts: Options) -> int:
         hosts = ["127.0.0.1", *([partition.host_ip] if partition else [])]
         pg = OwnPostgres(root, port=free_port(), hosts=hosts,
                          trusted=[partition.network] if partition else [])  # fmt: skip
-        cleanup.callback(lambda: pg.running() and pg.stop())
+        cleanup.callback(lambda: pg.stop() if pg.running() else None)
         pg.init()
         redis = OwnRedis(root, port=free_port(), binds=hosts)
         cleanup.callback(redis.stop)

@@ -125,7 +125,8 @@ class Supervised:
         if self.process is None:
             return []
         try:
-            return psutil.Process(self.process.pid).children()
+            children: list[psutil.Process] = psutil.Process(self.process.pid).children()
+            return children
         except psutil.NoSuchProcess:
             return []
 
