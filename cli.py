@@ -191,6 +191,24 @@ def relay() -> None:
     run_forever(create_celery(settings), settings, stop)
 
 
+@app.command("mqtt-bridge")
+def mqtt_bridge() -> None:
+    """Run the MQTT bridge: devices' telemetry into durable batches, PUBACK after commit."""
+    _setup("mqtt-bridge")
+    from tasks.iot.mqtt_bridge import Bridge, BridgeRefusedError
+
+    exit_unless_migrated()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        bridge = Bridge(get_settings(), stop=stop)
+    except BridgeRefusedError as exc:
+        typer.secho(f"switchyard: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    raise typer.Exit(bridge.run())
+
+
 @app.command()
 def dev() -> None:
     """Run everything on embedded defaults: PostgreSQL, Redis, API, relay, worker, beat, Flower.

@@ -21,11 +21,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from devstack.mqtt_broker import ADMIN_USER, CONTROL_TOPIC, RESPONSE_TOPIC, telemetry_topic
+from devstack.mqtt_broker import ADMIN_USER, CONTROL_TOPIC, RESPONSE_TOPIC
 from errors import InvalidFieldError, UnavailableError
+from tasks.iot.mqtt_intake import ALL_TELEMETRY, telemetry_topic
 
 READER_ROLE = "telemetry-reader"
-ALL_TELEMETRY = telemetry_topic("+")
 _EXISTS = ("Client already exists", "Role already exists")
 _GONE = ("Client not found", "Role not found")
 

@@ -49,11 +49,6 @@ class NoMqttBrokerError(SwitchyardError):
     code = "no_mqtt_broker"
 
 
-def telemetry_topic(device_id: str) -> str:
-    """The one topic a device may publish its readings to."""
-    return f"devices/{device_id}/telemetry"
-
-
 def mosquitto_binary() -> str:
     """`mosquitto` from PATH (or /usr/sbin, where Debian puts it)."""
     found = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")

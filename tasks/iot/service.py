@@ -69,7 +69,8 @@ def summary(batch: Batch) -> dict[str, Any]:
     }
 
 
-def _refuse_whole(batch: Batch, exc: InvalidFieldError, *, now: datetime) -> dict[str, Any]:
+def refuse_whole(batch: Batch, exc: InvalidFieldError, *, now: datetime) -> dict[str, Any]:
+    """Mark a batch that is not a batch at all refused, naming why; nothing of it is stored."""
     batch.status = "refused"
     batch.body = None
     batch.refusals = [{"index": None, "code": exc.code, "reason": str(exc), "field": exc.field}]
@@ -99,7 +100,7 @@ def ingest(
     except InvalidFieldError as exc:  # not a batch at all: refused whole, nothing stored
         ingest_counts.add(session, profile=device.profile_id, batch_id=batch.id,
                           outcomes=Outcomes(refused=1))  # fmt: skip
-        return _refuse_whole(batch, exc, now=now)
+        return refuse_whole(batch, exc, now=now)
     checked = check(parsed.readings, device=device.id, rules=rules, received_at=batch.received_at)
     partitions.ensure(session, {r.ts.astimezone(UTC).date() for _, r in checked.accepted})
     counts = store(session, checked.accepted, batch_id=batch.id, received_at=batch.received_at)

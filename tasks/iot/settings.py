@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from config import Section, Settings, SettingsRefusedError
 
@@ -53,6 +53,19 @@ class IotSettings(Section):
     # Ingestion formats beyond the built-in ones: media type -> "module:function", each a
     # `parse(body, *, device, received_at) -> Parsed`.
     extra_parsers: dict[str, str] = Field(default_factory=dict)
+    # The MQTT bridge (`switchyard mqtt-bridge`): the broker, the bridge's own credential (a
+    # reader of every device's telemetry topic), its stable client id (the broker keeps its
+    # session, and the messages not yet acknowledged, for `mqtt_session_expiry` seconds while
+    # it is away), how many unacknowledged messages the broker may send it at once (its
+    # receive maximum: beyond, the broker holds them), and the format of a message that says
+    # none (MQTT 5's content type property says it otherwise).
+    mqtt_url: str | None = Field(default=None, pattern=r"^mqtt://[^/@]+:\d+$")
+    mqtt_username: str = "switchyard-bridge"
+    mqtt_password: SecretStr | None = None
+    mqtt_client_id: str = Field(default="switchyard-bridge", min_length=1, max_length=64)
+    mqtt_session_expiry: int = Field(default=7 * 86_400, ge=60, le=0xFFFFFFFF)
+    mqtt_receive_maximum: int = Field(default=200, ge=1, le=65_535)
+    mqtt_content_type: str = "application/json"
 
     def check(self, settings: Settings) -> None:
         """Refuse retentions shorter than the late window: a late reading needs a partition,

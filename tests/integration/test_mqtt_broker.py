@@ -9,98 +9,17 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.reasoncodes import ReasonCode
 
-from devstack.mqtt_admin import ALL_TELEMETRY, MqttAdmin, check_device_id
-from devstack.mqtt_broker import admin_password, listening, mosquitto_argv, telemetry_topic
+from devstack.mqtt_admin import check_device_id
+from devstack.mqtt_broker import listening, mosquitto_argv
 from devstack.redis_server import free_loopback_port
 from errors import InvalidFieldError
-
-DEADLINE = 20.0
-
-
-def wait_for(what: str, check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
-class Broker:
-    """A Mosquitto process of this test module's own."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir, self.port = data_dir, free_loopback_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        argv = mosquitto_argv(self.data_dir, port=self.port)
-        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        wait_for("mosquitto to listen", lambda: listening(self.port))
-
-    def stop(self) -> None:
-        assert self.process is not None
-        self.process.terminate()
-        self.process.wait(timeout=DEADLINE)
-
-    def admin(self) -> MqttAdmin:
-        return MqttAdmin(host="127.0.0.1", port=self.port, password=admin_password(self.data_dir))
-
-
-class Client:
-    """A paho MQTT 5 client that records what the broker tells it."""
-
-    def __init__(self, broker: Broker, username: str, password: str) -> None:
-        self.paho = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{username}",
-                                protocol=mqtt.MQTTv5)  # fmt: skip
-        self.paho.username_pw_set(username, password)
-        self.lock = threading.Lock()
-        self.connack: ReasonCode | None = None
-        self.disconnected = threading.Event()
-        self.pubacks: dict[int, ReasonCode] = {}
-        self.subscribed = threading.Event()
-        self.received: list[tuple[str, bytes]] = []
-        self.paho.on_connect = self._on_connect
-        self.paho.on_disconnect = lambda *_: self.disconnected.set()
-        self.paho.on_publish = self._on_publish
-        self.paho.on_subscribe = lambda *_: self.subscribed.set()
-        self.paho.on_message = self._on_message
-        self.paho.connect("127.0.0.1", broker.port, keepalive=30)
-        self.paho.loop_start()
-        wait_for("CONNACK", lambda: self.connack is not None)
-
-    def _on_connect(self, _: Any, __: Any, ___: Any, code: ReasonCode, ____: Any) -> None:
-        self.connack = code
-
-    def _on_publish(self, _: Any, __: Any, mid: int, code: ReasonCode, ___: Any) -> None:
-        with self.lock:
-            self.pubacks[mid] = code
-
-    def _on_message(self, _: Any, __: Any, message: mqtt.MQTTMessage) -> None:
-        with self.lock:
-            self.received.append((message.topic, message.payload))
-
-    @property
-    def connected(self) -> bool:
-        return self.connack is not None and not self.connack.is_failure
-
-    def publish(self, topic: str, payload: bytes) -> ReasonCode:
-        mid = self.paho.publish(topic, payload, qos=1).mid
-        wait_for("PUBACK", lambda: mid in self.pubacks)
-        return self.pubacks[mid]
-
-    def close(self) -> None:
-        self.paho.disconnect()
-        self.paho.loop_stop()
+from tasks.iot.mqtt_intake import ALL_TELEMETRY, telemetry_topic
+from tests.support.mqtt import DEADLINE, Broker, Client, wait_for
 
 
 @pytest.fixture(scope="module")
