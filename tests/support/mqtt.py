@@ -11,6 +11,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from config import Settings
@@ -91,9 +93,13 @@ class Client:
     def connected(self) -> bool:
         return self.connack is not None and not self.connack.is_failure
 
-    def publish(self, topic: str, payload: bytes) -> ReasonCode:
-        """Publish at QoS 1 and wait for the broker's PUBACK."""
-        mid = self.paho.publish(topic, payload, qos=1).mid
+    def publish(self, topic: str, payload: bytes, content_type: str | None = None) -> ReasonCode:
+        """Publish at QoS 1 (with MQTT 5's content type, if given) and wait for the PUBACK."""
+        props = None
+        if content_type is not None:
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.ContentType = content_type
+        mid = self.paho.publish(topic, payload, qos=1, properties=props).mid
         wait_for("PUBACK", lambda: mid in self.pubacks)
         return self.pubacks[mid]
 
