@@ -90,6 +90,7 @@ class Bridge:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
 
     # -- paho's thread -------------------------------------------------------------------
     def _on_connect(
@@ -106,6 +107,16 @@ class Bridge:
             self._connected = True
         log.info("mqtt_connected", session_present=bool(flags.session_present))
         client.subscribe(ALL_TELEMETRY, qos=1)
+
+    def _on_subscribe(
+        self, _: mqtt.Client, __: Any, ___: int, codes: list[ReasonCode], ____: Any
+    ) -> None:
+        if any(code.is_failure for code in codes):
+            log.error("mqtt_subscribe_refused", reasons=[str(c) for c in codes])
+            self.refused = f"cannot subscribe to {ALL_TELEMETRY}"
+            self.stop.set()
+        else:
+            log.info("mqtt_subscribed", topic=ALL_TELEMETRY)
 
     def _on_disconnect(
         self, _: mqtt.Client, __: Any, ___: Any, code: ReasonCode, ____: Any

@@ -24,7 +24,7 @@ from tests.support.api import count_rows
 from tests.support.iot import provision
 from tests.support.iot_stack import IotStack, run_iot_stack
 from tests.support.ledger import clean_tables
-from tests.support.mqtt import Broker, Client, bridge_settings, provision_reader, start_bridge
+from tests.support.mqtt import Broker, Client, bridge_settings, running_broker, start_bridge
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 BRIDGE_APP = "switchyard-mqtt-bridge"
@@ -32,11 +32,7 @@ BRIDGE_APP = "switchyard-mqtt-bridge"
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    running = Broker(tmp_path_factory.mktemp("mqtt"))
-    running.start()
-    provision_reader(running)
-    yield running
-    running.stop()
+    yield from running_broker(tmp_path_factory.mktemp("mqtt"))
 
 
 @pytest.fixture(scope="module")

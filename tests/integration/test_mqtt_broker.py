@@ -19,22 +19,25 @@ from devstack.mqtt_broker import listening, mosquitto_argv
 from devstack.redis_server import free_loopback_port
 from errors import InvalidFieldError
 from tasks.iot.mqtt_intake import ALL_TELEMETRY, telemetry_topic
-from tests.support.mqtt import DEADLINE, Broker, Client, wait_for
+from tests.support.mqtt import (
+    BRIDGE_PASSWORD,
+    BRIDGE_USER,
+    DEADLINE,
+    Broker,
+    Client,
+    running_broker,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    running = Broker(tmp_path_factory.mktemp("mqtt"))
-    running.start()
-    with running.admin() as admin:
-        admin.add_reader("bridge", "bridge-password")
-    yield running
-    running.stop()
+    yield from running_broker(tmp_path_factory.mktemp("mqtt"))
 
 
 @pytest.fixture
 def reader(broker: Broker) -> Iterator[Client]:
-    client = Client(broker, "bridge", "bridge-password")
+    client = Client(broker, BRIDGE_USER, BRIDGE_PASSWORD)
     client.paho.subscribe(ALL_TELEMETRY, qos=1)
     wait_for("SUBACK", client.subscribed.is_set)
     yield client

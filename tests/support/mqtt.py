@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,19 +109,24 @@ class Client:
 
 
 def bridge_settings(broker: Broker) -> dict[str, Any]:
-    """The iot settings that point a bridge at `broker` (whose reader `provision_reader` made)."""
+    """The iot settings that point a bridge at `broker` (as `running_broker` provisioned it)."""
     return {"mqtt_url": broker.url, "mqtt_username": BRIDGE_USER,
             "mqtt_password": BRIDGE_PASSWORD}  # fmt: skip
 
 
-def provision_reader(broker: Broker) -> None:
-    """Give the bridge its credential on `broker`."""
+def running_broker(data_dir: Path) -> Iterator[Broker]:
+    """A started broker that knows the bridge's credential, stopped after (for fixtures)."""
+    broker = Broker(data_dir)
+    broker.start()
     with broker.admin() as admin:
         admin.add_reader(BRIDGE_USER, BRIDGE_PASSWORD)
+    yield broker
+    broker.stop()
 
 
 def start_bridge(settings: Settings, logs_dir: Path, *, name: str = "bridge") -> Process:
-    """Run `switchyard mqtt-bridge` and wait until it has subscribed."""
+    """Run `switchyard mqtt-bridge` and wait until it has subscribed (a broker keeps only the
+    messages of a session that has subscribed)."""
     proc = Process(
         switchyard("mqtt-bridge"),
         env=settings_env(settings),
@@ -131,7 +136,7 @@ def start_bridge(settings: Settings, logs_dir: Path, *, name: str = "bridge") ->
     def connected() -> bool:
         if proc.popen.poll() is not None:
             raise AssertionError(f"bridge exited:\n{proc.output()}")
-        return "mqtt_connected" in proc.output()
+        return "mqtt_subscribed" in proc.output()
 
     wait_until(connected, timeout=60, what=f"bridge {name} to connect")
     return proc
