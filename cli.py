@@ -251,7 +251,9 @@ def queues(as_json: JsonOpt = False) -> None:
 
 @app.command()
 def healthcheck(
-    component: Annotated[str, typer.Argument(help="api, relay, worker, beat or flower.")],
+    component: Annotated[
+        str, typer.Argument(help="api, relay, worker, beat, flower or mqtt-bridge.")
+    ],
 ) -> None:
     """Exit 0 if this host's COMPONENT does its job (for container healthchecks)."""
     from ops.health import Component, check

@@ -14,6 +14,7 @@ import json
 import secrets
 import threading
 import unicodedata
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -21,9 +22,16 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from devstack.mqtt_broker import ADMIN_USER, CONTROL_TOPIC, RESPONSE_TOPIC
+from devstack.mqtt_broker import (
+    ADMIN_USER,
+    CONTROL_TOPIC,
+    RESPONSE_TOPIC,
+    admin_password,
+    stored_password,
+)
 from errors import InvalidFieldError, UnavailableError
 from tasks.iot.mqtt_intake import ALL_TELEMETRY, telemetry_topic
+from tasks.iot.settings import IotSettings
 
 READER_ROLE = "telemetry-reader"
 _EXISTS = ("Client already exists", "Role already exists")
@@ -172,3 +180,14 @@ class MqttAdmin:
         )  # fmt: skip
         if created[0].get("error"):
             self.run({"command": "setClientPassword", "username": username, "password": password})
+
+
+def provision_bridge(data_dir: Path, *, url: str) -> dict[str, str]:
+    """Give the MQTT bridge its reader credential on the dev broker at `url` (its password kept
+    in `bridge-password`); returns the settings that point a bridge there."""
+    password = stored_password(data_dir, "bridge-password")
+    user = IotSettings().mqtt_username
+    port = int(url.rpartition(":")[2])
+    with MqttAdmin(host="127.0.0.1", port=port, password=admin_password(data_dir)) as admin:
+        admin.add_reader(user, password)
+    return {"SWITCHYARD_IOT__MQTT_URL": url, "SWITCHYARD_IOT__MQTT_PASSWORD": password}

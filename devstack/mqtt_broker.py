@@ -68,7 +68,12 @@ def dynsec_plugin() -> str:
 
 def admin_password(data_dir: Path) -> str:
     """The admin client's password, generated on first use and kept in `admin-password`."""
-    path = data_dir / "admin-password"
+    return stored_password(data_dir, "admin-password")
+
+
+def stored_password(data_dir: Path, name: str) -> str:
+    """A password generated on first use and kept in `data_dir/name` (mode 0600)."""
+    path = data_dir / name
     if path.exists():
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)

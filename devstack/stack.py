@@ -1,5 +1,5 @@
-"""`switchyard dev`: PostgreSQL, Redis, Mosquitto, API, relay, worker, beat and Flower as one
-process tree."""
+"""`switchyard dev`: PostgreSQL, Redis, Mosquitto, API, relay, worker, beat, the MQTT bridge and
+Flower as one process tree."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from config import Settings
 from devstack import bootstrap, dev_defaults
 from devstack.children import PARENT_ENV, Child, LogMux, die_with_parent, spawn
 from devstack.mail_sink import start_sink
+from devstack.mqtt_admin import provision_bridge
 from devstack.mqtt_broker import NoMqttBrokerError, listening, mosquitto_argv
 from devstack.postgres import EmbeddedPostgres
 from devstack.readiness import answers, flower_sees_workers
@@ -209,6 +210,9 @@ class DevStack:
             "worker", [*cli, "worker", "--hostname", "dev@%h"], env, ready_marker="ready."
         )
         self._spawn("beat", [*cli, "beat"], env)
+        if mqtt:  # devices' readings through the broker, PUBACK after commit
+            env.update(provision_bridge(self.data / "mqtt", url=mqtt))
+            self._spawn("mqtt-bridge", [*cli, "mqtt-bridge"], env)
         flower_env = {k: v for k, v in env.items() if "MULTIPROC" not in k}
         flower_env.update(SWITCHYARD_FLOWER__USER=user, SWITCHYARD_FLOWER__PASSWORD=password)
         self._spawn("flower", [*cli, "flower"], flower_env)

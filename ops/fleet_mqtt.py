@@ -15,9 +15,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from devstack.mqtt_broker import telemetry_topic
 from ops.fleet import FleetBatch
 from ops.fleet_http import Delivery, FleetError
+from tasks.iot.mqtt_intake import telemetry_topic
 
 CONNECT_TIMEOUT = 10.0
 

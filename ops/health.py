@@ -20,6 +20,7 @@ class Component(StrEnum):
     WORKER = "worker"
     BEAT = "beat"
     FLOWER = "flower"
+    MQTT_BRIDGE = "mqtt-bridge"
 
 
 def _http_ok(url: str, *, auth: tuple[str, str] | None = None) -> tuple[bool, str]:
@@ -65,6 +66,24 @@ def _worker(settings: Settings) -> tuple[bool, str]:
     return bool(mine), f"answered: {', '.join(mine) or 'none'} (host {host})"
 
 
+def _mqtt_bridge(settings: Settings) -> tuple[bool, str]:
+    import json
+    import time
+
+    from tasks.iot.mqtt_bridge import HEARTBEAT_EVERY, heartbeat_path
+
+    path = heartbeat_path(settings)
+    try:
+        beat = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False, f"no heartbeat in {path}"
+    age = time.time() - float(beat["at"])
+    fresh = age < 3 * HEARTBEAT_EVERY
+    return fresh and bool(
+        beat["connected"]
+    ), f"heartbeat {age:.1f}s ago, connected={beat['connected']}"
+
+
 def check(component: Component, settings: Settings) -> tuple[bool, str]:
     """Whether `component` on this host does its job, and why."""
     if component is Component.API:
@@ -75,4 +94,6 @@ def check(component: Component, settings: Settings) -> tuple[bool, str]:
         return _relay(settings)
     if component is Component.BEAT:
         return _beat(settings)
+    if component is Component.MQTT_BRIDGE:
+        return _mqtt_bridge(settings)
     return _worker(settings)

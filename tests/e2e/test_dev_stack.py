@@ -114,6 +114,7 @@ def test_dev_stack_runs_a_job_shows_it_everywhere_and_stops_clean(
         pay_intent_through_the_simulator(banner, data)
         mqtt = json.loads((data / "dev.json").read_text())["mqtt"]
         assert mqtt.startswith("mqtt://127.0.0.1:") and f"MQTT       {mqtt}" in stack.proc.output()
+        wait_until(lambda: "mqtt_subscribed" in stack.proc.output(), what="the MQTT bridge")
 
         workers = flower_get(banner, "/api/workers", refresh=1)
         assert any(name.startswith("dev@") for name in workers), workers

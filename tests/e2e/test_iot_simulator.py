@@ -19,10 +19,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import text
 
 from config import Settings
-from devstack.mqtt_admin import ALL_TELEMETRY, MqttAdmin
-from devstack.mqtt_broker import admin_password, listening, mosquitto_argv, telemetry_topic
+from devstack.mqtt_admin import MqttAdmin
+from devstack.mqtt_broker import admin_password, listening, mosquitto_argv
 from devstack.processes import Process, free_port, settings_env, switchyard, wait_until
 from store.db import transaction
+from tasks.iot.mqtt_intake import ALL_TELEMETRY, telemetry_topic
 from tests.support.iot_stack import IotStack, run_iot_stack
 from tests.support.ledger import clean_tables
 

@@ -27,7 +27,7 @@ WORKER_QUEUES = domains(Settings()).queues
 INFRASTRUCTURE = {"postgres", "redis", "mqtt"}
 LONG_RUNNING = (
     INFRASTRUCTURE
-    | {"api", "relay", "beat", "flower", "payment-simulator"}
+    | {"api", "relay", "beat", "flower", "payment-simulator", "mqtt-bridge"}
     | {f"worker-{q}" for q in WORKER_QUEUES}
 )
 
@@ -78,7 +78,7 @@ def test_every_service_is_present_with_health_restart_and_command(config: dict[s
     assert services["migrate"]["command"] == ["migrate"]
     assert services["migrate"]["restart"] == "no"
     assert services["api"]["command"][0] == "api"
-    for name in ("relay", "beat", "flower"):
+    for name in ("relay", "beat", "flower", "mqtt-bridge"):
         assert services[name]["command"][0] == name
     for queue in WORKER_QUEUES:
         command = services[f"worker-{queue}"]["command"]
