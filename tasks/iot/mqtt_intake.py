@@ -1,5 +1,5 @@
 """MQTT messages into telemetry batches: a session in, batches and their jobs out, exactly as
-the HTTP path makes them (`service.receive`); no paho here.
+the HTTP path makes them (`service.receive_many`); no paho here.
 
 The device is the topic's (`devices/<id>/telemetry`), which the broker lets only that device's
 credential publish to. A message the HTTP path would answer with a 4xx (empty, too large, of a
@@ -97,7 +97,7 @@ def record(
     own = settings.section(IotSettings)
     devices = {m: device_of_topic(m.topic) for m in messages}
     live = _live_devices(session, {d for d in devices.values() if d is not None})
-    recorded = 0
+    arrived, problems = [], []
     for message in messages:
         device = devices[message]
         if device is None or device not in live:
@@ -105,16 +105,17 @@ def record(
             continue
         content_type = media_type(message.content_type or own.mqtt_content_type)
         problem = _problem(message, content_type, limit=own.max_batch_bytes, extra=extra)
-        batch = service.receive(
-            session,
+        arrived.append(service.Received(
             device_id=device,
             content_type=content_type if not problem else _printable(content_type),
             body=b"" if problem else message.payload,
             received_at=message.received_at,
-            settings=settings,
-        )
+        ))  # fmt: skip
+        problems.append(problem)
+    batches = service.receive_many(session, arrived, settings=settings) if arrived else []
+    for batch, problem in zip(batches, problems, strict=True):
         if problem:
-            service.refuse_whole(batch, problem, now=message.received_at)
-            log.info("mqtt_batch_refused", device=device, code=problem.code, reason=str(problem))
-        recorded += 1
-    return recorded
+            service.refuse_whole(batch, problem, now=batch.received_at)
+            log.info("mqtt_batch_refused", device=batch.device_id, code=problem.code,
+                     reason=str(problem))  # fmt: skip
+    return len(batches)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from dataclasses import asdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from config import Settings
 from errors import InvalidFieldError, PermanentError
 from store.ids import uuid7
-from tasks.enqueue import enqueue
+from tasks.enqueue import draft_job, enqueue_many
 from tasks.iot import alerts, cache, ingest_counts, partitions
 from tasks.iot.formats import Parser
 from tasks.iot.ingest_counts import Outcomes
@@ -26,6 +26,16 @@ from tasks.iot.store import store
 from tasks.iot.validation import IN_FUTURE, check
 
 
+@dataclass(frozen=True)
+class Received:
+    """A batch as it arrived: whose, in which format, its bytes, when."""
+
+    device_id: str
+    content_type: str
+    body: bytes
+    received_at: datetime
+
+
 def receive(
     session: Session,
     *,
@@ -36,23 +46,31 @@ def receive(
     settings: Settings,
 ) -> Batch:
     """Record a batch and the job that stores it, in the caller's transaction."""
-    batch_id = uuid7()
-    job = enqueue(
-        session, INGEST.name, {"batch_id": str(batch_id)}, producer="iot", settings=settings
-    ).job
-    batch = Batch(
-        id=batch_id,
-        device_id=device_id,
-        content_type=content_type,
-        body=body,
-        received_at=received_at,
-        status="received",
-        job_id=job.id,
-        refusals=[],
-    )
-    session.add(batch)
+    arrived = Received(device_id, content_type, body, received_at)
+    return receive_many(session, [arrived], settings=settings)[0]
+
+
+def receive_many(
+    session: Session, arrived: Sequence[Received], *, settings: Settings
+) -> list[Batch]:
+    """Record batches and the jobs that store them, in the caller's transaction, in order, in
+    two round trips however many there are."""
+    ids = [uuid7() for _ in arrived]
+    drafts = [
+        draft_job(INGEST.name, {"batch_id": str(i)}, producer="iot", settings=settings) for i in ids
+    ]
+    batches = []
+    for batch_id, batch, outcome in zip(ids, arrived, enqueue_many(session, drafts), strict=True):
+        if isinstance(outcome, Exception):  # no idempotency key, so nothing refuses a draft
+            raise outcome
+        batches.append(Batch(
+            id=batch_id, device_id=batch.device_id, content_type=batch.content_type,
+            body=batch.body, received_at=batch.received_at, status="received",
+            job_id=outcome.job_id, refusals=[],
+        ))  # fmt: skip
+    session.add_all(batches)
     session.flush()
-    return batch
+    return batches
 
 
 def summary(batch: Batch) -> dict[str, Any]:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from bench import drain, enqueue, intake, iot_aggregate, iot_ingest, latency, ledger, recon
+from bench import (
+    drain,
+    enqueue,
+    intake,
+    iot_aggregate,
+    iot_ingest,
+    iot_mqtt,
+    latency,
+    ledger,
+    recon,
+)
 
 
 def test_intake_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,6 +66,13 @@ def test_iot_ingest_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert iot_ingest.main(args) == 0
     out = capsys.readouterr().out
     assert "raw binary COPY, partitioned table" in out and "B-iot-ingest ratio" in out
+
+
+def test_iot_mqtt_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--devices", "3", "--messages", "10", "--size", "10", "--rounds", "1"]
+    assert iot_mqtt.main(args) == 0
+    out = capsys.readouterr().out
+    assert "bare paho subscriber" in out and "B-iot-mqtt ratio" in out
 
 
 def test_iot_aggregate_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
