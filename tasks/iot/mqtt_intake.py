@@ -95,11 +95,10 @@ def record(
     """Record each message's batch and job in the caller's transaction, in order; returns how
     many were recorded (the others came from no live device)."""
     own = settings.section(IotSettings)
-    devices = {m: device_of_topic(m.topic) for m in messages}
-    live = _live_devices(session, {d for d in devices.values() if d is not None})
+    devices = [device_of_topic(m.topic) for m in messages]
+    live = _live_devices(session, {d for d in devices if d is not None})
     arrived, problems = [], []
-    for message in messages:
-        device = devices[message]
+    for message, device in zip(messages, devices, strict=True):
         if device is None or device not in live:
             log.warning("mqtt_message_dropped", topic=message.topic, reason="no live device")
             continue

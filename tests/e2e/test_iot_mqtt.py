@@ -156,6 +156,22 @@ def test_a_bad_message_is_recorded_refused_and_the_stream_goes_on(
     client.close()
 
 
+def test_a_message_from_a_device_the_registry_does_not_know_is_dropped(
+    stack: IotStack, broker: Broker, bridge: Process
+) -> None:
+    with broker.admin() as admin:  # on the broker only: never registered, or deleted since
+        admin.add_device("mq-ghost", "pw-mq-ghost")
+    ghost = Client(broker, "mq-ghost", "pw-mq-ghost")
+    ghost.publish(telemetry_topic("mq-ghost"), body(1.0))
+    client = device(stack, broker, "mq-known")
+    client.publish(telemetry_topic("mq-known"), body(2.0))
+    stored(stack.settings, "mq-known", 1)
+    assert rows(stack.settings, "SELECT device_id FROM iot_batches") == [("mq-known",)]
+    assert "mqtt_message_dropped" in bridge.output() and bridge.popen.poll() is None
+    ghost.close()
+    client.close()
+
+
 @pytest.fixture
 def locked(stack: IotStack) -> Iterator[psycopg.Connection]:
     """A transaction holding iot_batches so that no batch can be inserted until it ends."""
