@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 from config import Settings
 from errors import InvalidFieldError
 from logs import get_logger
-from tasks.iot import service
+from tasks.iot import ingest_counts, service
 from tasks.iot.formats import Parser
+from tasks.iot.ingest_counts import Outcomes
 from tasks.iot.models import Device
 from tasks.iot.parsing import media_type, parser_for
 from tasks.iot.settings import IotSettings
@@ -77,12 +78,14 @@ def _printable(content_type: str) -> str:
     return "".join(c for c in content_type if c.isascii() and c.isprintable())[:100]
 
 
-def _live_devices(session: Session, ids: set[str]) -> set[str]:
-    """Those of `ids` registered with a live credential."""
-    found = session.scalars(
-        select(Device.id).where(Device.id.in_(ids), Device.secret_hash.is_not(None))
+def _live_devices(session: Session, ids: set[str]) -> dict[str, str]:
+    """Those of `ids` registered with a live credential, with their profiles."""
+    found = session.execute(
+        select(Device.id, Device.profile_id).where(
+            Device.id.in_(ids), Device.secret_hash.is_not(None)
+        )
     )
-    return set(found)
+    return {row.id: row.profile_id for row in found}
 
 
 def record(
@@ -113,8 +116,10 @@ def record(
         problems.append(problem)
     batches = service.receive_many(session, arrived, settings=settings) if arrived else []
     for batch, problem in zip(batches, problems, strict=True):
-        if problem:
+        if problem:  # counted as the worker counts a batch it refuses whole
             service.refuse_whole(batch, problem, now=batch.received_at)
+            ingest_counts.add(session, profile=live[batch.device_id], batch_id=batch.id,
+                              outcomes=Outcomes(refused=1))  # fmt: skip
             log.info("mqtt_batch_refused", device=batch.device_id, code=problem.code,
                      reason=str(problem))  # fmt: skip
     return len(batches)

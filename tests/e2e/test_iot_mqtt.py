@@ -152,6 +152,8 @@ def test_a_bad_message_is_recorded_refused_and_the_stream_goes_on(
                     "ORDER BY received_at")  # fmt: skip
     assert refusals[0] == ("application/xml", "unsupported_media_type", "Content-Type")
     assert refusals[1][0] == "application/json" and refusals[1][1] is not None
+    counted = rows(stack.settings, "SELECT sum(refused), sum(accepted) FROM iot_ingest_counts")
+    assert counted == [(2, 1)]  # the bridge's refusal is counted as the worker's is
     assert bridge.popen.poll() is None
     client.close()
 
