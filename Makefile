@@ -41,6 +41,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.notifications
 	$(BIN)/python -m bench.ledger
+	$(BIN)/python -m bench.payments
 	$(BIN)/python -m bench.recon
 	$(BIN)/python -m bench.iot_ingest
 	$(BIN)/python -m bench.iot_aggregate

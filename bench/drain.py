@@ -17,7 +17,6 @@ load on a shared machine) divided by the jobs.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -35,7 +34,7 @@ from bench.common import (
     wait_ready,
 )
 from bench.cpu import machine_cpu
-from bench.drain_celery import run_celery
+from bench.drain_celery import run_celery, start_worker
 from bench.peers import pgqueuer_queue, procrastinate_queue, run_pgqueuer, run_procrastinate
 from store.db import transaction
 from store.models import Job, JobAttempt
@@ -104,15 +103,7 @@ def _start_workers(env: BenchEnv, concurrency: int) -> list[Process]:
         ),
         env.start(*switchyard("relay"), name="relay"),
     ]
-    for variant in ("stock", "tuned"):
-        extra = {
-            "BENCH_CELERY_VARIANT": variant,
-            "BENCH_CELERY_REDIS_URL": env.settings.redis.url,
-            "BENCH_CELERY_PREFIX": env.redis_prefix,
-        }
-        argv = [sys.executable, "-m", "celery", "-A", "bench.celery_baseline", "worker"]
-        argv += ["--concurrency", c, "--loglevel", "INFO", "--hostname", f"bench-{variant}@%h"]
-        procs.append(env.start(*argv, name=f"worker-{variant}", env={**env.env(), **extra}))
+    procs += [start_worker(env, variant, concurrency) for variant in ("stock", "tuned")]
     for proc, what in zip(procs, ("our worker", None, "stock worker", "tuned worker"), strict=True):
         if what:
             wait_ready(proc, "ready.", what=what)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from datetime import datetime
 
@@ -19,7 +20,7 @@ import redis
 from celery import Celery
 
 from bench.celery_baseline import create_baseline
-from bench.common import BenchEnv
+from bench.common import BenchEnv, Process
 
 POLL = 0.01
 
@@ -93,3 +94,16 @@ def run_celery(env: BenchEnv, contender: str, *, jobs: int, batch: int, timeout:
         client.close()
         app.close()
     return jobs / (last - start)
+
+
+def start_worker(env: BenchEnv, variant: str, concurrency: int) -> Process:
+    """Start the `variant` (stock, tuned) Celery worker; its log says `ready.` when it is."""
+    extra = {
+        "BENCH_CELERY_VARIANT": variant,
+        "BENCH_CELERY_REDIS_URL": env.settings.redis.url,
+        "BENCH_CELERY_PREFIX": env.redis_prefix,
+    }
+    argv = [sys.executable, "-m", "celery", "-A", "bench.celery_baseline", "worker"]
+    argv += ["--concurrency", str(concurrency), "--loglevel", "INFO"]
+    argv += ["--hostname", f"bench-{variant}@%h"]
+    return env.start(*argv, name=f"worker-{variant}", env={**env.env(), **extra})

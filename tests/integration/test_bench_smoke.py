@@ -13,6 +13,7 @@ from bench import (
     iot_mqtt,
     latency,
     ledger,
+    payments,
     recon,
 )
 
@@ -39,6 +40,14 @@ def test_ledger_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert ledger.main(["--transfers", "40", "--rounds", "1", "--concurrency", "2"]) == 0
     out = capsys.readouterr().out
     assert "B-ledger ratio" in out and "B-ledger-hot ratio" in out
+
+
+def test_payments_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    # Each round raises unless every intent succeeded with its hold, capture and fee.
+    assert payments.main(["--intents", "10", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "stock Celery no-op" in out and "B-payments ratio" in out
+    assert "1 rounds x 10 intents" in out
 
 
 def test_enqueue_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
