@@ -45,6 +45,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.recon
 	$(BIN)/python -m bench.iot_ingest
 	$(BIN)/python -m bench.iot_aggregate
+	$(BIN)/python -m bench.iot_derived
 
 # The chaos battery (not part of `make test`): its own PostgreSQL and Redis, the whole stack,
 # a mixed load under a fault schedule, then the invariant table; exits 1 if one fails.

@@ -55,20 +55,19 @@ FROM iot_batches WHERE id = ANY(CAST(:ids AS uuid[]))
 """)
 
 
-def _provision(settings: Settings, fleet: Fleet) -> dict[str, str]:
-    body = profile_body()
+def _provision(settings: Settings, fleet: Fleet, profile: str = PROFILE_ID) -> dict[str, str]:
+    body = profile_body(profile)
     with transaction(settings) as session:
         devices.create_profile(
             session,
-            profile_id=PROFILE_ID,
+            profile_id=profile,
             metrics=body["metrics"],
             future_policy="refuse",
             late_window=None,
             future_skew=None,
         )
         return {
-            d: devices.create_device(session, device_id=d, profile_id=PROFILE_ID)[1]
-            for d in fleet.ids
+            d: devices.create_device(session, device_id=d, profile_id=profile)[1] for d in fleet.ids
         }
 
 
@@ -153,13 +152,16 @@ def _check(sent: Counts, *, stored: int, done: object) -> None:
         raise RuntimeError(f"store (rows, dup, conflicts, refused) {seen} != sent {expected}")
 
 
-def _start(env: BenchEnv, concurrency: int) -> tuple[list[Process], str]:
+def _start(env: BenchEnv, concurrency: int, *queues: str) -> tuple[list[Process], str]:
+    """API, relay and a worker (on `queues`, default every queue); the API's base URL."""
     api, port = serve(env, switchyard("api"), "api")
     relay = env.start(*switchyard("relay"), name="relay")
+    only = ("--queues", ",".join(queues)) if queues else ()
     worker = env.start(
-        *switchyard("worker", "--concurrency", str(concurrency), "--hostname", "bench-iot@%h"),
+        *switchyard("worker", "--concurrency", str(concurrency), "--hostname", "bench-iot@%h",
+                    *only),
         name="worker",
-    )
+    )  # fmt: skip
     wait_ready(worker, "ready.", what="the worker")
     return [api, relay, worker], f"http://127.0.0.1:{port}"
 

@@ -9,6 +9,7 @@ from bench import (
     enqueue,
     intake,
     iot_aggregate,
+    iot_derived,
     iot_ingest,
     iot_mqtt,
     latency,
@@ -89,3 +90,14 @@ def test_iot_aggregate_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert iot_aggregate.main(args) == 0
     out = capsys.readouterr().out
     assert "tasks.iot.aggregate (roll-ups)" in out and "answers identical" in out
+
+
+def test_iot_derived_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    # Each round raises unless the store gained exactly the unique keys sent.
+    args = ["--devices", "20", "--batches", "4", "--size", "100", "--rounds", "1", "--warmup",
+            "1", "--rules", "40"]  # fmt: skip
+    assert iot_derived.main(args) == 0
+    out = capsys.readouterr().out
+    assert "B-iot-derived ratio" in out and "off keeps the latest value" in out
+    (p95,) = [line for line in out.splitlines() if "notification job created: p95" in line]
+    assert " over 0 transitions" not in p95  # some of the 40 rules fired
