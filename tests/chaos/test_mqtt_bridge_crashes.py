@@ -21,6 +21,7 @@ from tasks.iot.mqtt_intake import telemetry_topic
 from tests.support.api import count_rows
 from tests.support.iot import provision
 from tests.support.iot_stack import IotStack, run_iot_stack
+from tests.support.ledger import clean_tables
 from tests.support.mqtt import Broker, Client, bridge_settings, running_broker, start_bridge
 
 pytestmark = pytest.mark.chaos
@@ -40,6 +41,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 def stack(settings: Settings, logs_dir: Path, broker: Broker) -> Iterator[IotStack]:
     yield from run_iot_stack(settings, logs_dir, name="iot-mqtt-chaos", beat=False,
                              **bridge_settings(broker))  # fmt: skip
+    clean_tables(settings)  # the run's database is shared with the tests that follow
 
 
 def _unstored(settings: Settings) -> int:
