@@ -23,6 +23,27 @@ def alive(proc: Process) -> bool:
     return True
 
 
+def _take_redis_away(own_redis: OwnRedis, worker: Process) -> None:
+    """Kill the worker's Redis and wait until the worker (still running) has noticed."""
+    own_redis.kill()
+    wait_until(
+        lambda: alive(worker) and "Connection to broker lost" in worker.output(),
+        timeout=30,
+        what="the worker to notice the outage",
+    )
+
+
+def _bring_redis_back(own: Settings, own_redis: OwnRedis, worker: Process) -> None:
+    """Submit a job, restart Redis, and wait until the same worker has run the job."""
+    (after,) = submit_all(own, [ECHO])
+    own_redis.start()
+    wait_until(
+        lambda: alive(worker) and job_state(own, after) == "succeeded",
+        timeout=60,
+        what="the same worker to run a job once Redis is back",
+    )
+
+
 def test_the_relay_survives_redis_going_away_after_it_published_and_resumes(
     settings: Settings, logs_dir: Path, own_redis: OwnRedis, clean_ledger: None
 ) -> None:
@@ -61,19 +82,8 @@ def test_a_worker_survives_redis_going_away_and_consumes_again_when_it_is_back(
     try:
         (before,) = submit_all(own, [ECHO])
         wait_until(lambda: job_state(own, before) == "succeeded", timeout=30, what="a first job")
-        own_redis.kill()
-        wait_until(
-            lambda: alive(worker) and "Connection to broker lost" in worker.output(),
-            timeout=30,
-            what="the worker to notice the outage",
-        )
-        (after,) = submit_all(own, [ECHO])
-        own_redis.start()
-        wait_until(
-            lambda: alive(worker) and job_state(own, after) == "succeeded",
-            timeout=60,
-            what="the same worker to run a job once Redis is back",
-        )
+        _take_redis_away(own_redis, worker)
+        _bring_redis_back(own, own_redis, worker)
     finally:
         relay.stop()
         worker.stop()
@@ -92,24 +102,13 @@ def test_a_worker_survives_acking_a_job_that_finished_after_redis_went_away(
     try:
         (slow,) = submit_all(own, [("system.sleep", {"seconds": 1.5})])
         wait_until(lambda: job_state(own, slow) == "running", timeout=30, what="the job to start")
-        own_redis.kill()
-        wait_until(
-            lambda: alive(worker) and "Connection to broker lost" in worker.output(),
-            timeout=30,
-            what="the worker to notice the outage",
-        )
+        _take_redis_away(own_redis, worker)
         wait_until(
             lambda: alive(worker) and job_state(own, slow) == "succeeded",
             timeout=30,
             what="the running job to end",
         )
-        (after,) = submit_all(own, [ECHO])
-        own_redis.start()
-        wait_until(
-            lambda: alive(worker) and job_state(own, after) == "succeeded",
-            timeout=60,
-            what="the same worker to run a job once Redis is back",
-        )
+        _bring_redis_back(own, own_redis, worker)
         assert "Couldn't ack" in worker.output()  # the late ack was tried, and survived
         assert job_state(own, slow) == "succeeded"
     finally:

@@ -44,9 +44,9 @@ def device(settings: Settings, clean_ledger: None) -> Iterator[str]:
     clean_tables(settings, domain="iot")
 
 
-def _ingest(settings: Settings, device: str, body: bytes) -> dict[str, Any]:
+def _received(settings: Settings, device: str, body: bytes) -> uuid.UUID:
     with transaction(settings) as session:
-        batch_id = service.receive(
+        return service.receive(
             session,
             device_id=device,
             content_type=MEDIA_TYPE,
@@ -54,6 +54,10 @@ def _ingest(settings: Settings, device: str, body: bytes) -> dict[str, Any]:
             received_at=NOW,
             settings=settings,
         ).id
+
+
+def _ingest(settings: Settings, device: str, body: bytes) -> dict[str, Any]:
+    batch_id = _received(settings, device, body)
     with transaction(settings) as session:
         return service.ingest(session, batch_id, extra_parsers={}, settings=settings, now=NOW)
 
@@ -223,18 +227,6 @@ def test_upkeep_covers_the_late_window_and_days_ahead_and_drops_past_retention(
     with transaction(settings) as session, autocommit(settings) as loose:
         third = partitions.upkeep(session, loose, settings=own, now=later + timedelta(days=1))
     assert _in_2031(third["dropped"]) == ["2031-05-09"]
-
-
-def _received(settings: Settings, device: str, body: bytes) -> uuid.UUID:
-    with transaction(settings) as session:
-        return service.receive(
-            session,
-            device_id=device,
-            content_type=MEDIA_TYPE,
-            body=body,
-            received_at=NOW,
-            settings=settings,
-        ).id
 
 
 def _detach_waiting(settings: Settings) -> bool:
