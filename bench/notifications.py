@@ -79,14 +79,14 @@ def pipeline_round(settings: Settings, url: str, count: int) -> float:
                 session, req, producer="bench", settings=settings.section(NotificationSettings)
             )
             ids.append(prepared.id)
-            job = enqueue(
+            job_id = enqueue(
                 session,
                 DELIVER.name,
                 {"notification_id": str(prepared.id)},
                 producer="bench",
                 settings=settings,
-            ).job
-            record(session, prepared, job_id=job.id)
+            ).job_id
+            record(session, prepared, job_id=job_id)
     start = time.time()
     wait_until(
         lambda: delivered(settings, ids)[0] >= count,

@@ -24,7 +24,6 @@ from store.bulk import (
     jobs_by_key_async,
 )
 from store.ids import uuid7
-from store.models import Job
 from store.states import JobState
 from tasks.registry import domains
 
@@ -37,9 +36,10 @@ class IdempotencyKeyReusedError(SwitchyardError):
 
 @dataclass(frozen=True)
 class Enqueued:
-    """The job, and whether this call created it (False: an idempotent replay)."""
+    """The job's id, and whether this call created it (False: an idempotent replay). The job
+    is not read back: a caller that needs more of it reads it, no one else pays the SELECT."""
 
-    job: Job
+    job_id: uuid.UUID
     created: bool
 
 
@@ -264,4 +264,4 @@ def enqueue(
     (outcome,) = enqueue_many(session, [draft])
     if isinstance(outcome, Exception):
         raise outcome
-    return Enqueued(job=session.get_one(Job, outcome.job_id), created=outcome.created)
+    return Enqueued(job_id=outcome.job_id, created=outcome.created)

@@ -208,7 +208,7 @@ def submit(
     prepared = prepare(session, req, producer=producer, settings=own)
     if prepared.existing is not None:
         return Submitted(prepared.id, prepared.existing.job_id, prepared.send_at, True)
-    job = enqueue(
+    job_id = enqueue(
         session,
         DELIVER.name,
         {"notification_id": str(prepared.id)},
@@ -216,6 +216,6 @@ def submit(
         run_at=prepared.send_at,
         max_attempts=max_attempts(own.retry_schedule),
         settings=settings,
-    ).job
-    record(session, prepared, job_id=job.id)
-    return Submitted(prepared.id, job.id, prepared.send_at, False)
+    ).job_id
+    record(session, prepared, job_id=job_id)
+    return Submitted(prepared.id, job_id, prepared.send_at, False)

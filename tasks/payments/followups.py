@@ -87,7 +87,7 @@ def notify(
         settings=settings,
     )
     if done.created:
-        record(session, prepared, job_id=done.job.id)
+        record(session, prepared, job_id=done.job_id)
 
 
 def _decimal(session: Session, intent: Intent, amount: int) -> Decimal:

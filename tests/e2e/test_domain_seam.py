@@ -110,7 +110,7 @@ def test_a_follow_up_commits_with_its_cause_even_when_the_worker_dies_before_the
             {"text": "crash", "crash_on_attempts": [1]},
             producer="toy-test",
             settings=own,
-        ).job.id
+        ).job_id
     state, outcomes = finished(own, [job_id])[job_id]
     # Attempt 1 wrote its note and its follow-up, then its process was killed: the reaper
     # found the lease expired. Had anything of attempt 1 committed, there would be two.

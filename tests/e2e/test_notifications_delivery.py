@@ -156,11 +156,13 @@ def test_webhooks_sharing_a_batch_each_go_out_once_and_a_missing_one_fails_alone
                 session, request, producer="batch-e2e", settings=own.section(NotificationSettings)
             )
             payload = {"notification_id": str(prepared.id)}
-            job = enqueue(session, DELIVER.name, payload, producer="batch-e2e", settings=own).job
-            record(session, prepared, job_id=job.id)
-            jobs.append(job.id)
+            job_id = enqueue(
+                session, DELIVER.name, payload, producer="batch-e2e", settings=own
+            ).job_id
+            record(session, prepared, job_id=job_id)
+            jobs.append(job_id)
         ghost = {"notification_id": str(uuid.uuid4())}
-        missing = enqueue(session, DELIVER.name, ghost, producer="batch-e2e", settings=own).job.id
+        missing = enqueue(session, DELIVER.name, ghost, producer="batch-e2e", settings=own).job_id
     result = finished(own, [*jobs, missing])
     assert all(result[j] == ("succeeded", ["succeeded"]) for j in jobs), result
     assert result[missing] == ("dead", ["dead"])

@@ -35,12 +35,12 @@ def cli_json(settings: Settings, *args: str) -> Any:
 def make_dead(settings: Settings, *, job_type: str, payload: dict[str, Any], error: str) -> str:
     """A job that ran once and died with an error of type `error`."""
     with transaction(settings) as session:
-        job = enqueue(session, job_type, payload, producer="ops-cli", settings=settings).job
+        job_id = enqueue(session, job_type, payload, producer="ops-cli", settings=settings).job_id
         [claimed] = claim_jobs(
-            session, [job.id], job_type=job_type, worker="test", lease_seconds=30
+            session, [job_id], job_type=job_type, worker="test", lease_seconds=30
         )
         mark_dead(session, claimed, error={"type": error, "message": f"{error} on purpose"})
-    return str(job.id)
+    return str(job_id)
 
 
 def state_of(settings: Settings, job_id: str) -> str:
@@ -91,16 +91,16 @@ def test_jobs_retry_and_cancel_refuse_what_they_cannot_do(
         later = enqueue(
             session, "system.echo", {}, producer="ops-cli", settings=settings,
             run_at=datetime.now(UTC) + timedelta(hours=1),
-        ).job  # fmt: skip
+        ).job_id  # fmt: skip
     assert cli_json(settings, "jobs", "retry", dead)["state"] == "retrying"
-    refused = cli(settings, "jobs", "retry", str(later.id), check=False)
+    refused = cli(settings, "jobs", "retry", str(later), check=False)
     assert refused.returncode == 1
     assert "not dead" in refused.stderr
-    assert cli_json(settings, "jobs", "cancel", str(later.id)) == {
-        "id": str(later.id),
+    assert cli_json(settings, "jobs", "cancel", str(later)) == {
+        "id": str(later),
         "state": "cancelled",
     }
-    assert cli(settings, "jobs", "cancel", str(later.id), check=False).returncode == 1
+    assert cli(settings, "jobs", "cancel", str(later), check=False).returncode == 1
     assert cli(settings, "jobs", "show", "not-a-uuid", check=False).returncode == 2
 
 

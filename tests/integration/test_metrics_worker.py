@@ -11,7 +11,7 @@ from sqlalchemy import delete
 from config import Settings
 from devstack.processes import Process, free_port, settings_env, switchyard, wait_until
 from store.db import transaction
-from store.models import OutboxMessage
+from store.models import Job, OutboxMessage
 from store.outbox import DueMessage
 from tasks.enqueue import enqueue
 from workers.app import create_celery
@@ -43,7 +43,10 @@ def test_a_worker_serves_the_counters_of_its_pool_children(
         wait_until(lambda: "ready." in worker.output(), timeout=60, what="the worker")
         with transaction(own) as session:
             jobs = [
-                enqueue(session, "system.echo", {"n": n}, producer="mw", settings=own).job
+                session.get_one(
+                    Job,
+                    enqueue(session, "system.echo", {"n": n}, producer="mw", settings=own).job_id,
+                )
                 for n in range(3)
             ]
             # Published by hand below, so no relay of this run publishes them elsewhere.

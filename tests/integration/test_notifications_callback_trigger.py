@@ -42,7 +42,7 @@ def ledger(settings: Settings, clean_ledger: None) -> Iterator[Settings]:
 def running_job_with_callback(settings: Settings) -> uuid.UUID:
     """A job with a callback, moved straight to `running` (no trigger fires on the way)."""
     with transaction(settings) as session:
-        job = enqueue(
+        job_id = enqueue(
             session,
             "system.echo",
             {},
@@ -50,11 +50,11 @@ def running_job_with_callback(settings: Settings) -> uuid.UUID:
             settings=settings,
             callback_url="https://hooks.example.com/done",
             callback_secret=SECRET,
-        ).job
+        ).job_id
         session.execute(
-            text("UPDATE jobs SET state = 'running', attempts = 1 WHERE id = :id"), {"id": job.id}
+            text("UPDATE jobs SET state = 'running', attempts = 1 WHERE id = :id"), {"id": job_id}
         )
-    return job.id
+    return job_id
 
 
 def move(settings: Settings, job_id: uuid.UUID, state: str) -> None:

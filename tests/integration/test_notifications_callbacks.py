@@ -40,7 +40,7 @@ def ledger(settings: Settings, clean_ledger: None) -> Iterator[Settings]:
 def new_job(settings: Settings, *, callback: bool = True, job_type: str = "system.echo") -> Any:
     extra = {"callback_url": URL, "callback_secret": SECRET} if callback else {}
     with transaction(settings) as session:
-        return enqueue(session, job_type, {}, producer="svc", settings=settings, **extra).job.id
+        return enqueue(session, job_type, {}, producer="svc", settings=settings, **extra).job_id
 
 
 def claim(settings: Settings, job_id: uuid.UUID) -> Any:

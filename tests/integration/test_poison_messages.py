@@ -39,9 +39,9 @@ def poison_counts(url: str) -> dict[str, float]:
 def new_job(settings: Settings, job_type: str, payload: dict[str, Any]) -> uuid.UUID:
     """A due job with no outbox row: only the messages this test sends name it."""
     with transaction(settings) as session:
-        job = enqueue(session, job_type, payload, producer="poison", settings=settings).job
-        session.execute(delete(OutboxMessage).where(OutboxMessage.job_id == job.id))
-        return job.id
+        job_id = enqueue(session, job_type, payload, producer="poison", settings=settings).job_id
+        session.execute(delete(OutboxMessage).where(OutboxMessage.job_id == job_id))
+        return job_id
 
 
 def job_row(settings: Settings, job_id: uuid.UUID) -> tuple[str, int]:

@@ -62,7 +62,7 @@ def submit_all(settings: Settings, jobs: list[tuple[str, dict[str, Any]]]) -> li
     """Enqueue the jobs in one transaction, so the relay finds them due together."""
     with transaction(settings) as session:
         return [
-            enqueue(session, kind, payload, producer="tests", settings=settings).job.id
+            enqueue(session, kind, payload, producer="tests", settings=settings).job_id
             for kind, payload in jobs
         ]
 

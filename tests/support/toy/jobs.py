@@ -25,11 +25,11 @@ def record(ctx: JobContext, payload: RecordPayload) -> dict[str, Any]:
         {"echo_of": str(ctx.job.id)},
         producer="toy",
         settings=ctx.settings,
-    ).job
+    ).job_id
     ctx.session.flush()
     if ctx.job.attempt in payload.crash_on_attempts:
         os.kill(os.getpid(), signal.SIGKILL)  # between the handler's writes and their commit
-    return {"followup": str(followup.id)}
+    return {"followup": str(followup)}
 
 
 @handles(TICK.name)

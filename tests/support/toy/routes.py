@@ -31,11 +31,11 @@ def post_note(
     body: NoteRequest, session: SessionDep, settings: SettingsDep, principal: Writer
 ) -> dict[str, str]:
     """Accept a note: its job is committed before the answer."""
-    job = enqueue(
+    job_id = enqueue(
         session, RECORD.name, {"text": body.text}, producer=principal.producer, settings=settings
-    ).job
+    ).job_id
     session.commit()
-    return {"job_id": str(job.id)}
+    return {"job_id": str(job_id)}
 
 
 @router.get("/notes")
