@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import text
+from sqlalchemy import ColumnExpressionArgument, ScalarSelect, column, select, table
 from sqlalchemy.orm import Session
 
 from tasks.payments.errors import UnknownCurrencyError
+
+_CURRENCIES = table("pay_currencies", column("code"), column("exponent"))
 
 
 def exponent(session: Session, currency: str) -> int:
     """The currency's minor-unit exponent (JPY 0, USD 2, KWD 3, CLF 4)."""
     row = session.execute(
-        text("SELECT exponent FROM pay_currencies WHERE code = :c"), {"c": currency}
+        select(_CURRENCIES.c.exponent).where(_CURRENCIES.c.code == currency)
     ).first()
     if row is None:
         raise UnknownCurrencyError(f"{currency!r} is not an ISO 4217 code", field="currency")
     return int(row[0])
+
+
+def exponent_of(currency: ColumnExpressionArgument[str]) -> ScalarSelect[int]:
+    """`exponent`'s look-up as a column, to read it in the same query as `currency`."""
+    return select(_CURRENCIES.c.exponent).where(_CURRENCIES.c.code == currency).scalar_subquery()
 
 
 def to_provider(

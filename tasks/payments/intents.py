@@ -72,17 +72,19 @@ def record(
         "to": to.value,
         "data": data or {},
     }
-    digest = link_hash(intent.chain_head, entry)
+    prev = intent.chain_head
+    digest = link_hash(prev, entry)
     done = session.execute(
         update(Intent)
         .where(
             Intent.id == intent.id,
             Intent.status.in_([s.value for s in allowed]),
-            Intent.chain_head == intent.chain_head,
+            Intent.chain_head == prev,
         )
         .values(status=to.value, chain_head=digest, updated_at=func.now(), **changes)
-        .returning(Intent.id)
-        .execution_options(synchronize_session=False)
+        .returning(Intent)
+        # The returned row refreshes `intent` in place: no SELECT to read it back.
+        .execution_options(synchronize_session=False, populate_existing=True)
     ).first()
     if done is None:
         raise IllegalTransitionError(f"payment intent {intent.id} moved meanwhile")
@@ -94,12 +96,11 @@ def record(
             from_status=current.value,
             to_status=to.value,
             data=data or {},
-            prev_hash=intent.chain_head,
+            prev_hash=prev,
             hash=digest,
         )
     )
     session.flush()
-    session.refresh(intent)
     return intent
 
 

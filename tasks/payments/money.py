@@ -36,11 +36,14 @@ def intent_account(intent: Intent) -> str:
 def open_accounts(session: Session, intent: Intent) -> None:
     """Open the accounts the intent's money moves through (idempotently)."""
     cur = intent.currency
-    ledger.open_account(session, Account(f"provider:{cur}", cur))
-    ledger.open_account(session, Account(f"fees:{cur}", cur, hot=True))
-    ledger.open_account(session, Account(f"merchant:{intent.producer}:{cur}", cur))
-    ledger.open_account(
-        session, Account(intent_account(intent), cur, Limit.DEBITS_MUST_NOT_EXCEED_CREDITS)
+    ledger.open_accounts(
+        session,
+        [
+            Account(f"provider:{cur}", cur),
+            Account(f"fees:{cur}", cur, hot=True),
+            Account(f"merchant:{intent.producer}:{cur}", cur),
+            Account(intent_account(intent), cur, Limit.DEBITS_MUST_NOT_EXCEED_CREDITS),
+        ],
     )
 
 

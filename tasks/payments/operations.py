@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from config import Settings
 from errors import RetryableError
@@ -49,11 +50,11 @@ def execute(
     session: Session, operation_id: str, *, recorder: Session, gateway: Gateway, settings: Settings
 ) -> dict[str, Any]:
     """Run one operation to its outcome (a RetryableError while the outcome is unknown)."""
+    # The intent's lock serialises every operation of it, so the operation is read after it;
+    # the operation's row stays unlocked so that the attempt can be recorded (and committed)
+    # on the recorder's connection.
+    intent, exponent = _lock_intent_of(session, operation_id)
     op = session.get_one(Operation, operation_id)
-    # The intent's lock serialises every operation of it; the operation's row stays unlocked
-    # so that the attempt can be recorded (and committed) on the recorder's connection.
-    intent = intents.locked(session, op.intent_id)
-    session.refresh(op)
     if op.status in ("succeeded", "failed"):
         return {"status": op.status, "replayed": True}
     if op.status == "unknown" and op.idempotency_key:
@@ -61,14 +62,31 @@ def execute(
         note_ask(recorder, op)
     else:
         key = begin_attempt(recorder, op)
+        # What the recorder committed, told to the session without reading it back.
+        for name, value in (("attempt", op.attempt + 1), ("idempotency_key", key)):
+            set_committed_value(op, name, value)
+        set_committed_value(op, "status", "unknown")
     try:
-        outcome = _call(
-            gateway, op, intent, key=key, exponent=currencies.exponent(session, intent.currency)
-        )
+        outcome = _call(gateway, op, intent, key=key, exponent=exponent)
     except OutcomeUnknownError as exc:
         raise RetryableError(f"provider outcome unknown for {key}: {exc}") from exc
-    session.refresh(op)
     return apply(session, intent, op, outcome, settings=settings)
+
+
+def _lock_intent_of(session: Session, operation_id: str) -> tuple[Intent, int]:
+    """The operation's intent, locked, and its currency's exponent: one round trip."""
+    row = session.execute(
+        select(Intent, currencies.exponent_of(Intent.currency))
+        .where(
+            Intent.id
+            == select(Operation.intent_id).where(Operation.id == operation_id).scalar_subquery()
+        )
+        .with_for_update(of=Intent)
+    ).first()
+    if row is None:
+        session.get_one(Operation, operation_id)  # raises NoResultFound, as for any missing row
+        raise AssertionError("an operation's intent exists (a foreign key)")
+    return row[0], row[1]
 
 
 def _call(gateway: Gateway, op: Operation, intent: Intent, *, key: str, exponent: int) -> Outcome:
@@ -168,10 +186,10 @@ def _capture(
     cfg = settings.section(PaymentSettings)
     fee = money.fee_for(amount, bps=cfg.fee_bps, fixed=cfg.fee_fixed)
     rest = intent.amount_capturable - amount
+    op.fee, op.net = fee, amount - fee  # set first: flushed with the status, one UPDATE
     new_hold = money.capture(
         session, intent, amount=amount, fee=fee, final=final, ref=op.id, ttl=cfg.authorization_ttl
     )
-    op.fee, op.net = fee, amount - fee
     event = Event.CAPTURED_FINAL if final or rest == 0 else Event.CAPTURED
     intents.record(
         session,
