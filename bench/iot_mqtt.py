@@ -32,8 +32,7 @@ from sqlalchemy import text
 
 from bench.common import BenchEnv, Series, bench_env, machine, progress, wait_until
 from config import Settings
-from devstack.mqtt_admin import MqttAdmin, provision_bridge
-from devstack.mqtt_broker import admin_password, listening, mosquitto_argv
+from devstack.mqtt_broker import listening, local_admin, mosquitto_argv, provision_dev_broker
 from devstack.processes import Process
 from devstack.redis_server import free_loopback_port
 from ops.fleet import PROFILE_ID, profile_body
@@ -140,9 +139,9 @@ def _setup(env: BenchEnv, data: Path, ids: list[str]) -> tuple[Process, int, Set
     port = free_loopback_port()
     broker = env.start(*mosquitto_argv(data, port=port), name="mosquitto")
     wait_until(lambda: listening(port), timeout=20, what="mosquitto")
-    bridge_env = provision_bridge(data, url=f"mqtt://127.0.0.1:{port}")
+    bridge_env = provision_dev_broker(data, url=f"mqtt://127.0.0.1:{port}")
     password = bridge_env["SWITCHYARD_IOT__MQTT_PASSWORD"]
-    with MqttAdmin(host="127.0.0.1", port=port, password=admin_password(data)) as admin:
+    with local_admin(data, port=port) as admin:
         for d in ids:
             admin.add_device(d, f"pw-{d}")
     with transaction(env.settings) as session:

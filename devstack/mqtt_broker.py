@@ -4,10 +4,11 @@ persistence and its dynamic-security configuration under a data directory.
 Nobody connects anonymously. Mosquitto's dynamic-security plugin holds the credentials: an
 `admin` client that may only send the plugin its commands (its password generated once and
 kept in `admin-password`, mode 0600), and one client per device, named by the device id, whose
-role lets it publish to `devices/<device id>/telemetry` and nowhere else. `MqttAdmin` adds and
-removes devices while the broker runs; removing one disconnects it at once. Queues are not
-capped (`max_queued_messages 0`): a slow subscriber makes the broker hold messages, never drop
-them.
+role lets it publish to `devices/<device id>/telemetry` and nowhere else. The API and the
+workers add, rotate and remove devices while the broker runs (`tasks.iot.broker_accounts`),
+with the admin credential `provision_dev_broker` hands them; removing one disconnects it at
+once. Queues are not capped (`max_queued_messages 0`): a slow subscriber makes the broker hold
+messages, never drop them.
 
 Run as `python -m devstack.mqtt_broker CONFIG`, it becomes Mosquitto on CONFIG after asking to
 die with `switchyard dev` (a preexec hook is not safe once log threads run).
@@ -31,10 +32,10 @@ from typing import Any
 from devstack.bootstrap import write_secret
 from devstack.children import die_with_parent
 from errors import SwitchyardError
+from tasks.iot.broker_accounts import MqttAdmin
+from tasks.iot.settings import IotSettings
 
 ADMIN_USER = "admin"
-CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
-RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
 PLUGIN_GLOBS = (
     "/usr/lib/*/mosquitto_dynamic_security.so",
     "/usr/lib/mosquitto_dynamic_security.so",
@@ -140,6 +141,27 @@ def mosquitto_argv(data_dir: Path, *, port: int) -> list[str]:
     dying with `switchyard dev` when started by it."""
     mosquitto_binary()  # refuse now, not in the child
     return [sys.executable, "-m", "devstack.mqtt_broker", str(write_config(data_dir, port=port))]
+
+
+def local_admin(data_dir: Path, *, port: int) -> MqttAdmin:
+    """An admin client of the broker on loopback `port` whose state lives in `data_dir`."""
+    password = admin_password(data_dir)
+    return MqttAdmin(host="127.0.0.1", port=port, user=ADMIN_USER, password=password)
+
+
+def provision_dev_broker(data_dir: Path, *, url: str) -> dict[str, str]:
+    """Give the MQTT bridge its reader credential on the dev broker at `url` (its password kept
+    in `bridge-password`); returns the settings that point the stack there: the bridge's, and
+    the admin credential with which the API and the workers provision devices."""
+    password = stored_password(data_dir, "bridge-password")
+    with local_admin(data_dir, port=int(url.rpartition(":")[2])) as admin:
+        admin.add_reader(IotSettings().mqtt_username, password)
+    return {
+        "SWITCHYARD_IOT__MQTT_URL": url,
+        "SWITCHYARD_IOT__MQTT_PASSWORD": password,
+        "SWITCHYARD_IOT__MQTT_ADMIN_USERNAME": ADMIN_USER,
+        "SWITCHYARD_IOT__MQTT_ADMIN_PASSWORD": admin_password(data_dir),
+    }
 
 
 def listening(port: int, host: str = "127.0.0.1") -> bool:

@@ -20,8 +20,12 @@ from config import Settings
 from devstack import bootstrap, dev_defaults
 from devstack.children import PARENT_ENV, Child, LogMux, die_with_parent, spawn
 from devstack.mail_sink import start_sink
-from devstack.mqtt_admin import provision_bridge
-from devstack.mqtt_broker import NoMqttBrokerError, listening, mosquitto_argv
+from devstack.mqtt_broker import (
+    NoMqttBrokerError,
+    listening,
+    mosquitto_argv,
+    provision_dev_broker,
+)
 from devstack.postgres import EmbeddedPostgres
 from devstack.readiness import answers, flower_sees_workers
 from devstack.redis_server import free_loopback_port, redis_argv
@@ -198,6 +202,8 @@ class DevStack:
         shutil.rmtree(metrics_dir, ignore_errors=True)  # counters start at zero with the stack
         metrics_dir.mkdir(parents=True)
         env = self._child_env(run, metrics_dir=metrics_dir)
+        if mqtt:  # the bridge reads the broker; the API and workers provision devices on it
+            env.update(provision_dev_broker(self.data / "mqtt", url=mqtt))
         cli = [sys.executable, "-m", "cli"]
         api_url = f"http://{run.api.host}:{run.api.port}"
         simulator = self._start_payment_simulator(env, api_url=api_url)
@@ -211,7 +217,6 @@ class DevStack:
         )
         self._spawn("beat", [*cli, "beat"], env)
         if mqtt:  # devices' readings through the broker, PUBACK after commit
-            env.update(provision_bridge(self.data / "mqtt", url=mqtt))
             self._spawn("mqtt-bridge", [*cli, "mqtt-bridge"], env)
         flower_env = {k: v for k, v in env.items() if "MULTIPROC" not in k}
         flower_env.update(SWITCHYARD_FLOWER__USER=user, SWITCHYARD_FLOWER__PASSWORD=password)

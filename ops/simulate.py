@@ -26,12 +26,13 @@ from rich.text import Text
 
 from config import Settings, get_settings
 from devstack.bootstrap import read_state
-from devstack.mqtt_admin import MqttAdmin
 from ops.fleet import Fleet, FleetBatch, Mix
 from ops.fleet_drive import Pace, drive
 from ops.fleet_http import Delivery, FleetError, http_client, post_batch, provision
 from ops.fleet_mqtt import DevicePublisher
 from ops.output import emit_json, errors, fail, table
+from tasks.iot.broker_accounts import MqttAdmin
+from tasks.iot.settings import IotSettings
 
 
 def _api_of(settings: Settings) -> str:
@@ -208,7 +209,8 @@ def simulate(
             host, port = _broker_of(settings, mqtt_url)
             # The devices' broker credentials: their ids and tokens, as the bridge's ACLs expect.
             password = mqtt_admin_password or _broker_password(settings)
-            with MqttAdmin(host=host, port=port, password=password) as broker:
+            user = settings.section(IotSettings).mqtt_admin_username
+            with MqttAdmin(host=host, port=port, user=user, password=password) as broker:
                 for device, token in tokens.items():
                     broker.add_device(device, token)
 

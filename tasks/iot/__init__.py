@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from config import Settings
 from tasks.iot import models
-from tasks.iot.schemas import INGEST, OFFLINE, PARTITIONS, QUEUE, RETENTION, ROLLUP
+from tasks.iot.schemas import INGEST, MQTT_REVOKE, OFFLINE, PARTITIONS, QUEUE, RETENTION, ROLLUP
 from tasks.iot.settings import IotSettings
 from tasks.registry import Domain, Every
 
@@ -27,7 +27,7 @@ def _retention_interval(settings: Settings) -> float:
 
 DOMAIN = Domain(
     name="iot",
-    job_types=(INGEST, PARTITIONS, ROLLUP, OFFLINE, RETENTION),
+    job_types=(INGEST, PARTITIONS, ROLLUP, OFFLINE, RETENTION, MQTT_REVOKE),
     queues=(QUEUE,),
     scopes=("iot:admin", "iot:read"),
     handlers="tasks.iot.jobs",

@@ -6,14 +6,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tasks.context import JobContext
-from tasks.iot import offline, partitions, retention, rollups, service
+from tasks.iot import device_accounts, offline, partitions, retention, rollups, service
 from tasks.iot.parsing import extra_parsers
 from tasks.iot.schemas import (
     INGEST,
+    MQTT_REVOKE,
     OFFLINE,
     PARTITIONS,
     RETENTION,
     ROLLUP,
+    DevicePayload,
     IngestPayload,
 )
 from tasks.iot.settings import IotSettings
@@ -61,3 +63,9 @@ def purge(ctx: JobContext, payload: NoArguments) -> dict[str, Any]:
     return retention.upkeep(
         ctx.autocommit, settings=ctx.settings.section(IotSettings), now=datetime.now(UTC)
     )
+
+
+@handles(MQTT_REVOKE.name)
+def mqtt_revoke(ctx: JobContext, payload: DevicePayload) -> dict[str, Any]:
+    """Delete a revoked device's client on the broker (its connection closes with it)."""
+    return device_accounts.withdraw(ctx.session, payload.device_id, settings=ctx.settings)

@@ -16,7 +16,7 @@ from config import Settings
 from errors import NotFoundError
 from store.api_keys import Principal
 from store.db import transaction
-from tasks.iot import alert_rules, devices, queries, service
+from tasks.iot import alert_rules, device_accounts, devices, queries, service
 from tasks.iot.alert_rules import AlertRuleCreate, AlertRuleView
 from tasks.iot.api_schemas import (
     BatchView,
@@ -71,9 +71,13 @@ def read_profile(profile_id: str, session: SessionDep, _: Reader) -> ProfileView
 
 
 @router.post("/v1/devices", status_code=status.HTTP_201_CREATED)
-def create_device(body: DeviceCreate, session: SessionDep, _: Admin) -> Credential:
-    """Register a device; the answer holds its token, which is never shown again."""
+def create_device(
+    body: DeviceCreate, session: SessionDep, settings: SettingsDep, _: Admin
+) -> Credential:
+    """Register a device (and its MQTT client, when the API provisions the broker); the answer
+    holds its token, which is never shown again."""
     device, token = devices.create_device(session, device_id=body.id, profile_id=body.profile)
+    device_accounts.grant(device.id, token, settings=settings)
     session.commit()
     return Credential(device=DeviceView.of(device), token=token)
 
@@ -121,17 +125,23 @@ def update_device(device_id: str, body: DevicePatch, session: SessionDep, _: Adm
 
 
 @router.post("/v1/devices/{device_id}/credential", status_code=status.HTTP_201_CREATED)
-def rotate_credential(device_id: str, session: SessionDep, _: Admin) -> Credential:
-    """Issue the device a new token; the old one stops working at once."""
+def rotate_credential(
+    device_id: str, session: SessionDep, settings: SettingsDep, _: Admin
+) -> Credential:
+    """Issue the device a new token; the old one stops working at once, over MQTT too."""
     token = devices.rotate(session, device_id)
+    device_accounts.grant(device_id, token, settings=settings)
     session.commit()
     return Credential(device=DeviceView.of(devices.get_device(session, device_id)), token=token)
 
 
 @router.delete("/v1/devices/{device_id}/credential", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_credential(device_id: str, session: SessionDep, _: Admin) -> Response:
-    """Revoke the device's token at once."""
+def revoke_credential(
+    device_id: str, session: SessionDep, settings: SettingsDep, _: Admin
+) -> Response:
+    """Revoke the device's token at once; a worker then deletes its MQTT client."""
     devices.revoke(session, device_id)
+    device_accounts.withdraw_later(session, device_id, settings=settings)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

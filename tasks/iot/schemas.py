@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.registry import JobSpec, NoArguments
 
@@ -55,4 +55,19 @@ RETENTION = JobSpec(
     NoArguments,
     QUEUE,
     "Deletes roll-up buckets past their tier's retention, and finished batches past theirs.",
+)
+
+
+class DevicePayload(BaseModel):
+    """One device, by id."""
+
+    model_config = ConfigDict(extra="forbid")
+    device_id: str = Field(min_length=1, max_length=100)
+
+
+MQTT_REVOKE = JobSpec(
+    "iot.mqtt_revoke",
+    DevicePayload,
+    QUEUE,
+    "Deletes a revoked device's MQTT client on the broker and closes its connection.",
 )

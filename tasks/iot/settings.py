@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
-from config import Section, Settings, SettingsRefusedError
+from config import MAX_ATTEMPTS, Section, Settings, SettingsRefusedError
 
 
 class IotSettings(Section):
@@ -66,10 +66,24 @@ class IotSettings(Section):
     mqtt_session_expiry: int = Field(default=7 * 86_400, ge=60, le=0xFFFFFFFF)
     mqtt_receive_maximum: int = Field(default=200, ge=1, le=65_535)
     mqtt_content_type: str = "application/json"
+    # Devices' accounts on that broker: with its dynamic-security admin's credential, the API
+    # gives each device it creates or rotates an MQTT client (its id, its token as password)
+    # before the commit, and a worker deletes a revoked device's client (`iot.mqtt_revoke`,
+    # up to `mqtt_revoke_attempts` tries while the broker is away). Without a password the
+    # broker's accounts are left to its operator. `mqtt_admin_timeout` bounds each wait.
+    mqtt_admin_username: str = Field(default="admin", min_length=1)
+    mqtt_admin_password: SecretStr | None = None
+    mqtt_admin_timeout: float = Field(default=5.0, gt=0, le=60)
+    mqtt_revoke_attempts: int = Field(default=50, ge=1, le=MAX_ATTEMPTS)
 
     def check(self, settings: Settings) -> None:
-        """Refuse retentions shorter than the late window: a late reading needs a partition,
-        and refolding its hour (day) needs every minute (hour) of it."""
+        """Refuse an admin credential without its broker, and retentions shorter than the late
+        window: a late reading needs a partition, and refolding its hour (day) needs every
+        minute (hour) of it."""
+        if self.mqtt_admin_password is not None and self.mqtt_url is None:
+            raise SettingsRefusedError(
+                "iot.mqtt_admin_password needs iot.mqtt_url: the broker whose devices it provisions"
+            )
         if self.retention_days * 86_400 < self.late_window:
             raise SettingsRefusedError(
                 "iot.retention_days must cover iot.late_window: a late reading needs a partition"

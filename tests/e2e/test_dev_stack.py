@@ -11,6 +11,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ import psutil
 import pytest
 
 from devstack.processes import switchyard, wait_until
+from tasks.iot.mqtt_intake import telemetry_topic
+from tests.support.iot import batch, provision, reading
+from tests.support.mqtt import Broker, Client
 from tests.support.ops import Banner, DevStackProcess, alive
 from workers.task_events import attempt_uuid
 
@@ -89,6 +93,28 @@ def pay_intent_through_the_simulator(banner: Banner, data: Path) -> None:
     assert wait_until(delivered, timeout=30, what="the simulator's two webhooks") == [200, 200]
 
 
+def publish_as_a_new_device(banner: Banner, data: Path, url: str) -> None:
+    """A device created through the API publishes over MQTT with its token: the dev stack's
+    API provisions the dev broker."""
+    token = provision(banner.api, banner.token, device="dev-mqtt-1")
+    broker = Broker(data / "mqtt")
+    broker.port = int(url.rpartition(":")[2])
+    client = Client(broker, "dev-mqtt-1", token)
+    try:
+        assert client.connected, client.connack
+        sent = batch(reading("temp", datetime.now(UTC) - timedelta(minutes=1), 21.5))
+        assert not client.publish(telemetry_topic("dev-mqtt-1"), sent).is_failure
+    finally:
+        client.close()
+    headers = {"Authorization": f"Bearer {banner.token}"}
+
+    def latest() -> Any:
+        got = httpx.get(f"{banner.api}/v1/devices/dev-mqtt-1/latest", headers=headers, timeout=5)
+        return got.json() if got.status_code == 200 and got.json() else None
+
+    wait_until(latest, timeout=30, what="the device's reading through the MQTT bridge")
+
+
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
     """A data dir outside pytest's tmp root, which other pytest runs chmod 0700 at start
@@ -115,6 +141,7 @@ def test_dev_stack_runs_a_job_shows_it_everywhere_and_stops_clean(
         mqtt = json.loads((data / "dev.json").read_text())["mqtt"]
         assert mqtt.startswith("mqtt://127.0.0.1:") and f"MQTT       {mqtt}" in stack.proc.output()
         wait_until(lambda: "mqtt_subscribed" in stack.proc.output(), what="the MQTT bridge")
+        publish_as_a_new_device(banner, data, mqtt)
 
         workers = flower_get(banner, "/api/workers", refresh=1)
         assert any(name.startswith("dev@") for name in workers), workers

@@ -19,8 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import text
 
 from config import Settings
-from devstack.mqtt_admin import MqttAdmin
-from devstack.mqtt_broker import admin_password, listening, mosquitto_argv
+from devstack.mqtt_broker import admin_password, listening, local_admin, mosquitto_argv
 from devstack.processes import Process, free_port, settings_env, switchyard, wait_until
 from store.db import transaction
 from tasks.iot.mqtt_intake import ALL_TELEMETRY, telemetry_topic
@@ -137,7 +136,7 @@ class Reader:
 
 @pytest.fixture
 def broker(tmp_path: Path, logs_dir: Path) -> Iterator[tuple[str, str]]:
-    """A Mosquitto of this test's own: its URL and admin password."""
+    """A Mosquitto of this test's own (its state in `tmp_path`): its URL and admin password."""
     port = free_port()
     proc = Process(
         mosquitto_argv(tmp_path, port=port),
@@ -152,11 +151,11 @@ def broker(tmp_path: Path, logs_dir: Path) -> Iterator[tuple[str, str]]:
 
 
 def test_over_mqtt_each_device_publishes_its_batches_to_its_own_topic(
-    stack: IotStack, admin: str, broker: tuple[str, str]
+    stack: IotStack, admin: str, broker: tuple[str, str], tmp_path: Path
 ) -> None:
     url, password = broker
     port = int(url.rsplit(":", 1)[1])
-    with MqttAdmin(host="127.0.0.1", port=port, password=password) as control:
+    with local_admin(tmp_path, port=port) as control:
         control.add_reader("reader", "reader-password")
     reader = Reader(port, "reader-password")
     try:

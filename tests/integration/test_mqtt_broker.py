@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from devstack.mqtt_admin import check_device_id
 from devstack.mqtt_broker import listening, mosquitto_argv
 from devstack.redis_server import free_loopback_port
 from errors import InvalidFieldError
+from tasks.iot.broker_accounts import check_device_id
 from tasks.iot.mqtt_intake import ALL_TELEMETRY, telemetry_topic
 from tests.support.mqtt import (
     BRIDGE_PASSWORD,

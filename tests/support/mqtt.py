@@ -16,10 +16,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from config import Settings
-from devstack.mqtt_admin import MqttAdmin
-from devstack.mqtt_broker import admin_password, listening, mosquitto_argv
+from devstack.mqtt_broker import listening, local_admin, mosquitto_argv
 from devstack.processes import Process, free_port, settings_env, switchyard, wait_until
 from devstack.redis_server import free_loopback_port
+from tasks.iot.broker_accounts import MqttAdmin
 
 DEADLINE = 20.0
 BRIDGE_USER, BRIDGE_PASSWORD = "switchyard-bridge", "bridge-password"
@@ -53,7 +53,7 @@ class Broker:
         self.process.wait(timeout=DEADLINE)
 
     def admin(self) -> MqttAdmin:
-        return MqttAdmin(host="127.0.0.1", port=self.port, password=admin_password(self.data_dir))
+        return local_admin(self.data_dir, port=self.port)
 
 
 class Client:

@@ -1,4 +1,4 @@
-"""Provisioning a running Mosquitto's dynamic-security plugin: devices and readers.
+"""The broker's accounts: a running Mosquitto's dynamic-security plugin, driven over MQTT.
 
 The admin client publishes the plugin's commands to `$CONTROL/dynamic-security/v1` and
 waits for their answers (matched by correlation data). A device is a client named by its id
@@ -14,7 +14,6 @@ import json
 import secrets
 import threading
 import unicodedata
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -22,17 +21,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from devstack.mqtt_broker import (
-    ADMIN_USER,
-    CONTROL_TOPIC,
-    RESPONSE_TOPIC,
-    admin_password,
-    stored_password,
-)
 from errors import InvalidFieldError, UnavailableError
 from tasks.iot.mqtt_intake import ALL_TELEMETRY, telemetry_topic
-from tasks.iot.settings import IotSettings
 
+CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+RESPONSE_TOPIC = f"{CONTROL_TOPIC}/response"
 READER_ROLE = "telemetry-reader"
 _EXISTS = ("Client already exists", "Role already exists")
 _GONE = ("Client not found", "Role not found")
@@ -57,9 +50,8 @@ class MqttAdmin:
     """A connected admin client (use as a context manager)."""
 
     def __init__(
-        self, *, host: str, port: int, password: str, user: str = ADMIN_USER,
-        timeout: float = 10.0,
-    ) -> None:  # fmt: skip
+        self, *, host: str, port: int, user: str, password: str, timeout: float = 10.0
+    ) -> None:
         self.host, self.port, self.timeout = host, port, timeout
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -180,14 +172,3 @@ class MqttAdmin:
         )  # fmt: skip
         if created[0].get("error"):
             self.run({"command": "setClientPassword", "username": username, "password": password})
-
-
-def provision_bridge(data_dir: Path, *, url: str) -> dict[str, str]:
-    """Give the MQTT bridge its reader credential on the dev broker at `url` (its password kept
-    in `bridge-password`); returns the settings that point a bridge there."""
-    password = stored_password(data_dir, "bridge-password")
-    user = IotSettings().mqtt_username
-    port = int(url.rpartition(":")[2])
-    with MqttAdmin(host="127.0.0.1", port=port, password=admin_password(data_dir)) as admin:
-        admin.add_reader(user, password)
-    return {"SWITCHYARD_IOT__MQTT_URL": url, "SWITCHYARD_IOT__MQTT_PASSWORD": password}
