@@ -50,7 +50,10 @@ class DevicePublisher:
         self._client.loop_start()
         if not self._connected.wait(CONNECT_TIMEOUT) or self._refused:
             self.close()
-            raise FleetError(f"the broker refused {self.device}: {self._refused or 'no answer'}")
+            raise FleetError(
+                f"the broker refused {self.device}: {self._refused or 'no answer'} (does the API"
+                " provision devices there? SWITCHYARD_IOT__MQTT_ADMIN_PASSWORD)"
+            )
 
     def close(self) -> None:
         """Disconnect and stop the network thread."""

@@ -2,7 +2,8 @@
 
 It provisions (or takes over) a profile, N devices and an alert rule through the API with an
 admin key, then sends each device's batches over HTTP or, with `--mqtt`, publishes them with
-QoS 1 to the devices' topics with their own credentials. When it stops (after `--seconds`, or
+QoS 1 to the devices' topics with their own credentials (the API gave them to the broker when
+it created or rotated the devices). When it stops (after `--seconds`, or
 on Ctrl-C, once the batches in flight are accepted) it prints what it sent, to check against
 the store: the store holds `unique` new rows; it counts `duplicates` and `conflicts` as here,
 and refuses the `future` readings.
@@ -31,8 +32,6 @@ from ops.fleet_drive import Pace, drive
 from ops.fleet_http import Delivery, FleetError, http_client, post_batch, provision
 from ops.fleet_mqtt import DevicePublisher
 from ops.output import emit_json, errors, fail, table
-from tasks.iot.broker_accounts import MqttAdmin
-from tasks.iot.settings import IotSettings
 
 
 def _api_of(settings: Settings) -> str:
@@ -52,13 +51,6 @@ def _broker_of(settings: Settings, url: str | None) -> tuple[str, int]:
     if parts.scheme != "mqtt" or not parts.hostname or not parts.port:
         raise FleetError("no MQTT broker: give --mqtt-url mqtt://HOST:PORT (or run make dev)")
     return parts.hostname, parts.port
-
-
-def _broker_password(settings: Settings) -> str:
-    path = Path(settings.data_dir) / "mqtt" / "admin-password"
-    if not path.exists():
-        raise FleetError("no broker admin password: give --mqtt-admin-password (or run make dev)")
-    return path.read_text().strip()
 
 
 async def _run_http(api: str, tokens: dict[str, str], fleet: Fleet, pace: Pace,
@@ -154,14 +146,6 @@ Key = Annotated[
     ),
 ]
 MqttUrl = Annotated[str | None, typer.Option(help="mqtt://HOST:PORT (default: the dev broker).")]
-MqttPassword = Annotated[
-    str | None,
-    typer.Option(
-        envvar="SWITCHYARD_MQTT_ADMIN_PASSWORD",
-        show_default=False,
-        help="The broker's admin password, to give the devices credentials (default: dev's).",
-    ),
-]
 AlertTo = Annotated[str, typer.Option(help="Email told when temp > 30 ('' for no alert rule).")]
 Prefix = Annotated[str, typer.Option(help="Device ids are PREFIX-0001….")]
 Seed = Annotated[int, typer.Option(help="Seed of the readings' generator.")]
@@ -182,7 +166,6 @@ def simulate(
     api: Api = None,
     key: Key = None,
     mqtt_url: MqttUrl = None,
-    mqtt_admin_password: MqttPassword = None,
     alert_to: AlertTo = "ops@example.com",
     prefix: Prefix = "sim",
     seed: Seed = 1,
@@ -207,12 +190,6 @@ def simulate(
         tokens = provision(base, admin, fleet, alert_to=alert_to or None)
         if mqtt:
             host, port = _broker_of(settings, mqtt_url)
-            # The devices' broker credentials: their ids and tokens, as the bridge's ACLs expect.
-            password = mqtt_admin_password or _broker_password(settings)
-            user = settings.section(IotSettings).mqtt_admin_username
-            with MqttAdmin(host=host, port=port, user=user, password=password) as broker:
-                for device, token in tokens.items():
-                    broker.add_device(device, token)
 
             def send_with(stop: asyncio.Event) -> Coroutine[Any, Any, float]:
                 return _run_mqtt(host, port, tokens, fleet, pace, delivery, stop)

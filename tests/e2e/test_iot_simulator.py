@@ -6,7 +6,6 @@ QoS 1 to its own topic with its own credentials."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -19,12 +18,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import text
 
 from config import Settings
-from devstack.mqtt_broker import admin_password, listening, local_admin, mosquitto_argv
-from devstack.processes import Process, free_port, settings_env, switchyard, wait_until
+from devstack.mqtt_broker import ADMIN_USER, admin_password
+from devstack.processes import settings_env, switchyard, wait_until
 from store.db import transaction
 from tasks.iot.mqtt_intake import ALL_TELEMETRY, telemetry_topic
 from tests.support.iot_stack import IotStack, run_iot_stack
 from tests.support.ledger import clean_tables
+from tests.support.mqtt import BRIDGE_PASSWORD, BRIDGE_USER, Broker, running_broker
 
 MIX = ["--duplicates", "0.2", "--conflicts", "0.25", "--late", "0.1", "--future", "0.02"]
 TOTALS = text("""
@@ -41,11 +41,19 @@ FROM iot_readings WHERE device_id = ANY(:devices)
 
 
 @pytest.fixture(scope="module")
-def stack(settings: Settings, logs_dir: Path) -> Iterator[IotStack]:
-    """The pipeline, each device allowed 3 batches a second."""
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    yield from running_broker(tmp_path_factory.mktemp("mqtt"))
+
+
+@pytest.fixture(scope="module")
+def stack(settings: Settings, logs_dir: Path, broker: Broker) -> Iterator[IotStack]:
+    """The pipeline, each device allowed 3 batches a second; the API provisions the devices it
+    creates on the broker."""
     yield from run_iot_stack(
-        settings, logs_dir, name="iotsim", beat=False, rate_limit=3, rate_window=1
-    )
+        settings, logs_dir, name="iotsim", beat=False, rate_limit=3, rate_window=1,
+        mqtt_url=broker.url, mqtt_admin_username=ADMIN_USER,
+        mqtt_admin_password=admin_password(broker.data_dir),
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -121,7 +129,7 @@ class Reader:
         self.paho = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id="sim-reader", protocol=mqtt.MQTTv5
         )
-        self.paho.username_pw_set("reader", password)
+        self.paho.username_pw_set(BRIDGE_USER, password)
         self.paho.on_connect = lambda c, *_: c.subscribe(ALL_TELEMETRY, qos=1)
         self.paho.on_subscribe = lambda *_: self.subscribed.set()
         self.paho.on_message = lambda _, __, message: self.messages.append(message)
@@ -134,33 +142,13 @@ class Reader:
         self.paho.loop_stop()
 
 
-@pytest.fixture
-def broker(tmp_path: Path, logs_dir: Path) -> Iterator[tuple[str, str]]:
-    """A Mosquitto of this test's own (its state in `tmp_path`): its URL and admin password."""
-    port = free_port()
-    proc = Process(
-        mosquitto_argv(tmp_path, port=port),
-        env=dict(os.environ),
-        log_path=logs_dir / f"mqtt-{port}.log",
-    )
-    try:
-        wait_until(lambda: listening(port), what="mosquitto to listen")
-        yield f"mqtt://127.0.0.1:{port}", admin_password(tmp_path)
-    finally:
-        proc.stop()
-
-
 def test_over_mqtt_each_device_publishes_its_batches_to_its_own_topic(
-    stack: IotStack, admin: str, broker: tuple[str, str], tmp_path: Path
+    stack: IotStack, admin: str, broker: Broker
 ) -> None:
-    url, password = broker
-    port = int(url.rsplit(":", 1)[1])
-    with local_admin(tmp_path, port=port) as control:
-        control.add_reader("reader", "reader-password")
-    reader = Reader(port, "reader-password")
+    reader = Reader(broker.port, BRIDGE_PASSWORD)
     try:
         tally = simulate(
-            stack, admin, "--mqtt", "--mqtt-url", url, "--mqtt-admin-password", password,
+            stack, admin, "--mqtt", "--mqtt-url", broker.url,
             "--devices", "3", "--rate", "60", "--seconds", "3", "--prefix", "mq", *MIX,
         )  # fmt: skip
         wait_until(lambda: len(reader.messages) >= tally["batches"], what="every PUBACKed batch")
