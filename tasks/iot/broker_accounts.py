@@ -137,13 +137,13 @@ class MqttAdmin:
         """Let `device_id` connect with `password` and publish to its telemetry topic."""
         role = f"device:{check_device_id(device_id)}"
         acl = {"acltype": "publishClientSend", "topic": telemetry_topic(device_id), "allow": True}
-        self.run({"command": "createRole", "rolename": role, "acls": [acl]}, tolerate=_EXISTS)
-        created = self.run(
+        _, created = self.run(  # one message: the plugin runs its commands in order
+            {"command": "createRole", "rolename": role, "acls": [acl]},
             {"command": "createClient", "username": device_id, "password": password,
              "roles": [{"rolename": role}]},
             tolerate=_EXISTS,
         )  # fmt: skip
-        if created[0].get("error"):  # an existing device (created with its role): rotate, and
+        if created.get("error"):  # an existing device (created with its role): rotate, and
             self.run(  # disabling drops its sessions, so the old password stops working now
                 {"command": "setClientPassword", "username": device_id, "password": password},
                 {"command": "disableClient", "username": device_id},
