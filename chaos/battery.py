@@ -20,7 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from chaos import fuzz, invariants, netns, report
+from chaos import fuzz, invariants, netns, payments_load, report
+from chaos import payments as chaos_payments
 from chaos.faults import Faults
 from chaos.ledger import non_terminal, snapshot
 from chaos.load import Targets, drive, plan
@@ -33,12 +34,15 @@ from devstack.receiver import Receiver, start_receiver
 from ops.migrate import upgrade
 from store.api_keys import create_key
 from store.db import dispose_engines, transaction
+from tasks.payments.settings import PaymentSettings
 from tasks.registry import domains
 
 BUDGET = 600.0  # seconds for the whole run, teardown included
 TEARDOWN = 30.0
 CALLBACK_SECRET = "whsec_" + "Y2hhb3MtYmF0dGVyeS1jYWxsYmFjay1zZWNyZXQ="
-LOAD_SCOPES = ["jobs:write", "jobs:read", "notifications:write", "notifications:read"]
+LOAD_SCOPES = ["jobs:write", "jobs:read", "notifications:write", "notifications:read",
+               "payments:write", "payments:read"]  # fmt: skip
+PAYMENTS_TAIL = 60.0  # seconds the payment flows may run on after the load
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Options:
     fuzz_seconds: float
     seed: int
     partition: bool
+    payments: int  # payment flows (0: no payments run)
 
 
 def progress(message: str) -> None:
@@ -76,8 +81,9 @@ def _endpoint(base: str, token: str, url: str) -> str:
 
 
 def _start_stack(
-    stack: Stack, *, partition: netns.Partition | None, pg: OwnPostgres, redis: OwnRedis
-) -> str:
+    stack: Stack, *, partition: netns.Partition | None, pg: OwnPostgres, redis: OwnRedis,
+    payments: PaymentSettings | None,
+) -> str:  # fmt: skip
     """API, relay, beat, two workers on every queue and a third (namespaced when possible)."""
     port = free_port()
     stack.add("api", "api", "--port", str(port))
@@ -90,7 +96,8 @@ def _start_stack(
     # host's loopback) is out of reach, so it runs no webhooks.
     third = ("worker", "--queues", "maintenance", "--concurrency", "2")
     if partition is not None:
-        inside = stack_settings(pg.url(partition.host_ip), redis.url(partition.host_ip))
+        inside = stack_settings(pg.url(partition.host_ip), redis.url(partition.host_ip),
+                                payments=payments)  # fmt: skip
         stack.add("worker-ns", *third, "--hostname", "worker-ns@%h", settings=inside,
                   wrap=partition.wrap, ready_marker="ready.")  # fmt: skip
     else:
@@ -138,7 +145,12 @@ def run(opts: Options) -> int:
         redis = OwnRedis(root, port=free_port(), binds=hosts)
         cleanup.callback(redis.stop)
         redis.start(aof=True)
-        settings = stack_settings(pg.url(), redis.url())
+        payments = None
+        if opts.payments:
+            simulator, sim_url = chaos_payments.start_simulator(logs)
+            cleanup.callback(simulator.stop)
+            payments = chaos_payments.settings_for(sim_url)
+        settings = stack_settings(pg.url(), redis.url(), payments=payments)
         cleanup.callback(dispose_engines)
         upgrade(settings)
         token = _key(settings, LOAD_SCOPES, "chaos-load")
@@ -147,7 +159,7 @@ def run(opts: Options) -> int:
         stack = Stack(settings, logs)
         cleanup.callback(stack.stop_all)
         progress("starting the stack")
-        base = _start_stack(stack, partition=partition, pg=pg, redis=redis)
+        base = _start_stack(stack, partition=partition, pg=pg, redis=redis, payments=payments)
         stack.supervise()
         targets = Targets(
             hooks=f"{receiver.base}/ok/hooks",
@@ -167,11 +179,23 @@ def run(opts: Options) -> int:
                  f"{len(items)} requests over {opts.duration:.0f} s with faults")  # fmt: skip
         load_started = time.monotonic()
         fault_thread = faults.run(duration=opts.duration, started=load_started)
+        pay, pay_rows = None, list[invariants.Row]()
+        if payments is not None:
+            pay = chaos_payments.PaymentRun(
+                payments.api_base, base, token, payments_load.plan(opts.payments, seed=opts.seed)
+            )
+            pay.start(duration=opts.duration,
+                      deadline=load_started + opts.duration + PAYMENTS_TAIL)  # fmt: skip
         outcomes = drive(base, token, items, duration=opts.duration)
         fault_thread.join()
         load_seconds = time.monotonic() - load_started
         progress(f"load done in {load_seconds:.0f} s; waiting for every job to finish")
         converged = _converge(settings, timeout=opts.converge_timeout)
+        if pay is not None:
+            progress("payments: waiting for the flows; faults off, janitor, sweep")
+            pay.settle(settings, lambda: _converge(settings, timeout=opts.converge_timeout))
+            progress("payments: reconciling, then with injected mismatches")
+            pay_rows = pay.rows(settings)
         snap = snapshot(settings, receiver)
         rows = [
             *invariants.client_rows(outcomes),
@@ -182,11 +206,13 @@ def run(opts: Options) -> int:
                            "-" if converged is None else f"{converged:.1f}s", converged is not None,
                            f"bound {opts.converge_timeout:.0f} s; load took {load_seconds:.0f} s"),
         ]  # fmt: skip
-        failures = invariants.failed(rows)
+        failures = invariants.failed(rows + pay_rows)
         spare = BUDGET - TEARDOWN - (time.monotonic() - began)
         fuzz_rows = fuzz.run(base, _key(settings, sorted(domains(settings).scopes), "chaos-fuzz"),
                              seconds=min(opts.fuzz_seconds, spare), logs=logs)  # fmt: skip
         print(report.table("invariants", rows))
+        if pay is not None:
+            print(report.table("payments (against the simulator's ground truth)", pay_rows))
         print(report.table("processes", report.restart_rows(stack.exits)))
         print(report.fault_lines(faults.done))
         print(report.table("schemathesis (reported, not judged: see docs/operations.md)",

@@ -20,6 +20,7 @@ from chaos.servers import OwnPostgres, OwnRedis
 from chaos.stack import Stack
 
 PG_DOWN_SECONDS = 5.0
+PG_PAUSE_SECONDS = 5.0
 PARTITION_SECONDS = 15.0
 POOL_WAIT_SECONDS = 20.0
 
@@ -80,6 +81,16 @@ class Faults:
         self.postgres.start()
         return f"down {PG_DOWN_SECONDS:.0f} s, crash recovery at start"
 
+    def pause_postgres(self) -> str:
+        """SIGSTOP to every PostgreSQL process for a few seconds, then SIGCONT: nothing is
+        refused, every query just hangs (a stalled disk or VM)."""
+        frozen = self.postgres.signal_all(signal.SIGSTOP)
+        try:
+            time.sleep(PG_PAUSE_SECONDS)
+        finally:
+            self.postgres.signal_all(signal.SIGCONT)
+        return f"{frozen} processes paused {PG_PAUSE_SECONDS:.0f} s, then continued"
+
     def cut_network(self) -> str:
         """The namespaced worker loses its link for a while, then gets it back."""
         if self.partition is None:
@@ -111,6 +122,7 @@ class Faults:
             (0.31, "kill -9 redis, AOF on", lambda: self.kill_redis(aof=True)),
             (0.39, "postgresql stop -m immediate", self.stop_postgres),
             (0.47, "network partition of a worker", self.cut_network),
+            (0.56, "postgresql paused (SIGSTOP)", self.pause_postgres),
             (0.60, "second beat stops", self.stop_second_beat),
             (0.63, "kill -9 redis, AOF off", lambda: self.kill_redis(aof=False)),
             (0.70, f"kill -9 a pool child of {ns_worker}", lambda: self.kill_pool_child(ns_worker)),

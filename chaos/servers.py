@@ -13,9 +13,11 @@ import pwd
 import signal
 import subprocess
 import warnings
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 import redis
 
@@ -81,6 +83,17 @@ class OwnPostgres:
     def stop(self, *, mode: str = "fast") -> None:
         """`pg_ctl stop -m MODE` (`immediate` is a crash: recovery runs at the next start)."""
         self._pg_ctl("-w", "-t", "60", "-m", mode, "stop")
+
+    def signal_all(self, sig: int) -> int:
+        """Send `sig` to the postmaster and every backend (SIGSTOP: a frozen server whose
+        connections hang rather than drop); how many processes got it."""
+        pid = int((self.pgdata / "postmaster.pid").read_text().split()[0])
+        leader = psutil.Process(pid)
+        procs = [leader, *leader.children(recursive=True)]
+        for proc in procs:
+            with suppress(psutil.NoSuchProcess):
+                proc.send_signal(sig)
+        return len(procs)
 
     def running(self) -> bool:
         """True while the postmaster's pid file names a live process."""

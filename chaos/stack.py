@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -29,13 +30,18 @@ from config import (
 )
 from devstack.processes import Process, settings_env, switchyard
 from tasks.notifications.settings import NotificationSettings
+from tasks.payments.settings import PaymentSettings
 
 RESTART_DELAY = 1.0  # seconds between an exit and the restart (an operator's backoff)
 
 
-def stack_settings(database_url: str, redis_url: str) -> Settings:
-    """Short leases, quick sweeps and retries, so the run converges in seconds, not hours."""
+def stack_settings(
+    database_url: str, redis_url: str, *, payments: PaymentSettings | None = None
+) -> Settings:
+    """Short leases, quick sweeps and retries, so the run converges in seconds, not hours;
+    `payments` points the payments domain at a provider (the run's simulator)."""
     fast = {"backoff_base": 0.2, "backoff_cap": 1.0}
+    sections: dict[str, Any] = {} if payments is None else {"payments": payments}
     return Settings(
         env="test",
         log_format="json",
@@ -56,6 +62,7 @@ def stack_settings(database_url: str, redis_url: str) -> Settings:
             webhook_connect_timeout=2.0,
             webhook_total_timeout=5.0,
         ),
+        **sections,
     )
 
 
