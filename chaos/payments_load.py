@@ -95,7 +95,7 @@ class Client:
         self,
         flow: Flow,
         path: str,
-        body: dict[str, Any] | None,
+        body: dict[str, Any],
         *,
         left_a_trace: Callable[[], Awaitable[bool]] | None = None,
     ) -> int | None:
@@ -122,7 +122,7 @@ async def _ops(client: Client, intent_id: str, kind: str) -> int | None:
     return None if found is None else sum(1 for op in found if op["kind"] == kind)
 
 
-async def _effect(client: Client, flow: Flow, step: str, body: dict[str, Any] | None) -> bool:
+async def _effect(client: Client, flow: Flow, step: str, body: dict[str, Any]) -> bool:
     """POST one step of the flow; True when it was taken (202)."""
     assert flow.intent_id is not None
     kind = {"confirm": "authorize", "capture": "capture", "refunds": "refund"}.get(step, step)
