@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import asdict
+from typing import Annotated, Any
 
 import typer
 
@@ -52,22 +53,40 @@ def unknown(
 
 @payments_app.command()
 def verify(as_json: JsonOpt = False) -> None:
-    """Check every intent's hash chain and debits = credits per currency (exit 1 if not)."""
+    """Check every intent's hash chain, every account's balances recomputed from its
+    transfers, and debits = credits per currency (exit 1 if not)."""
     with transaction(get_settings()) as session:
         report = audit.verify(session)
+    drift: list[dict[str, Any]] = [
+        {"account": d.account, "currency": d.currency,
+         "stored": asdict(d.stored), "recomputed": asdict(d.recomputed)}
+        for d in report.drift
+    ]  # fmt: skip
     if as_json:
         emit_json(
             {
                 "chains": report.chains,
+                "accounts": report.accounts,
                 "broken": report.broken,
+                "drift": drift,
                 "imbalance": report.imbalance,
                 "sound": report.sound,
             }
         )
     elif report.sound:
-        typer.echo(f"ok: {report.chains} intent chains intact, every currency balances")
+        typer.echo(
+            f"ok: {report.chains} intent chains intact, {report.accounts} accounts match"
+            " their transfers, every currency balances"
+        )
     for intent_id in report.broken:
         fail(f"intent {intent_id}: its history does not hash to its chain head")
+    for d in drift:
+        differs = ", ".join(
+            f"{name} {stored} stored, {d['recomputed'][name]} from transfers"
+            for name, stored in d["stored"].items()
+            if stored != d["recomputed"][name]
+        )
+        fail(f"account {d['account']}: {differs}")
     for currency, (posted, pending) in report.imbalance.items():
         fail(f"{currency}: debits - credits = {posted} posted, {pending} pending")
     if not report.sound:
