@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.payments.models import Intent, Operation
+from tasks.payments.models import Dispute, Intent, Operation
 from tasks.web.fields import Text
 
+DisputeStatus = Literal["open", "won", "lost"]  # pay_disputes' CHECK
 Token = Field(default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_\-]+$")
 
 
@@ -126,3 +127,26 @@ class HistoryEntry(BaseModel):
     data: dict[str, Any]
     hash: str
     at: datetime
+
+
+class DisputeView(BaseModel):
+    """A provider's dispute of the intent's charge, as its webhooks reported it."""
+
+    id: str = Field(description="The provider's dispute id.")
+    status: DisputeStatus
+    amount: int = Field(description="Withdrawn from the intent while open; back if won.")
+    fee: int = Field(description="The provider's dispute fee, charged to the merchant.")
+    opened_at: datetime
+    closed_at: datetime | None
+
+    @classmethod
+    def of(cls, d: Dispute) -> DisputeView:
+        """The view of a dispute row."""
+        return cls(
+            id=d.id,
+            status=cast(DisputeStatus, d.status),
+            amount=d.amount,
+            fee=d.fee,
+            opened_at=d.created_at,
+            closed_at=d.closed_at,
+        )

@@ -1,4 +1,5 @@
-"""`/v1/payment-intents`: create, confirm, capture, refund, cancel; read intents and history."""
+"""`/v1/payment-intents`: create, confirm, capture, refund, cancel; read intents, their
+history, operations and disputes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tasks.payments import service
 from tasks.payments.api_schemas import (
     Capture,
     Confirm,
+    DisputeView,
     HistoryEntry,
     IntentCreate,
     IntentView,
@@ -19,7 +21,7 @@ from tasks.payments.api_schemas import (
     Refund,
 )
 from tasks.payments.errors import IntentNotFoundError
-from tasks.payments.models import Intent, IntentEvent, Operation
+from tasks.payments.models import Dispute, Intent, IntentEvent, Operation
 from tasks.payments.web import PaymentRoute
 from tasks.web.auth import require_scope
 from tasks.web.deps import SessionDep, SettingsDep
@@ -145,6 +147,19 @@ def operations(intent_id: str, session: SessionDep, principal: Reader) -> list[O
         select(Operation).where(Operation.intent_id == intent_id).order_by(Operation.id)
     )
     return [OperationView.of(r) for r in rows]
+
+
+@router.get("/{intent_id}/disputes")
+def disputes(intent_id: str, session: SessionDep, principal: Reader) -> list[DisputeView]:
+    """The intent's disputes, oldest first: open, won or lost, with amount and fee. Read
+    only: disputes are opened and closed by the provider, and arrive as its webhooks."""
+    _visible(session, intent_id, principal)
+    rows = session.scalars(
+        select(Dispute)
+        .where(Dispute.intent_id == intent_id)
+        .order_by(Dispute.created_at, Dispute.id)
+    )
+    return [DisputeView.of(r) for r in rows]
 
 
 def _visible(session: SessionDep, intent_id: str, principal: Principal) -> Intent:

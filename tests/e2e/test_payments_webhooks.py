@@ -108,6 +108,12 @@ def settled(stack: PaymentStack, event_ids: list[str]) -> dict[str, str]:
     return until(all_done, what=f"events {event_ids} to be applied")
 
 
+def disputes(stack: PaymentStack, token: str, pid: str) -> httpx.Response:
+    return httpx.get(
+        f"{stack.base}/v1/payment-intents/{pid}/disputes", headers=auth(token), timeout=10
+    )
+
+
 def history(stack: PaymentStack, pid: str) -> list[str]:
     with transaction(stack.settings) as session:
         return list(
@@ -258,10 +264,19 @@ def test_a_dispute_withdraws_with_a_fee_and_a_lost_one_is_final(
 ) -> None:
     pid = paid(pay_stack, token)
     reaches(pay_stack, pid, "succeeded")
+    assert disputes(pay_stack, token, pid).json() == []
     dispute = pay_stack.sim("/_sim/disputes", {"payment_intent": remote_id(pay_stack, pid)})
     until(lambda: intent(pay_stack, pid).amount_disputed == 4_000, what="the withdrawal")
+    (opened,) = disputes(pay_stack, token, pid).json()
+    shown = {k: opened[k] for k in ("id", "status", "amount", "fee", "closed_at")}
+    assert shown == {
+        "id": dispute["id"], "status": "open", "amount": 4_000, "fee": 1_500, "closed_at": None,
+    }  # fmt: skip
     pay_stack.sim(f"/_sim/disputes/{dispute['id']}/close", {"status": "lost"})
     until(lambda: intent(pay_stack, pid).amount_lost == 4_000, what="the loss")
+    (lost,) = disputes(pay_stack, token, pid).json()
+    assert lost["status"] == "lost" and lost["opened_at"] == opened["opened_at"]
+    assert lost["closed_at"] >= lost["opened_at"]
     after = intent(pay_stack, pid)
     assert (after.amount_disputed, after.fee_returned, after.fee) == (0, after.fee, 116)
     refund = httpx.post(
@@ -300,7 +315,23 @@ def test_a_won_dispute_closed_before_it_was_opened_is_reinstated_once(
         "Alert: a payment of 40.00 USD is disputed",
         "Alert: a dispute of 40.00 USD was won",
     ]
+    assert [(d["id"], d["status"]) for d in disputes(pay_stack, token, pid).json()] == [
+        (dispute["id"], "won")]  # fmt: skip
     sound(pay_stack, pid)
+
+
+def test_disputes_of_no_intent_of_yours_are_404(
+    pay_stack: PaymentStack, token: str, make_key
+) -> None:
+    """An unknown intent and another producer's intent read alike: 404 problem+json."""
+    pid = paid(pay_stack, token)
+    for who, intent_id in ((token, "pi_nobody"), (make_key("other", SCOPES), pid)):
+        missing = disputes(pay_stack, who, intent_id)
+        assert missing.status_code == 404, missing.text
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert missing.json()["code"] == "payment_intent_not_found"
+    unread = disputes(pay_stack, make_key("writer", ("payments:write",)), pid)
+    assert unread.status_code == 403 and unread.json()["scope"] == "payments:read"
 
 
 def test_a_worker_killed_between_the_write_and_the_commit_leaves_one_receipt(
