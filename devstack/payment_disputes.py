@@ -40,7 +40,7 @@ def dispute_routes(app: FastAPI, sim: Provider) -> None:
             "payment_intent": intent["id"],
             "status": "needs_response",
             "reason": body.get("reason", "fraudulent"),
-            "balance_transactions": [{"amount": -amount - fee, "fee": fee, "net": -amount - fee}],
+            "balance_transactions": [{"amount": -amount, "fee": fee, "net": -amount - fee}],
             "created": sim.now(),
         }
         sim.webhooks.emit("charge.dispute.created", sim.disputes[did])

@@ -1,12 +1,15 @@
 """The simulator's settlement report: Stripe's balance transactions — one per captured charge
-and one per refund, each with the provider's fee — listed by `GET /v1/balance_transactions`
+and one per refund, each with the provider's fee, and a dispute's adjustments (type
+`adjustment`, reporting category `dispute` for the withdrawal with its fee, and
+`dispute_reversal` for the amount back when won) — listed by `GET /v1/balance_transactions`
 (Stripe's list format, `limit`/`starting_after` paging, `expand[]=data.source`).
 
 `POST /_sim/settlement {fee_bps?, fee_fixed?, inject: [{kind, payment_intent?, delta?}]}` sets
 the provider's fee and injects mismatches into the report (the truth is left alone): `missing`
 drops an intent's lines, `unexpected` adds a charge for an intent nobody made, `over`/`under`
 move a charge's amount by `delta`, `currency` reports it in another currency, `fee` moves its
-fee by `delta`, and `duplicate` settles the same charge twice.
+fee by `delta`, `duplicate` settles the same charge twice, and `dispute` moves a dispute's
+withdrawal by `delta`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from fastapi.responses import JSONResponse
 if TYPE_CHECKING:
     from devstack.payment_simulator import Provider
 
-KINDS = ("missing", "unexpected", "over", "under", "currency", "fee", "duplicate")
+KINDS = ("missing", "unexpected", "over", "under", "currency", "fee", "duplicate", "dispute")
 
 
 @dataclass
@@ -44,6 +47,7 @@ def _charge(intent: dict[str, Any], settlement: Settlement) -> dict[str, Any]:
         "id": "txn_" + charge.removeprefix("ch_"),
         "object": "balance_transaction",
         "type": "charge",
+        "reporting_category": "charge",
         "amount": amount,
         "fee": fee,
         "net": amount - fee,
@@ -58,6 +62,7 @@ def _refund(refund: dict[str, Any]) -> dict[str, Any]:
         "id": "txn_" + refund["id"].removeprefix("re_"),
         "object": "balance_transaction",
         "type": "refund",
+        "reporting_category": "refund",
         "amount": -int(refund["amount"]),
         "fee": 0,
         "net": -int(refund["amount"]),
@@ -71,10 +76,32 @@ def _refund(refund: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _disputed(dispute: dict[str, Any]) -> list[dict[str, Any]]:
+    """A dispute's adjustments: the withdrawal with the dispute fee, and (won) the reversal."""
+    amount = int(dispute["amount"])
+    (withdrawal,) = dispute["balance_transactions"]
+    source = {"id": dispute["id"], "object": "dispute", "payment_intent": dispute["payment_intent"]}
+    line = {
+        "object": "balance_transaction", "type": "adjustment", "currency": dispute["currency"],
+        "created": dispute["created"], "source": source,
+    }  # fmt: skip
+    lines = [
+        {**line, "id": "txn_" + dispute["id"].removeprefix("dp_"), **withdrawal,
+         "reporting_category": "dispute"},
+    ]  # fmt: skip
+    if dispute["status"] == "won":
+        lines.append(
+            {**line, "id": "txn_back_" + dispute["id"].removeprefix("dp_"), "amount": amount,
+             "fee": 0, "net": amount, "reporting_category": "dispute_reversal"}
+        )  # fmt: skip
+    return lines
+
+
 def report(sim: Provider, settlement: Settlement) -> list[dict[str, Any]]:
     """Every balance transaction, with the injected mismatches applied."""
     lines = [_charge(i, settlement) for i in sim.intents.values() if i["amount_received"]]
     lines += [_refund(r) for r in sim.refunds.values() if r["status"] == "succeeded"]
+    lines += [line for d in sim.disputes.values() for line in _disputed(d)]
     for n, fault in enumerate(settlement.inject):
         lines = _inject(lines, fault, n=n, now=sim.now())
     return lines
@@ -88,7 +115,8 @@ def _inject(
     if kind == "unexpected":
         stray = {
             "id": f"txn_unexpected_{n}", "object": "balance_transaction",
-            "type": "charge", "amount": delta, "fee": 0, "net": delta, "currency": "usd",
+            "type": "charge", "reporting_category": "charge", "amount": delta, "fee": 0,
+            "net": delta, "currency": "usd",
             "created": now,
             "source": {"id": f"ch_unexpected_{n}", "object": "charge",
                        "payment_intent": f"pi_unexpected_{n}"},
@@ -97,14 +125,18 @@ def _inject(
     pid = fault.get("payment_intent")
     if kind == "missing":
         return [line for line in lines if line["source"]["payment_intent"] != pid]
+    wanted = "dispute" if kind == "dispute" else "charge"
     out: list[dict[str, Any]] = []
     done = False
     for line in lines:
-        if done or line["type"] != "charge" or line["source"]["payment_intent"] != pid:
+        if done or line["reporting_category"] != wanted or line["source"]["payment_intent"] != pid:
             out.append(line)
             continue
         done = True
-        if kind == "duplicate":
+        if kind == "dispute":  # the withdrawal (negative) moved by delta
+            amount = line["amount"] - delta
+            out.append({**line, "amount": amount, "net": amount - line["fee"]})
+        elif kind == "duplicate":
             out += [line, {**line, "id": f"{line['id']}_again"}]
         elif kind in ("over", "under"):
             amount = line["amount"] + (delta if kind == "over" else -delta)

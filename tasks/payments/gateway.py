@@ -40,7 +40,7 @@ class SettlementLine:
     units: a charge is positive, a refund negative."""
 
     id: str
-    kind: str  # "charge", "refund", or another of the provider's types
+    kind: str  # "charge", "refund", "dispute", "dispute_reversal", or another of the provider's
     provider_ref: str | None  # the payment intent it settles
     amount: int
     fee: int

@@ -101,7 +101,8 @@ class WebhookEvent(Base):
     type: Mapped[str] = mapped_column(String(100))
     object_id: Mapped[str | None] = mapped_column(String(255))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    # received | applied | unchanged (already so) | stale (a later state holds) | ignored
+    # received | applied | unchanged (already so) | stale (a later state holds) | ignored (not
+    # acted on, not ours) | unexplained (no operation of ours explains it: a recon exception)
     status: Mapped[str] = mapped_column(String(16), default="received")
     intent_id: Mapped[str | None] = mapped_column(ForeignKey("pay_intents.id"), index=True)
     outcome: Mapped[str | None] = mapped_column(String(500))
@@ -138,12 +139,15 @@ class ReconRun(Base):
 
 
 class ReconException(Base):
-    """A difference between the report and the intents, open until an operator resolves it."""
+    """A difference between the provider and the intents, open until an operator resolves it:
+    found by a reconciliation run, or raised by a provider event no operation of ours explains
+    (exactly one of `run_id`, `webhook_event_id`)."""
 
     __tablename__ = "pay_recon_exceptions"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("pay_recon_runs.id"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("pay_recon_runs.id"), index=True)
+    webhook_event_id: Mapped[str | None] = mapped_column(ForeignKey("pay_webhook_events.id"))
     kind: Mapped[str] = mapped_column(String(32))
     provider_ref: Mapped[str] = mapped_column(String(200))
     intent_id: Mapped[str | None] = mapped_column(String(40))

@@ -1,8 +1,10 @@
 """Reconciliation: the provider's settlement report matched against the intents (see
-`settlement`), its differences recorded as typed exceptions, and operators resolving them.
+`settlement`), its differences recorded as typed exceptions, provider events no operation of
+ours explains raised as `unexplained` ones, and operators resolving them.
 
 An exception stays open until an operator resolves it; the same difference is not recorded
-twice while it is open.
+twice while it is open (one open `unexplained` per provider ref: a later such event of the
+same intent is kept, marked `unexplained`, in `pay_webhook_events`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -22,7 +25,7 @@ from errors import ConflictError, NotFoundError
 from tasks.payments import settlement
 from tasks.payments.gateway import SettlementLine
 from tasks.payments.gateways import gateway_for
-from tasks.payments.models import ReconException, ReconRun
+from tasks.payments.models import Intent, ReconException, ReconRun, WebhookEvent
 from tasks.payments.settings import PaymentSettings
 
 
@@ -91,6 +94,27 @@ def run(session: Session, *, settings: Settings) -> dict[str, Any]:
         session, report, overrides=cfg.provider_exponents, settle_after=cfg.recon_settle_after
     )
     return asdict(summary)
+
+
+def raise_unexplained(session: Session, event: WebhookEvent, intent: Intent) -> bool:
+    """Record the event as an `unexplained` exception of the intent (its outcome as detail);
+    False if one is open for the intent already."""
+    raised = session.execute(
+        insert(ReconException)
+        .values(
+            webhook_event_id=event.id,
+            kind=settlement.Kind.UNEXPLAINED.value,
+            provider_ref=intent.provider_ref or event.object_id or intent.id,
+            intent_id=intent.id,
+            detail=f"{event.type} {event.id}: {event.outcome}"[:500],
+        )
+        .on_conflict_do_nothing(
+            index_elements=["kind", "provider_ref"],
+            index_where=ReconException.resolved_at.is_(None),
+        )
+        .returning(ReconException.id)
+    ).first()
+    return raised is not None
 
 
 class ReconExceptionNotFoundError(NotFoundError):

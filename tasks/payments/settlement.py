@@ -1,11 +1,14 @@
 """The provider's settlement report staged with COPY and matched against the intents in SQL.
 
 Per payment intent, the report's charges, refunds and fees (in ISO minor units) must equal
-what the intent recorded as captured, refunded and charged as fee, in its currency. Every
-difference is a typed `Mismatch`: `missing` (captured here, not in the report), `unexpected`
-(in the report, no intent here), `over`/`under` (the report settles more/less than was
-captured or refunded), `currency_mismatch`, `fee_mismatch`, and `duplicate` (one charge
-settled twice). Only charge and refund lines with a payment intent count.
+what the intent recorded as captured, refunded and charged as fee, in its currency, and its
+dispute adjustments (`dispute`: the withdrawal and its fee; `dispute_reversal`: a won
+dispute's amount back) what `pay_disputes` recorded. Every difference is a typed `Mismatch`:
+`missing` (captured here, not in the report), `unexpected` (in the report, no intent here),
+`over`/`under` (the report settles more/less than was captured or refunded),
+`currency_mismatch`, `fee_mismatch`, `duplicate` (one charge settled twice) and
+`dispute_mismatch`. Only lines of those four kinds with a payment intent count (payouts and
+the provider's other balance transactions are not matched).
 
 `stage` COPYs the report into a temporary table (in the provider's units, converted in
 place for the rare currency the provider counts otherwise); `match` is one query: the lines
@@ -28,7 +31,8 @@ from tasks.payments.gateway import SettlementLine
 
 
 class Kind(StrEnum):
-    """The types of reconciliation exception."""
+    """The types of reconciliation exception: the report's differences, and `unexplained`
+    (a provider event no operation of ours explains, raised when it is applied)."""
 
     MISSING = "missing"
     UNEXPECTED = "unexpected"
@@ -37,6 +41,8 @@ class Kind(StrEnum):
     CURRENCY = "currency_mismatch"
     FEE = "fee_mismatch"
     DUPLICATE = "duplicate"
+    DISPUTE = "dispute_mismatch"
+    UNEXPLAINED = "unexplained"
 
 
 @dataclass(frozen=True)
@@ -104,10 +110,11 @@ def stage(
     return lines
 
 
-# Per provider ref: its charge and refund lines summed (refunds counted positive), fully
-# joined to the intents with a provider ref, keeping only the pairs that differ: lines of no
-# intent (unexpected), an intent that last moved before :before (else it is too recent to
-# judge) with no lines (missing) or whose lines disagree with it. Each kind is then a branch.
+# Per provider ref: its charge, refund and dispute lines summed (refunds and withdrawals
+# counted positive), fully joined to the intents with a provider ref (each with its disputes
+# summed), keeping only the pairs that differ: lines of no intent (unexpected), an intent that
+# last moved before :before (else it is too recent to judge) with no lines (missing) or whose
+# lines disagree with it. Each kind is then a branch.
 MATCH = text("""
 WITH g AS (
   SELECT provider_ref AS ref,
@@ -119,18 +126,32 @@ WITH g AS (
     min(fee) FILTER (WHERE kind = 'charge') AS one_fee,
     max(fee) FILTER (WHERE kind = 'charge') AS top_fee,
     coalesce(sum(abs(amount)) FILTER (WHERE kind = 'refund'), 0)::bigint AS refunded,
+    coalesce(sum(abs(amount)) FILTER (WHERE kind = 'dispute'), 0)::bigint AS withdrawn,
+    coalesce(sum(fee) FILTER (WHERE kind = 'dispute'), 0)::bigint AS dispute_fees,
+    coalesce(sum(abs(amount)) FILTER (WHERE kind = 'dispute_reversal'), 0)::bigint AS reinstated,
     min(currency) AS low_currency, max(currency) AS high_currency
   FROM pay_settlement_lines
-  WHERE provider_ref <> '' AND kind IN ('charge', 'refund')
+  WHERE provider_ref <> '' AND kind IN ('charge', 'refund', 'dispute', 'dispute_reversal')
   GROUP BY provider_ref
+), d AS (
+  SELECT intent_id, sum(amount)::bigint AS withdrawn_here, sum(fee)::bigint AS dispute_fees_here,
+    coalesce(sum(amount) FILTER (WHERE status = 'won'), 0)::bigint AS reinstated_here
+  FROM pay_disputes GROUP BY intent_id
 ), pairs AS (
   SELECT g.*, i.id AS intent_id, i.provider_ref, i.currency, i.amount_captured AS captured,
     i.amount_refunded AS refunded_here, i.fee AS fee_here, i.updated_at < :before AS booked,
+    coalesce(d.withdrawn_here, 0) AS withdrawn_here,
+    coalesce(d.dispute_fees_here, 0) AS dispute_fees_here,
+    coalesce(d.reinstated_here, 0) AS reinstated_here,
+    coalesce(g.withdrawn <> coalesce(d.withdrawn_here, 0)
+             OR g.dispute_fees <> coalesce(d.dispute_fees_here, 0)
+             OR g.reinstated <> coalesce(d.reinstated_here, 0), false) AS disputes_differ,
     -- one charge settled more than once (a multi-capture intent's charges differ)
     coalesce(g.charges > 1 AND g.one_charge = g.top_charge AND g.one_fee = g.top_fee, false)
       AS dup
   FROM g FULL JOIN (SELECT * FROM pay_intents WHERE provider_ref <> '') i
     ON i.provider_ref = g.ref
+  LEFT JOIN d ON d.intent_id = i.id
 ), m AS (
   SELECT pairs.*, CASE WHEN dup THEN one_charge ELSE charged END AS settled,
     CASE WHEN dup THEN one_fee ELSE fees END AS fee_there,
@@ -139,13 +160,13 @@ WITH g AS (
   WHERE intent_id IS NULL OR booked AND (
     (ref IS NULL AND captured <> 0) OR (ref IS NOT NULL AND (
       low_currency <> currency OR high_currency <> currency OR dup OR charged <> captured
-      OR refunded <> refunded_here OR (charges > 0 AND fees <> fee_here))))
+      OR refunded <> refunded_here OR (charges > 0 AND fees <> fee_here) OR disputes_differ)))
 )
 SELECT 'unexpected' AS kind, ref, NULL AS intent_id, NULL::bigint AS expected,
   charged AS actual, 'no such intent' AS detail, 0 AS rank
 FROM m WHERE intent_id IS NULL
 UNION ALL
-SELECT 'missing', provider_ref, intent_id, captured, 0, '', 6
+SELECT 'missing', provider_ref, intent_id, captured, 0, '', 7
 FROM m WHERE ref IS NULL
 UNION ALL
 SELECT 'currency_mismatch', ref, intent_id, NULL, NULL,
@@ -153,7 +174,8 @@ SELECT 'currency_mismatch', ref, intent_id, NULL, NULL,
     SELECT string_agg(DISTINCT quote_literal(l.currency) COLLATE "C", ', '
                       ORDER BY quote_literal(l.currency) COLLATE "C")
     FROM pay_settlement_lines l
-    WHERE l.provider_ref = m.ref AND l.kind IN ('charge', 'refund') AND l.currency <> m.currency
+    WHERE l.provider_ref = m.ref AND l.currency <> m.currency
+      AND l.kind IN ('charge', 'refund', 'dispute', 'dispute_reversal')
   ) || '] there', 1
 FROM m WHERE foreign_currency
 UNION ALL
@@ -166,7 +188,13 @@ FROM m CROSS JOIN LATERAL (VALUES
   (CASE WHEN refunded > refunded_here THEN 'over' WHEN refunded < refunded_here THEN 'under' END,
    refunded_here, refunded, 'refunds', 4),
   (CASE WHEN charges > 0 AND fee_there <> fee_here THEN 'fee_mismatch' END,
-   fee_here, fee_there, '', 5)
+   fee_here, fee_there, '', 5),
+  -- the disputes' net cost (withdrawn + fees - reinstated) here and there, the parts in detail
+  (CASE WHEN disputes_differ THEN 'dispute_mismatch' END,
+   withdrawn_here + dispute_fees_here - reinstated_here, withdrawn + dispute_fees - reinstated,
+   'withdrawn, fees, reinstated: ' || withdrawn_here || ', ' || dispute_fees_here || ', '
+   || reinstated_here || ' here; ' || withdrawn || ', ' || dispute_fees || ', ' || reinstated
+   || ' there', 6)
 ) AS v (kind, expected, actual, detail, rank)
 WHERE ref IS NOT NULL AND intent_id IS NOT NULL AND NOT foreign_currency AND v.kind IS NOT NULL
 ORDER BY ref, rank

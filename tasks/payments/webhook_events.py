@@ -4,9 +4,11 @@ An event is news about an intent, not an order: before comparing, every operatio
 intent whose outcome is unknown is asked about (the same call with the same key: how Stripe
 is asked what it did), so the local state is the provider's as far as Switchyard caused it.
 Then the event is `unchanged` (the intent is already there), `stale` (a later state holds),
-`applied` (asking, or the dispute it opens or closes, moved the intent) or `ignored` (not an
-event Switchyard acts on, no intent of ours, or a state no operation of ours explains — left
-to reconciliation). A duplicate, a late or a reordered event therefore changes nothing.
+`applied` (asking, or the dispute it opens or closes, moved the intent), `ignored` (not an
+event Switchyard acts on, or no intent of ours) or `unexplained`: a state no operation of ours
+explains (a status or refund made elsewhere, a dispute that cannot apply), raised as an
+`unexplained` reconciliation exception in the same transaction. A duplicate, a late or a
+reordered event therefore changes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config import Settings
-from tasks.payments import currencies, disputes, intents, operations
+from tasks.payments import currencies, disputes, intents, operations, reconciliation
 from tasks.payments.errors import AmountExceededError, IllegalTransitionError
 from tasks.payments.gateway import Gateway
 from tasks.payments.models import Dispute, Intent, Operation, WebhookEvent
@@ -71,15 +73,19 @@ def process(
     session.refresh(intent)
     moved = intent.chain_head != before
     if event.type in REPORTED:
-        return _compare(event, intent, REPORTED[event.type], moved=moved)
-    if event.type == "charge.refunded":
+        done = _compare(event, intent, REPORTED[event.type], moved=moved)
+    elif event.type == "charge.refunded":
         refunded = _iso(session, intent, obj.get("amount_refunded"), settings=settings)
-        return _compare_amounts(event, intent.amount_refunded, refunded, moved=moved)
-    try:
-        with session.begin_nested():
-            return _dispute(session, event, intent, obj, settings=settings)
-    except (IllegalTransitionError, AmountExceededError) as exc:
-        return _done(event, "ignored", f"the dispute cannot apply: {exc}")
+        done = _compare_amounts(event, intent.amount_refunded, refunded, moved=moved)
+    else:
+        try:
+            with session.begin_nested():
+                done = _dispute(session, event, intent, obj, settings=settings)
+        except (IllegalTransitionError, AmountExceededError) as exc:
+            done = _done(event, "unexplained", f"the dispute cannot apply: {exc}")
+    if event.status == "unexplained":
+        reconciliation.raise_unexplained(session, event, intent)
+    return done
 
 
 def _done(event: WebhookEvent, status: str, outcome: str) -> dict[str, Any]:
@@ -125,7 +131,7 @@ def _compare(
     if STAGE[local] >= STAGE[reported]:
         return _done(event, "stale", f"reports {reported}; the intent is already {local}")
     return _done(
-        event, "ignored", f"reports {reported}; no operation of ours explains it ({local})"
+        event, "unexplained", f"reports {reported}; no operation of ours explains it ({local})"
     )
 
 
@@ -136,7 +142,9 @@ def _compare_amounts(
         return _done(event, "applied" if moved else "unchanged", f"{local} refunded")
     if local > reported:
         return _done(event, "stale", f"reports {reported} refunded; {local} already")
-    return _done(event, "ignored", f"reports {reported} refunded; no operation of ours explains it")
+    return _done(
+        event, "unexplained", f"reports {reported} refunded; no operation of ours explains it"
+    )
 
 
 def _iso(session: Session, intent: Intent, amount: Any, *, settings: Settings) -> int:

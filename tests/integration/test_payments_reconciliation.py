@@ -1,6 +1,7 @@
 """Reconciliation against the simulator's settlement report, read through the `stripe`
-package: a clean report yields no exception, every injected mismatch is found with its type
-once, and an operator's resolution is kept and final."""
+package: a clean report (disputes included) yields no exception, every injected mismatch is
+found with its type once, a provider event no operation of ours explains is an `unexplained`
+exception, and an operator's resolution is kept and final."""
 
 from __future__ import annotations
 
@@ -11,19 +12,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from config import Settings
 from devstack.processes import settings_env, switchyard
 from store.db import transaction
 from tasks.payments import reconciliation, service
 from tasks.payments.gateways import gateway_for
-from tasks.payments.models import Intent
+from tasks.payments.models import Intent, ReconException, WebhookEvent
 from tasks.payments.reconciliation import Resolution
 from tasks.payments.settings import PaymentSettings
 from tasks.payments.settlement import Kind
+from tasks.payments.stripe_gateway import StripeGateway
 from tests.support.ledger import clean_tables
-from tests.support.payments import run_operations, start_simulator
+from tests.support.payments import apply_provider_events, run_operations, start_simulator
 
 
 @pytest.fixture
@@ -79,6 +81,93 @@ def test_a_clean_report_yields_no_exception(recon: tuple[Settings, str]) -> None
     assert summary["intents"] == len(refs)
     assert (summary["found"], summary["recorded"]) == (0, 0), open_exc(s)
     assert open_by_ref(s) == {}
+
+
+def dispute(sim: str, ref: str, *, close: str | None = None, amount: int | None = None) -> str:
+    """A dispute of the charge opened at the provider (and closed `won` or `lost`); its id."""
+    body: dict[str, object] = {"payment_intent": ref}
+    if amount is not None:
+        body["amount"] = amount
+    made = httpx.post(f"{sim}/_sim/disputes", json=body, timeout=5)
+    made.raise_for_status()
+    if close:
+        httpx.post(
+            f"{sim}/_sim/disputes/{made.json()['id']}/close", json={"status": close}, timeout=5
+        ).raise_for_status()
+    return str(made.json()["id"])
+
+
+def test_a_clean_report_with_disputes_yields_no_exception(recon: tuple[Settings, str]) -> None:
+    """Withdrawals, their fees and a won dispute's reversal are in the report as Stripe's
+    adjustments; each matches the dispute its webhooks recorded here."""
+    s, sim = recon
+    gateway = gateway_for(s)
+    lost, won, partial = paid(s), paid(s), paid(s, refund=500)
+    dispute(sim, lost, close="lost")
+    dispute(sim, won, close="won")
+    dispute(sim, partial, amount=700)  # still open
+    for ref in (lost, won, partial):
+        statuses = {status for _, status in apply_provider_events(s, gateway, sim, ref)}
+        assert statuses <= {"applied", "unchanged", "stale"}, statuses
+    summary = run(s)
+    assert summary["lines"] == 3 + 1 + 3 + 1  # charges, a refund, withdrawals, a reversal
+    assert (summary["found"], summary["recorded"]) == (0, 0), open_exc(s)
+
+
+def test_a_dispute_mismatch_is_typed(recon: tuple[Settings, str]) -> None:
+    """A withdrawal the report moves by 40, and a won dispute whose webhooks never arrived:
+    each a `dispute_mismatch` of the disputes' net cost, its parts in the detail."""
+    s, sim = recon
+    moved, unheard = paid(s), paid(s)
+    dispute(sim, moved)
+    dispute(sim, unheard, close="won")
+    apply_provider_events(s, gateway_for(s), sim, moved)  # unheard's events are lost
+    body = {"inject": [{"kind": "dispute", "payment_intent": moved, "delta": 40}]}
+    httpx.post(f"{sim}/_sim/settlement", json=body, timeout=5).raise_for_status()
+    assert run(s)["recorded"] == 2
+    assert sorted(open_exc(s), key=lambda e: e[1] != moved) == [
+        ("dispute_mismatch", moved, 3_500, 3_540,
+         "withdrawn, fees, reinstated: 2000, 1500, 0 here; 2040, 1500, 0 there"),
+        ("dispute_mismatch", unheard, 0, 1_500,
+         "withdrawn, fees, reinstated: 0, 0, 0 here; 2000, 1500, 2000 there"),
+    ]  # fmt: skip
+
+
+def test_an_event_no_operation_explains_is_an_unexplained_exception(
+    recon: tuple[Settings, str],
+) -> None:
+    """Another system refunds at the provider, and the provider disputes a charge already
+    refunded in full: neither can apply here, each event is `unexplained` and raises one
+    `unexplained` exception naming it; the report then shows both too (the refund `over`, the
+    dispute a `dispute_mismatch`)."""
+    s, sim = recon
+    gateway = gateway_for(s)
+    assert isinstance(gateway, StripeGateway)
+    elsewhere, refunded = paid(s), paid(s, refund=2_000)
+    gateway.client.v1.refunds.create(params={"payment_intent": elsewhere, "amount": 300})
+    dispute(sim, refunded)
+    last = apply_provider_events(s, gateway, sim, elsewhere)[-1]
+    assert last == ("charge.refunded", "unexplained")
+    last = apply_provider_events(s, gateway, sim, refunded)[-1]
+    assert last == ("charge.dispute.created", "unexplained")
+    with transaction(s) as session:
+        raised = {e.provider_ref: e for e in session.scalars(select(ReconException))}
+        assert set(raised) == {elsewhere, refunded}
+        for exc in raised.values():
+            event = session.get_one(WebhookEvent, exc.webhook_event_id)
+            assert (exc.kind, exc.run_id, exc.intent_id) == ("unexplained", None, event.intent_id)
+            assert event.status == "unexplained" and event.id in exc.detail
+        assert "reports 300 refunded; no operation of ours explains it" in raised[elsewhere].detail
+        assert "the dispute cannot apply" in raised[refunded].detail
+        intent = session.scalars(select(Intent).where(Intent.provider_ref == elsewhere)).one()
+        assert intent.amount_refunded == 0  # nothing was applied
+    # Applied again (a redelivery), nothing more is raised; reconciling adds the report's view.
+    apply_provider_events(s, gateway, sim, elsewhere)
+    run(s)
+    assert sorted((kind, ref) for kind, ref, *_ in open_exc(s)) == sorted([
+        ("unexplained", elsewhere), ("over", elsewhere),
+        ("unexplained", refunded), ("dispute_mismatch", refunded),
+    ])  # fmt: skip
 
 
 def test_every_injected_mismatch_is_found_once_with_its_type(recon: tuple[Settings, str]) -> None:

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from config import JobPolicy, Settings
 from devstack.processes import Process, free_port, isolated, wait_until
 from store.db import autocommit, transaction
-from tasks.payments import operations
-from tasks.payments.gateway import Outcome, OutcomeUnknownError, TokenGateway
+from tasks.payments import operations, webhook_events, webhooks
+from tasks.payments.gateway import Gateway, Outcome, OutcomeUnknownError, TokenGateway
 from tasks.payments.models import Operation
 from tasks.payments.settings import PaymentSettings
 from tests.support.notifications import drop_redis_keys, start_beat
@@ -69,6 +69,28 @@ def run_operations(settings: Settings, gateway: TokenGateway) -> list[dict[str, 
                 operations.execute(s, op_id, recorder=recorder, gateway=gateway, settings=settings)
             )
     return results
+
+
+def apply_provider_events(
+    settings: Settings, gateway: Gateway, simulator: str, payment_intent: str
+) -> list[tuple[str, str]]:
+    """Record and apply, as the webhook route and then the worker would, every event the
+    simulator emitted about `payment_intent` (oldest first); each one's type and status."""
+    found = httpx.get(f"{simulator}/_sim/events", timeout=10).json()["events"]
+    done = []
+    for raw in found:
+        obj = raw["data"]["object"]
+        if payment_intent not in (obj["id"], obj.get("payment_intent")):
+            continue
+        event = webhooks.StripeEvent.model_validate(raw)
+        with transaction(settings) as s:
+            webhooks.record_event(s, event, settings=settings)
+        with autocommit(settings) as recorder, transaction(settings) as s:
+            applied = webhook_events.process(
+                s, event.id, recorder=recorder, gateway=gateway, settings=settings
+            )
+        done.append((event.type, str(applied["status"])))
+    return done
 
 
 def start_simulator(logs_dir: Path) -> tuple[Process, str]:
