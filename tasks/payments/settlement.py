@@ -110,11 +110,13 @@ def stage(
     return lines
 
 
-# Per provider ref: its charge, refund and dispute lines summed (refunds and withdrawals
-# counted positive), fully joined to the intents with a provider ref (each with its disputes
-# summed), keeping only the pairs that differ: lines of no intent (unexpected), an intent that
-# last moved before :before (else it is too recent to judge) with no lines (missing) or whose
-# lines disagree with it. Each kind is then a branch.
+# Per provider ref: its charge and refund lines summed (refunds counted positive), fully
+# joined to the intents with a provider ref, keeping only the pairs that differ: lines of no
+# intent (unexpected), an intent that last moved before :before (else it is too recent to
+# judge) with no lines (missing) or whose lines disagree with it. Each kind is then a branch.
+# Disputes are compared apart (dd), over only the refs that have dispute lines or disputes:
+# let into the main grouping, the planner's estimate on the unanalysed staging table turns
+# its sort into a hash aggregate that spills (B-recon fell from 0.24x to 0.17x).
 MATCH = text("""
 WITH g AS (
   SELECT provider_ref AS ref,
@@ -126,32 +128,43 @@ WITH g AS (
     min(fee) FILTER (WHERE kind = 'charge') AS one_fee,
     max(fee) FILTER (WHERE kind = 'charge') AS top_fee,
     coalesce(sum(abs(amount)) FILTER (WHERE kind = 'refund'), 0)::bigint AS refunded,
-    coalesce(sum(abs(amount)) FILTER (WHERE kind = 'dispute'), 0)::bigint AS withdrawn,
-    coalesce(sum(fee) FILTER (WHERE kind = 'dispute'), 0)::bigint AS dispute_fees,
-    coalesce(sum(abs(amount)) FILTER (WHERE kind = 'dispute_reversal'), 0)::bigint AS reinstated,
     min(currency) AS low_currency, max(currency) AS high_currency
   FROM pay_settlement_lines
-  WHERE provider_ref <> '' AND kind IN ('charge', 'refund', 'dispute', 'dispute_reversal')
+  WHERE provider_ref <> '' AND kind IN ('charge', 'refund')
+  GROUP BY provider_ref
+), dl AS (
+  SELECT provider_ref AS ref,
+    coalesce(sum(abs(amount)) FILTER (WHERE kind = 'dispute'), 0)::bigint AS withdrawn,
+    coalesce(sum(fee) FILTER (WHERE kind = 'dispute'), 0)::bigint AS fees,
+    coalesce(sum(abs(amount)) FILTER (WHERE kind = 'dispute_reversal'), 0)::bigint AS back,
+    min(currency) AS low_currency, max(currency) AS high_currency
+  FROM pay_settlement_lines
+  WHERE provider_ref <> '' AND kind IN ('dispute', 'dispute_reversal')
   GROUP BY provider_ref
 ), d AS (
-  SELECT intent_id, sum(amount)::bigint AS withdrawn_here, sum(fee)::bigint AS dispute_fees_here,
-    coalesce(sum(amount) FILTER (WHERE status = 'won'), 0)::bigint AS reinstated_here
-  FROM pay_disputes GROUP BY intent_id
+  SELECT i.provider_ref AS ref, sum(x.amount)::bigint AS withdrawn, sum(x.fee)::bigint AS fees,
+    coalesce(sum(x.amount) FILTER (WHERE x.status = 'won'), 0)::bigint AS back
+  FROM pay_disputes x JOIN pay_intents i ON i.id = x.intent_id
+  WHERE i.provider_ref <> '' GROUP BY i.provider_ref
+), dd AS (  -- per ref with disputes on either side: the intent (if any) and both sides' sums
+  SELECT r.ref, i.id AS intent_id, i.currency, i.updated_at < :before AS booked,
+    dl.ref IS NOT NULL AS reported,
+    dl.low_currency <> i.currency OR dl.high_currency <> i.currency AS foreign_currency,
+    coalesce(d.withdrawn, 0) AS w_here, coalesce(d.fees, 0) AS f_here,
+    coalesce(d.back, 0) AS b_here, coalesce(dl.withdrawn, 0) AS w_there,
+    coalesce(dl.fees, 0) AS f_there, coalesce(dl.back, 0) AS b_there
+  FROM (SELECT ref FROM dl UNION SELECT ref FROM d) r
+  LEFT JOIN (SELECT * FROM pay_intents WHERE provider_ref <> '') i ON i.provider_ref = r.ref
+  LEFT JOIN dl ON dl.ref = r.ref
+  LEFT JOIN d ON d.ref = r.ref
 ), pairs AS (
   SELECT g.*, i.id AS intent_id, i.provider_ref, i.currency, i.amount_captured AS captured,
     i.amount_refunded AS refunded_here, i.fee AS fee_here, i.updated_at < :before AS booked,
-    coalesce(d.withdrawn_here, 0) AS withdrawn_here,
-    coalesce(d.dispute_fees_here, 0) AS dispute_fees_here,
-    coalesce(d.reinstated_here, 0) AS reinstated_here,
-    coalesce(g.withdrawn <> coalesce(d.withdrawn_here, 0)
-             OR g.dispute_fees <> coalesce(d.dispute_fees_here, 0)
-             OR g.reinstated <> coalesce(d.reinstated_here, 0), false) AS disputes_differ,
     -- one charge settled more than once (a multi-capture intent's charges differ)
     coalesce(g.charges > 1 AND g.one_charge = g.top_charge AND g.one_fee = g.top_fee, false)
       AS dup
   FROM g FULL JOIN (SELECT * FROM pay_intents WHERE provider_ref <> '') i
     ON i.provider_ref = g.ref
-  LEFT JOIN d ON d.intent_id = i.id
 ), m AS (
   SELECT pairs.*, CASE WHEN dup THEN one_charge ELSE charged END AS settled,
     CASE WHEN dup THEN one_fee ELSE fees END AS fee_there,
@@ -160,7 +173,7 @@ WITH g AS (
   WHERE intent_id IS NULL OR booked AND (
     (ref IS NULL AND captured <> 0) OR (ref IS NOT NULL AND (
       low_currency <> currency OR high_currency <> currency OR dup OR charged <> captured
-      OR refunded <> refunded_here OR (charges > 0 AND fees <> fee_here) OR disputes_differ)))
+      OR refunded <> refunded_here OR (charges > 0 AND fees <> fee_here))))
 )
 SELECT 'unexpected' AS kind, ref, NULL AS intent_id, NULL::bigint AS expected,
   charged AS actual, 'no such intent' AS detail, 0 AS rank
@@ -168,6 +181,9 @@ FROM m WHERE intent_id IS NULL
 UNION ALL
 SELECT 'missing', provider_ref, intent_id, captured, 0, '', 7
 FROM m WHERE ref IS NULL
+UNION ALL  -- dispute lines of no intent (unless its other lines already are unexpected)
+SELECT 'unexpected', ref, NULL, NULL, w_there, 'no such intent', 0
+FROM dd WHERE intent_id IS NULL AND NOT EXISTS (SELECT 1 FROM m WHERE m.ref = dd.ref)
 UNION ALL
 SELECT 'currency_mismatch', ref, intent_id, NULL, NULL,
   currency || ' here, [' || (
@@ -178,6 +194,17 @@ SELECT 'currency_mismatch', ref, intent_id, NULL, NULL,
       AND l.kind IN ('charge', 'refund', 'dispute', 'dispute_reversal')
   ) || '] there', 1
 FROM m WHERE foreign_currency
+UNION ALL  -- dispute lines in another currency (unless the charges are too: one exception)
+SELECT 'currency_mismatch', ref, intent_id, NULL, NULL,
+  currency || ' here, [' || (
+    SELECT string_agg(DISTINCT quote_literal(l.currency) COLLATE "C", ', '
+                      ORDER BY quote_literal(l.currency) COLLATE "C")
+    FROM pay_settlement_lines l
+    WHERE l.provider_ref = dd.ref AND l.currency <> dd.currency
+      AND l.kind IN ('dispute', 'dispute_reversal')
+  ) || '] there', 1
+FROM dd WHERE booked AND foreign_currency
+  AND NOT EXISTS (SELECT 1 FROM m WHERE m.ref = dd.ref AND m.foreign_currency)
 UNION ALL
 SELECT v.kind, ref, intent_id, v.expected, v.actual, v.detail, v.rank
 FROM m CROSS JOIN LATERAL (VALUES
@@ -188,15 +215,19 @@ FROM m CROSS JOIN LATERAL (VALUES
   (CASE WHEN refunded > refunded_here THEN 'over' WHEN refunded < refunded_here THEN 'under' END,
    refunded_here, refunded, 'refunds', 4),
   (CASE WHEN charges > 0 AND fee_there <> fee_here THEN 'fee_mismatch' END,
-   fee_here, fee_there, '', 5),
-  -- the disputes' net cost (withdrawn + fees - reinstated) here and there, the parts in detail
-  (CASE WHEN disputes_differ THEN 'dispute_mismatch' END,
-   withdrawn_here + dispute_fees_here - reinstated_here, withdrawn + dispute_fees - reinstated,
-   'withdrawn, fees, reinstated: ' || withdrawn_here || ', ' || dispute_fees_here || ', '
-   || reinstated_here || ' here; ' || withdrawn || ', ' || dispute_fees || ', ' || reinstated
-   || ' there', 6)
+   fee_here, fee_there, '', 5)
 ) AS v (kind, expected, actual, detail, rank)
 WHERE ref IS NOT NULL AND intent_id IS NOT NULL AND NOT foreign_currency AND v.kind IS NOT NULL
+UNION ALL
+-- the disputes' net cost (withdrawn + fees - reinstated) here and there, the parts in detail
+SELECT 'dispute_mismatch', ref, intent_id, w_here + f_here - b_here, w_there + f_there - b_there,
+  'withdrawn, fees, reinstated: ' || w_here || ', ' || f_here || ', ' || b_here || ' here; '
+  || w_there || ', ' || f_there || ', ' || b_there || ' there', 6
+FROM dd WHERE booked AND NOT coalesce(foreign_currency, false)
+  AND (w_here, f_here, b_here) <> (w_there, f_there, b_there)
+  -- charges in another currency, or an intent with no line at all: that exception says it
+  AND NOT EXISTS (SELECT 1 FROM m WHERE m.ref = dd.ref AND m.foreign_currency
+                  OR NOT dd.reported AND m.ref IS NULL AND m.intent_id = dd.intent_id)
 ORDER BY ref, rank
 """)
 BOOKED = text("SELECT count(*) FROM pay_intents WHERE provider_ref <> '' AND updated_at < :before")

@@ -117,3 +117,39 @@ def test_provider_units_are_converted_exactly_or_refused(session: Session) -> No
 def test_an_unknown_currency_is_refused(session: Session) -> None:
     with pytest.raises(UnknownCurrencyError):
         found(session, lines(currency="XXZ"))
+
+
+DISPUTE = text(
+    "INSERT INTO pay_disputes (id, intent_id, amount, fee, status)"
+    " VALUES (:id, :intent, :amount, 1500, :status)"
+)
+
+
+def test_dispute_adjustments_are_matched_against_the_disputes(session: Session) -> None:
+    """pi_a: one dispute of 700 won (its withdrawal with the 1500 fee, its reversal); pi_b:
+    one of 300 open. Each difference of the report's adjustments is one `dispute_mismatch`;
+    dispute lines of no intent are `unexpected`, in another currency `currency_mismatch`."""
+    session.execute(DISPUTE, {"id": "dp_a", "intent": "a", "amount": 700, "status": "won"})
+    session.execute(DISPUTE, {"id": "dp_b", "intent": "b", "amount": 300, "status": "open"})
+    disputed = [
+        *lines(),
+        Line("t11", "dispute", "pi_a", -700, 1_500, "USD"),
+        Line("t12", "dispute_reversal", "pi_a", 700, 0, "USD"),
+        Line("t13", "dispute", "pi_b", -300, 1_500, "JPY"),
+    ]
+    assert found(session, disputed) == []
+    (unheard,) = found(session, [line for line in disputed if line.id != "t12"])
+    assert unheard.provider_ref == "pi_a"  # the won dispute's reversal is not in the report
+    assert found(session, disputed[:-1]) == [
+        Mismatch(Kind.DISPUTE, "pi_b", "b", 1_800, 0,
+                 "withdrawn, fees, reinstated: 300, 1500, 0 here; 0, 0, 0 there"),
+    ]  # fmt: skip
+    assert (unheard.kind, unheard.expected, unheard.actual) == (Kind.DISPUTE, 1_500, 2_200)
+    stray = [*disputed, Line("t14", "dispute", "pi_z", -50, 1_500, "USD")]
+    assert kinds(session, stray) == [(Kind.UNEXPECTED, "pi_z")]
+    foreign = [*disputed[:-1], Line("t13", "dispute", "pi_b", -300, 1_500, "EUR")]
+    (currency,) = found(session, foreign)
+    assert (currency.kind, currency.detail) == (Kind.CURRENCY, "JPY here, ['EUR'] there")
+    # an intent with no line at all is `missing`; its disputes are not reported besides
+    assert kinds(session, [line for line in disputed if line.provider_ref != "pi_b"]) == [
+        (Kind.MISSING, "pi_b")]  # fmt: skip
