@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from devstack.payment_disputes import dispute_routes
+from devstack.payment_search import search_routes
 from devstack.payment_settlement import settlement_routes
 from devstack.payment_webhooks import WebhookControls, Webhooks, webhook_routes
 
@@ -248,6 +249,7 @@ def create_app(provider: Provider | None = None) -> FastAPI:
 
     webhook_routes(app, sim.webhooks)
     dispute_routes(app, sim)
+    search_routes(app, sim)
     settlement_routes(app, sim)
 
     @app.get("/_sim/truth")

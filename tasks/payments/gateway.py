@@ -92,6 +92,12 @@ class Gateway(Protocol):
         """Void an authorization."""
         ...
 
+    def find(self, *, key: str) -> Outcome | None:
+        """What became of the authorization made with `key`, found by its `switchyard_key`
+        metadata (not a replay: past the key's lifetime a replay could charge again); None if
+        the provider has none."""
+        ...
+
     def settlement(self) -> Iterable[SettlementLine] | None:
         """The provider's settlement report, or None if it keeps none."""
         ...
@@ -138,6 +144,10 @@ class TokenGateway:
     def cancel(self, *, key: str, provider_ref: str) -> Outcome:
         """Always approved."""
         return self._once(key, Outcome(Verdict.APPROVED, provider_ref=provider_ref))
+
+    def find(self, *, key: str) -> Outcome | None:
+        """The answer to the authorization made with `key`, if one was made."""
+        return self._seen.get(key)
 
     def settlement(self) -> None:
         """An in-process provider settles nothing: there is no report to reconcile."""

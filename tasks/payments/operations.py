@@ -1,12 +1,13 @@
 """Calling the provider: the key is recorded before the call, an unknown outcome is asked
 about (the same call, the same key) before anything else happens, and only the provider's
-answer settles an operation."""
+answer settles an operation. Past the provider's key lifetime an attempt is never replayed
+(the replay could be a new call): an authorization is searched for by its key instead."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -60,6 +61,8 @@ def execute(
     if op.status == "unknown" and op.idempotency_key:
         key = op.idempotency_key  # ask about the unknown attempt: never a new one before it
         note_ask(recorder, op)
+        if _past_key_lifetime(session, op, settings=settings):
+            return _search(session, intent, op, key=key, gateway=gateway, settings=settings)
     else:
         key = begin_attempt(recorder, op)
         # What the recorder committed, told to the session without reading it back.
@@ -87,6 +90,32 @@ def _lock_intent_of(session: Session, operation_id: str) -> tuple[Intent, int]:
         session.get_one(Operation, operation_id)  # raises NoResultFound, as for any missing row
         raise AssertionError("an operation's intent exists (a foreign key)")
     return row[0], row[1]
+
+
+def _past_key_lifetime(session: Session, op: Operation, *, settings: Settings) -> bool:
+    """Whether the provider may have forgotten the key (counted from the operation's request,
+    which is no later than its attempt's first call)."""
+    now = session.scalar(select(func.now()))
+    assert now is not None
+    age: float = (now - op.created_at).total_seconds()
+    return age > settings.section(PaymentSettings).key_lifetime
+
+
+def _search(
+    session: Session, intent: Intent, op: Operation, *, key: str, gateway: Gateway,
+    settings: Settings,
+) -> dict[str, Any]:  # fmt: skip
+    """An authorization is found by its `switchyard_key` metadata (none: it never reached the
+    provider, a decline); any other call stays unknown, for an operator to check."""
+    if op.kind != "authorize":
+        return {"status": "unknown", "reason": "past the provider's key lifetime"}
+    try:
+        outcome = gateway.find(key=key)
+    except OutcomeUnknownError as exc:
+        raise RetryableError(f"provider search failed for {key}: {exc}") from exc
+    if outcome is None:
+        outcome = Outcome(Verdict.DECLINED, reason="not_at_provider")
+    return apply(session, intent, op, outcome, settings=settings)
 
 
 def _call(gateway: Gateway, op: Operation, intent: Intent, *, key: str, exponent: int) -> Outcome:

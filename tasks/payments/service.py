@@ -242,17 +242,21 @@ def ask_about_unknowns(
 ) -> int:
     """The janitor: an operation still `unknown` after the next step of `janitor_schedule`
     (by how often it was asked; at once with `now`) gets a new `payments.execute`, which asks
-    the provider first (one job per operation and step: the job's idempotency key). How many
+    the provider first (one job per operation and step: the job's idempotency key) — past
+    `key_lifetime`, an authorization by a search, and no other kind (an operator's). How many
     operations were due."""
-    schedule = [0.0] if now else settings.section(PaymentSettings).janitor_schedule
+    cfg = settings.section(PaymentSettings)
+    schedule = [0.0] if now else cfg.janitor_schedule
     due = session.execute(
         text(
             "SELECT o.id, o.asks, i.producer FROM pay_operations o JOIN pay_intents i"
             " ON i.id = o.intent_id WHERE o.status = 'unknown' AND o.updated_at <= now()"
             " - make_interval(secs => (CAST(:schedule AS float8[]))[least(o.asks + 1, :n)])"
+            # past the key's lifetime only an authorization can be found (by its metadata)
+            " AND (o.kind = 'authorize' OR o.created_at > now() - make_interval(secs => :life))"
             " ORDER BY o.updated_at LIMIT :limit"
         ),
-        {"schedule": schedule, "n": len(schedule), "limit": limit},
+        {"schedule": schedule, "n": len(schedule), "limit": limit, "life": cfg.key_lifetime},
     ).all()
     for op_id, asks, producer in due:
         enqueue(

@@ -32,6 +32,10 @@ class PaymentSettings(Section):
     janitor_schedule: list[float] = Field(
         default=[30, 120, 600, 3_600, 21_600], min_length=1, max_length=20
     )
+    # How long the provider keeps an idempotency key (Stripe: at least 24 h; a margin kept).
+    # An unknown attempt older than this is never replayed — the replay could be a new call:
+    # an authorization is searched for by its `switchyard_key` metadata instead.
+    key_lifetime: float = Field(default=82_800.0, gt=0)
     # Stripe's webhook signing secrets (`whsec_…`): an event signed with any of them is taken
     # (two while a secret is rotated), if its timestamp is within `webhook_tolerance` seconds.
     webhook_secrets: list[SecretStr] = Field(default_factory=list, max_length=2)

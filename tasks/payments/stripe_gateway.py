@@ -109,6 +109,15 @@ class StripeGateway:
             )
         )
 
+    def find(self, *, key: str) -> Outcome | None:
+        """The PaymentIntent whose `switchyard_key` metadata is `key`, by Stripe's search."""
+        params: Any = {"query": f"metadata['switchyard_key']:'{key}'", "limit": 1}
+        try:
+            result = self.client.v1.payment_intents.search(params=params)
+        except stripe.StripeError as exc:  # no answer, or a search refused: still unknown
+            raise OutcomeUnknownError(f"search for {key}: {exc.user_message or exc}") from exc
+        return _verdict(result.data[0]) if result.data else None
+
     def settlement(self) -> Iterator[SettlementLine]:
         """Every balance transaction, with its source expanded to find its payment intent; an
         adjustment is named by its reporting category (`dispute`, `dispute_reversal`, …)."""
@@ -135,6 +144,10 @@ def _outcome(call: Callable[[], Any]) -> Outcome:
         raise OutcomeUnknownError(f"{type(exc).__name__}: {exc.user_message or exc}") from exc
     except stripe.InvalidRequestError as exc:  # the provider refused it: nothing happened
         return Outcome(Verdict.DECLINED, reason=exc.code or "invalid_request")
+    return _verdict(obj)
+
+
+def _verdict(obj: Any) -> Outcome:
     if obj.object == "refund":
         ok = obj.status in ("succeeded", "pending")
         return Outcome(Verdict.APPROVED if ok else Verdict.DECLINED, provider_ref=obj.id)

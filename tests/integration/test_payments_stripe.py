@@ -141,3 +141,74 @@ def test_a_5xx_before_the_charge_leaves_it_unknown_until_the_provider_answers(
     run_operations(striped, gateway_for(striped))
     assert get(striped, pid).status == "succeeded"
     assert len(truth(payment_simulator, pid)) == 1
+
+
+def forgetful(s: Settings) -> Settings:
+    """`s` with a provider that forgets keys at once: every unknown attempt is past it."""
+    cfg = s.section(PaymentSettings).model_copy(update={"key_lifetime": 0.001})
+    return s.model_copy(update={"payments": cfg})
+
+
+def operation(s: Settings, pid: str, kind: str) -> tuple[str, int, str | None]:
+    with transaction(s) as session:
+        row = session.execute(
+            text("SELECT status, asks, error FROM pay_operations WHERE intent_id = :i"
+                 " AND kind = :k"), {"i": pid, "k": kind},
+        ).one()  # fmt: skip
+        return row.status, row.asks, row.error
+
+
+def test_past_the_key_lifetime_a_lost_charge_is_found_by_its_key(
+    striped: Settings, payment_simulator: str
+) -> None:
+    """The answer is lost and every call still hangs: a replay would be lost again. Past the
+    key's lifetime the janitor's question is a search by `switchyard_key`, which finds it."""
+    faults(payment_simulator, hang_rate=1.0, hang_seconds=3)
+    pid = intent(striped)
+    with pytest.raises(RetryableError):
+        run_operations(striped, gateway_for(striped))
+    late = forgetful(striped)
+    with transaction(late) as session:
+        assert service.ask_about_unknowns(session, settings=late, now=True) == 1
+    (done,) = run_operations(late, gateway_for(late))
+    assert done["status"] == "succeeded" and get(late, pid).status == "succeeded"
+    assert operation(late, pid, "authorize")[:2] == ("succeeded", 1)
+    assert len(truth(payment_simulator, pid)) == 1  # charged once: found, not made again
+
+
+def test_past_the_key_lifetime_an_authorization_not_found_never_happened(
+    striped: Settings, payment_simulator: str
+) -> None:
+    """A 5xx before anything was applied, and the provider still failing: the search finds no
+    payment intent with the key, so the authorization is declined (`not_at_provider`)."""
+    faults(payment_simulator, error_rate=1.0)
+    pid = intent(striped)
+    with pytest.raises(RetryableError):
+        run_operations(striped, gateway_for(striped))
+    late = forgetful(striped)
+    run_operations(late, gateway_for(late))
+    assert operation(late, pid, "authorize") == ("failed", 1, "not_at_provider")
+    assert get(late, pid).status == "failed"
+    assert truth(payment_simulator, pid) == []
+
+
+def test_past_the_key_lifetime_a_lost_capture_is_left_to_an_operator(
+    striped: Settings, payment_simulator: str
+) -> None:
+    """Only an authorization carries the key in its metadata: a capture whose answer was lost
+    is neither replayed nor asked about by the janitor past the key's lifetime."""
+    pid = intent(striped, manual=True)
+    run_operations(striped, gateway_for(striped))
+    with transaction(striped) as session:
+        service.request_capture(session, pid, producer="shop", amount=None, final=True,
+                                settings=striped)  # fmt: skip
+    faults(payment_simulator, hang_rate=1.0, hang_seconds=3)
+    with pytest.raises(RetryableError):
+        run_operations(striped, gateway_for(striped))
+    late = forgetful(striped)
+    with transaction(late) as session:
+        assert service.ask_about_unknowns(session, settings=late, now=True) == 0
+    (left,) = run_operations(late, gateway_for(late))  # a worker that still picks it up
+    assert left == {"status": "unknown", "reason": "past the provider's key lifetime"}
+    assert operation(late, pid, "capture")[0] == "unknown"
+    assert get(late, pid).status == "requires_capture"
