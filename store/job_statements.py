@@ -2,7 +2,8 @@
 
 Each is one statement (data-modifying CTEs), so a transition costs one round trip, and each is
 built once per shape: an execution only binds its parameters (no statement construction or
-cache-key walk per job).
+cache-key walk per job). The claim commits without waiting for its WAL flush (`ASYNC_COMMIT`);
+every outcome waits for it (docs/architecture.md, "Writes per job").
 """
 
 from __future__ import annotations
@@ -40,13 +41,20 @@ Completion = Callable[[CTE], UpdateBase]
 
 _CLAIMED_COLUMNS = (
     *("id", "type", "queue", "payload", "priority", "attempts", "max_attempts", "producer"),
+    "claim_token",
 )
+# `SET LOCAL synchronous_commit = off` as an expression: the transaction that evaluates it
+# commits without waiting for its WAL to reach the disk. Only for writes a crash may undo
+# safely — a claim, a relay's mark-sent — never for an acceptance or an outcome. PostgreSQL
+# forgets only a tail of its WAL, so a forgotten claim is one no durable outcome followed.
+ASYNC_COMMIT = func.set_config("synchronous_commit", "off", True)
 
 
 @cache
 def claim_statement() -> Select[Any]:
     """The claim: move the claimable jobs among `claim_ids` whose type is `claim_type` to
-    `running` and open an attempt for each, in one statement."""
+    `running` under the token `claim_token` and open an attempt for each, in one statement
+    that commits asynchronously."""
     jobs, attempts = table_of(Job), table_of(JobAttempt)
     # One statement (the guarded UPDATE and the attempt rows as data-modifying CTEs): one round
     # trip for a whole batch, and atomic on its own, so the worker runs it without
@@ -68,6 +76,7 @@ def claim_statement() -> Select[Any]:
             lease_until=func.now() + bindparam("claim_lease", type_=Interval),
             started_at=func.coalesce(jobs.c.started_at, func.now()),
             updated_at=func.now(),
+            claim_token=bindparam("claim_token", type_=UUID(as_uuid=True)),
         )
         .returning(*(jobs.c[name] for name in _CLAIMED_COLUMNS))
         .cte("claimed")
@@ -81,7 +90,9 @@ def claim_statement() -> Select[Any]:
             literal(AttemptOutcome.RUNNING.value),
         ),
     )
-    return select(claimed).add_cte(attempt.cte("attempt"))
+    # The claim runs in autocommit: evaluating ASYNC_COMMIT with each claimed row sets it for
+    # the statement's own transaction, at no round trip of its own (no row claimed, no write).
+    return select(claimed, ASYNC_COMMIT.label("async_commit")).add_cte(attempt.cte("attempt"))
 
 
 @cache
@@ -92,7 +103,8 @@ def finish_statement(
     writes: tuple[Completion, ...] = (),
 ) -> Select[Any]:
     """End an attempt by `transition`: set `columns` (bound) and `now` (now()) on the job; close
-    the attempt; apply the handler's `writes` — all only if the attempt still holds its lease."""
+    the attempt; apply the handler's `writes` — all only if the claim `finish_token` still holds
+    the job (a claim PostgreSQL forgot may have left its attempt number to a newer one)."""
     jobs, attempts = table_of(Job), table_of(JobAttempt)
     # One round trip: the guarded UPDATE of the job and the close of its attempt row.
     values: dict[str, Any] = {c: bindparam(f"set_{c}", type_=jobs.c[c].type) for c in columns}
@@ -103,7 +115,7 @@ def finish_statement(
         .where(
             jobs.c.id == bindparam("finish_id"),
             state_guard(jobs.c.state, transition),
-            jobs.c.attempts == bindparam("finish_attempt"),
+            jobs.c.claim_token == bindparam("finish_token", type_=UUID(as_uuid=True)),
         )
         .values(lease_until=null(), error=error, updated_at=func.now(), **values)
         .returning(jobs.c.id)

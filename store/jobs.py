@@ -31,6 +31,7 @@ class ClaimedJob:
     attempt: int
     max_attempts: int
     producer: str
+    claim: uuid.UUID  # this claim's own token: only it may record the attempt's outcome
 
 
 class LeaseLostError(ConflictError):
@@ -47,10 +48,12 @@ def claim_jobs(
     worker: str,
     lease_seconds: float,
 ) -> list[ClaimedJob]:
-    """Take each job of type `job_type` for one attempt, in the order given; a job not ours to
-    run (duplicate, early, done, of another type, unknown) is left out."""
+    """Take each job of type `job_type` for one attempt, in the order given, under a token of
+    this claim's own; a job not ours to run (duplicate, early, done, of another type, unknown)
+    is left out. The claim commits asynchronously: a crash may undo it (see ASYNC_COMMIT)."""
     params = {
         "claim_ids": list(job_ids),
+        "claim_token": uuid.uuid4(),
         "claim_type": job_type,
         "claim_lease": timedelta(seconds=lease_seconds),
         "claim_worker": worker,
@@ -66,6 +69,7 @@ def claim_jobs(
             attempt=row.attempts,
             max_attempts=row.max_attempts,
             producer=row.producer,
+            claim=row.claim_token,
         )
         for row in rows
     }
@@ -78,10 +82,12 @@ def release_jobs(session: Session, jobs: Sequence[ClaimedJob]) -> int:
     to `queued` with the attempt uncounted and erased, and published again. Returns how many."""
     if not jobs:
         return 0
-    pairs = [(job.id, job.attempt) for job in jobs]
+    pairs = [(job.id, job.claim) for job in jobs]
     rows = session.execute(
         update(Job)
-        .where(state_guard(Job.state, Transition.RELEASE), tuple_(Job.id, Job.attempts).in_(pairs))
+        .where(
+            state_guard(Job.state, Transition.RELEASE), tuple_(Job.id, Job.claim_token).in_(pairs)
+        )
         .values(
             state=JobState.QUEUED,
             attempts=Job.attempts - 1,
@@ -117,7 +123,11 @@ def _finish(
     params = dict(write_params or {})  # first: a write's parameter never overrides the finish's
     params.update({f"set_{c}": v for c, v in values.items()})
     params.update(
-        finish_id=job.id, finish_attempt=job.attempt, finish_outcome=outcome, finish_error=error
+        finish_id=job.id,
+        finish_token=job.claim,
+        finish_attempt=job.attempt,
+        finish_outcome=outcome,
+        finish_error=error,
     )
     statement = finish_statement(transition, tuple(sorted(values)), now, writes)
     if session.execute(statement, params).one_or_none() is None:

@@ -92,6 +92,9 @@ class Job(Base):
     lost_count: Mapped[int] = mapped_column(SmallInteger, default=0)
     run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The current (or last) claim's own token: an outcome is recorded only by the claim that
+    # holds it (migration 0005), since a claim PostgreSQL forgot lets the next reuse `attempts`.
+    claim_token: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     producer: Mapped[str] = mapped_column(String(100))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))

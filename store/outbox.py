@@ -11,6 +11,7 @@ from typing import Protocol
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from store.job_statements import ASYNC_COMMIT
 from store.models import Job, OutboxMessage
 from store.sql import INSERT_OUTBOX
 from store.states import JobState
@@ -84,7 +85,10 @@ def lock_due(session: Session, *, limit: int) -> list[DueMessage]:
 
 
 def mark_sent(session: Session, messages: list[DueMessage]) -> None:
-    """Delete published rows and move their jobs to `queued` (only if nothing moved them since)."""
+    """Delete published rows and move their jobs to `queued` (only if nothing moved them since),
+    committing asynchronously: a crash that undoes it only publishes the rows again, and the
+    claim's guard drops a duplicate."""
+    session.execute(select(ASYNC_COMMIT))
     ids = [m.id for m in messages]
     job_ids = [m.job_id for m in messages]
     session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(ids)))

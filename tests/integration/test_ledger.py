@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
-from sqlalchemy import CTE, Insert, insert, literal, select
+from sqlalchemy import CTE, Insert, delete, insert, literal, select, text, update
 
 from config import Settings
 from devstack.processes import isolated, wait_until
 from store.db import autocommit, transaction
 from store.jobs import LeaseLostError, claim_jobs, mark_succeeded, release_jobs
 from store.models import Job, JobAttempt, OutboxMessage
+from store.outbox import lock_due, mark_sent
 from tasks.enqueue import enqueue
 from tasks.maintenance import reap
 from tests.support.api import count_rows
@@ -91,6 +92,58 @@ def test_a_stale_attempt_cannot_record_a_result(settings: Settings, clean_ledger
         mark_succeeded(s, current, result={"from": "current"})
         job = s.get_one(Job, job_id)
         assert (job.state, job.result) == ("succeeded", {"from": "current"})
+
+
+def test_a_forgotten_claims_finish_cannot_record_over_the_claim_reusing_its_attempt(
+    settings: Settings, clean_ledger: None
+) -> None:
+    job_id = new_job(settings)
+    with autocommit(settings) as s:
+        [forgotten] = claim_jobs(s, [job_id], job_type="system.echo", worker="a", lease_seconds=30)
+    with transaction(settings) as s:  # what PostgreSQL holds if a crash lost that claim
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(state="queued", attempts=0, lease_until=None, claim_token=None)
+        )
+        s.execute(delete(JobAttempt).where(JobAttempt.job_id == job_id))
+    with autocommit(settings) as s:
+        [current] = claim_jobs(s, [job_id], job_type="system.echo", worker="b", lease_seconds=30)
+    assert current.attempt == forgotten.attempt == 1
+    assert current.claim != forgotten.claim
+    with pytest.raises(LeaseLostError), autocommit(settings) as s:
+        mark_succeeded(s, forgotten, result={"from": "forgotten"})
+    with transaction(settings) as s:  # nor hand back the job the new claim holds
+        assert release_jobs(s, [forgotten]) == 0
+    with autocommit(settings) as s:
+        mark_succeeded(s, current, result={"from": "current"})
+    with transaction(settings) as s:
+        job = s.get_one(Job, job_id)
+        assert (job.state, job.result) == ("succeeded", {"from": "current"})
+        attempts = s.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id)).all()
+        assert [(a.number, a.worker, a.outcome) for a in attempts] == [(1, "b", "succeeded")]
+
+
+def test_only_the_claim_and_the_mark_sent_commit_without_waiting_for_the_disk(
+    quiet: Settings,
+) -> None:
+    settings = quiet
+    show = text("SHOW synchronous_commit")
+    job_id = new_job(settings)
+    with transaction(settings) as s:  # the claim's transaction (the worker's has no other)
+        claim_jobs(s, [job_id], job_type="system.echo", worker="a", lease_seconds=30)
+        assert s.execute(show).scalar_one() == "off"
+    with transaction(settings) as s:
+        assert s.execute(show).scalar_one() == "on"  # SET LOCAL: it ended with that commit
+        mark_sent(s, lock_due(s, limit=10))
+        assert s.execute(show).scalar_one() == "off"
+    with transaction(settings) as s:
+        [claimed] = claim_jobs(
+            s, [new_job(settings)], job_type="system.echo", worker="a", lease_seconds=30
+        )
+    with transaction(settings) as s:
+        mark_succeeded(s, claimed, result={})
+        assert s.execute(show).scalar_one() == "on"  # an outcome waits for its WAL flush
 
 
 def _note_in_outbox(moved: CTE) -> Insert:

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.usefixtures("no_io")
 
 
 def job(attempt: int, *, max_attempts: int = 5) -> ClaimedJob:
-    return ClaimedJob(uuid.uuid4(), "system.echo", "maintenance", {}, 0, attempt, max_attempts, "s")
+    return ClaimedJob(
+        uuid.uuid4(), "system.echo", "maintenance", {}, 0, attempt, max_attempts, "s", uuid.uuid4()
+    )
 
 
 def test_without_jitter_the_delay_doubles_until_the_cap() -> None:

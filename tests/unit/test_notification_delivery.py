@@ -61,7 +61,9 @@ def job_for(row: Outgoing, attempt: int) -> ClaimedJob:
     """The delivery job of `row`, claimed for `attempt`, with the budget the intake gives it."""
     payload = {"notification_id": str(row.id)}
     budget = max_attempts(SCHEDULE)
-    return ClaimedJob(row.job_id, DELIVER.name, DELIVER.queue, payload, 0, attempt, budget, "svc")
+    return ClaimedJob(
+        row.job_id, DELIVER.name, DELIVER.queue, payload, 0, attempt, budget, "svc", uuid.uuid4()
+    )
 
 
 @dataclass

@@ -21,6 +21,7 @@ JOB = ClaimedJob(
     attempt=2,
     max_attempts=3,
     producer="tests",
+    claim=uuid.UUID("5f0e3c1a-9d7b-4e2a-8c61-2b7d9e4f0a13"),
 )
 
 

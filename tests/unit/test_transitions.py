@@ -32,7 +32,7 @@ from tests.support.recording_session import RecordingSession
 
 pytestmark = pytest.mark.usefixtures("no_io")
 
-JOB = ClaimedJob(uuid.uuid4(), "system.echo", "maintenance", {}, 0, 1, 5, "svc")
+JOB = ClaimedJob(uuid.uuid4(), "system.echo", "maintenance", {}, 0, 1, 5, "svc", uuid.uuid4())
 RUNS: dict[Transition, Callable[[Session], Any]] = {
     Transition.PUBLISH: lambda s: mark_sent(s, [DueMessage(1, JOB.id, JOB.type, JOB.queue, 0)]),
     Transition.CLAIM: lambda s: claim_jobs(
