@@ -39,11 +39,20 @@ def _wheel() -> Any:
 class OwnPostgres:
     """A PostgreSQL cluster of the battery's own, listening on `hosts`:`port`."""
 
-    def __init__(self, root: Path, *, port: int, hosts: list[str], trusted: list[str]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        port: int,
+        hosts: list[str],
+        trusted: list[str],
+        config: dict[str, str] | None = None,
+    ) -> None:
         self.pgdata = root / "pgdata"
         self.port = port
         self.hosts = hosts
         self.trusted = trusted  # extra networks allowed in (the partitioned worker's)
+        self.config = config or {}  # more `-c name=value` server settings
         self.user: str | None = PG_USER if os.geteuid() == 0 else None
 
     def init(self) -> None:
@@ -74,9 +83,10 @@ class OwnPostgres:
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
+        extra = "".join(f" -c {name}={value}" for name, value in self.config.items())
         options = (
             f"-h {','.join(self.hosts)} -p {self.port} -k {self.pgdata} "
-            "-c max_connections=300 -c shared_buffers=64MB"
+            f"-c max_connections=300 -c shared_buffers=64MB{extra}"
         )
         self._pg_ctl("-w", "-t", "60", "-o", options, "-l", str(self.pgdata / "log"), "start")
 
@@ -95,14 +105,32 @@ class OwnPostgres:
                 proc.send_signal(sig)
         return len(procs)
 
+    def _postmaster(self) -> int | None:
+        try:
+            return int((self.pgdata / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def running(self) -> bool:
         """True while the postmaster's pid file names a live process."""
+        pid = self._postmaster()
+        if pid is None:
+            return False
         try:
-            pid = int((self.pgdata / "postmaster.pid").read_text().split()[0])
             os.kill(pid, 0)
-        except (OSError, ValueError, IndexError):
+        except OSError:
             return False
         return True
+
+    def kill(self) -> None:
+        """kill -9 of this cluster's postmaster — a crash: what its WAL had not flushed is
+        gone, and recovery runs at the next start. Returns once its backends have exited."""
+        pid = self._postmaster()
+        assert pid is not None, "no postmaster to kill"
+        postmaster = psutil.Process(pid)
+        backends = postmaster.children()
+        postmaster.send_signal(signal.SIGKILL)
+        psutil.wait_procs([postmaster, *backends], timeout=30)
 
     def admin_url(self) -> str:
         """libpq URL of the `postgres` database."""

@@ -10,10 +10,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from config import Settings
 from logs import get_logger
-from store.metrics import poison_discarded
+from store.db import autocommit
+from store.metrics import attempt_finished, poison_discarded
 from store.queries import types_of
-from store.states import PoisonReason
+from store.states import PoisonReason, WorkerOutcome
 
 log = get_logger("switchyard.poison")
 
@@ -51,3 +53,22 @@ def sort_unclaimed(
         else:
             reasons[job_id] = None
     return reasons
+
+
+def drop_unclaimed(
+    job_ids: list[str], *, job_type: str, settings: Settings
+) -> dict[str, WorkerOutcome]:
+    """Log and count the job ids a claim left out: duplicates are dropped, unknown or
+    misrouted ones discarded as poison. (On a connection of its own: the batch's may have
+    dropped, or wait for a rollback after a handler's failure.)"""
+    with autocommit(settings) as session:
+        reasons = sort_unclaimed(session, job_ids, job_type=job_type)
+    dropped = [i for i, reason in reasons.items() if reason is None]
+    if dropped:
+        log.info("duplicate_jobs_dropped", job_ids=dropped, job_type=job_type)
+    for _ in dropped:
+        attempt_finished(job_type, outcome=WorkerOutcome.DROPPED, seconds=None)
+    for job_id, reason in reasons.items():
+        if reason is not None:
+            discard(reason, job_id=job_id, job_type=job_type)
+    return {i: WorkerOutcome.POISON if r else WorkerOutcome.DROPPED for i, r in reasons.items()}

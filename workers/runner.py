@@ -34,7 +34,7 @@ from store.metrics import attempt_finished, job_started
 from store.states import WorkerOutcome
 from tasks.context import Handler, JobContext
 from tasks.registry import JobSpec
-from workers.poison import discard, sort_unclaimed
+from workers.poison import drop_unclaimed
 from workers.task_events import NO_EVENTS, AttemptEvents
 
 log = get_logger("switchyard.worker")
@@ -192,12 +192,22 @@ def _run_one(
         return outcome
 
 
-def _release(jobs: list[ClaimedJob], *, settings: Settings, job_type: str, why: str) -> None:
+def _release(jobs: list[ClaimedJob], *, settings: Settings, job_type: str, why: str) -> bool:
+    """Release `jobs`; False if some no longer held their claim."""
     with transaction(settings) as session:
         released = release_jobs(session, jobs)
     log.warning("batch_released", why=why, job_type=job_type, released=released)
     for _ in range(released):
         attempt_finished(job_type, outcome=WorkerOutcome.RELEASED, seconds=None)
+    return released == len(jobs)
+
+
+def _hand_back(job_ids: list[str], *, job_type: str, why: str) -> Reject:
+    """The batch's message, handed back to the broker: a claim PostgreSQL forgot in a crash
+    leaves its job claimable and unpublished, and the message, delivered again, claims it
+    again (that claim drops every job that is held or finished)."""
+    log.warning("batch_handed_back", why=why, job_type=job_type, job_ids=job_ids)
+    return Reject(why, requeue=True)
 
 
 def _stop_reason(session: Session, *, claimed_at: float, lease: int) -> str | None:
@@ -228,7 +238,9 @@ def run_batch(
 
     Every job commits its own outcome. Once half the lease has gone, or if the batch's
     ledger connection dropped, the jobs not yet started are released (unclaimed and published
-    again) rather than risk running past their lease or recording nothing.
+    again) rather than risk running past their lease or recording nothing. If a job's claim
+    was not held to the end (lost lease, or forgotten by a crash), or the ledger went away,
+    the message goes back to the broker (`Reject(requeue=True)`) for its claim to sort out.
     Each attempt's task events go through `events` (see workers.task_events).
     Returns what happened to each job (for logs and tests).
     """
@@ -245,42 +257,30 @@ def run_batch(
         claimed = {str(j.id) for j in jobs}
         unclaimed = [i for i in job_ids if i not in claimed]
         memo: dict[str, Any] = {}  # shared by the handlers of this batch's jobs
-        for n, job in enumerate(jobs):
-            why = _stop_reason(session, claimed_at=claimed_at, lease=policy.lease_timeout)
-            if why:
-                _release(jobs[n:], settings=settings, job_type=spec.name, why=why)
-                outcomes.update({str(j.id): WorkerOutcome.RELEASED for j in jobs[n:]})
-                break
-            outcomes[str(job.id)] = _run_one(
-                job,
-                session=session,
-                spec=spec,
-                handler=handler,
-                settings=settings,
-                policy=policy,
-                batch=jobs,
-                memo=memo,
-                events=events,
-            )
+        held = True  # every claim held to its job's end
+        try:
+            for n, job in enumerate(jobs):
+                why = _stop_reason(session, claimed_at=claimed_at, lease=policy.lease_timeout)
+                if why:
+                    held = _release(jobs[n:], settings=settings, job_type=spec.name, why=why)
+                    outcomes.update({str(j.id): WorkerOutcome.RELEASED for j in jobs[n:]})
+                    break
+                outcomes[str(job.id)] = _run_one(
+                    job,
+                    session=session,
+                    spec=spec,
+                    handler=handler,
+                    settings=settings,
+                    policy=policy,
+                    batch=jobs,
+                    memo=memo,
+                    events=events,
+                )
+        except DBAPIError as exc:  # not even a failure could be recorded
+            time.sleep(DB_DOWN_REQUEUE_DELAY)
+            raise _hand_back(job_ids, job_type=spec.name, why="database_unavailable") from exc
     if unclaimed:  # after the batch ran: sorting them out delays no job
-        outcomes.update(_drop_unclaimed(unclaimed, job_type=spec.name, settings=settings))
+        outcomes.update(drop_unclaimed(unclaimed, job_type=spec.name, settings=settings))
+    if not held or WorkerOutcome.LEASE_LOST in outcomes.values():
+        raise _hand_back(job_ids, job_type=spec.name, why="claim_not_held")
     return outcomes
-
-
-def _drop_unclaimed(
-    job_ids: list[str], *, job_type: str, settings: Settings
-) -> dict[str, WorkerOutcome]:
-    """Log and count the job ids a claim left out: duplicates are dropped, unknown or
-    misrouted ones discarded as poison. (On a connection of its own: the batch's may have
-    dropped, or wait for a rollback after a handler's failure.)"""
-    with autocommit(settings) as session:
-        reasons = sort_unclaimed(session, job_ids, job_type=job_type)
-    dropped = [i for i, reason in reasons.items() if reason is None]
-    if dropped:
-        log.info("duplicate_jobs_dropped", job_ids=dropped, job_type=job_type)
-    for _ in dropped:
-        attempt_finished(job_type, outcome=WorkerOutcome.DROPPED, seconds=None)
-    for job_id, reason in reasons.items():
-        if reason is not None:
-            discard(reason, job_id=job_id, job_type=job_type)
-    return {i: WorkerOutcome.POISON if r else WorkerOutcome.DROPPED for i, r in reasons.items()}
