@@ -145,7 +145,7 @@ def _load_or_exit(jid: uuid.UUID) -> tuple[Any, list[Any]]:
 
     with transaction() as session:
         job = find_job(session, jid, producer=None)
-        history = attempts_of(session, jid) if job else []
+        history = attempts_of(session, job) if job else []
     if job is None:
         fail(f"no job {jid}")
         raise typer.Exit(1)

@@ -22,7 +22,6 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
-    literal,
     null,
     select,
     update,
@@ -31,7 +30,7 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.sql.dml import UpdateBase
 
 from store.models import Job, JobAttempt, table_of
-from store.states import AttemptOutcome, JobState
+from store.states import JobState
 from store.transitions import Transition, state_guard
 
 # A write that commits with a job's success: given `moved` (the job's id, if it still held its
@@ -53,12 +52,13 @@ ASYNC_COMMIT = func.set_config("synchronous_commit", "off", True)
 @cache
 def claim_statement() -> Select[Any]:
     """The claim: move the claimable jobs among `claim_ids` whose type is `claim_type` to
-    `running` under the token `claim_token` and open an attempt for each, in one statement
-    that commits asynchronously."""
-    jobs, attempts = table_of(Job), table_of(JobAttempt)
-    # One statement (the guarded UPDATE and the attempt rows as data-modifying CTEs): one round
-    # trip for a whole batch, and atomic on its own, so the worker runs it without
-    # BEGIN/COMMIT. Built once: each execution then only binds its parameters.
+    `running` under the token `claim_token`, by `claim_worker` from now, in one statement that
+    commits asynchronously."""
+    jobs = table_of(Job)
+    # One statement: one round trip for a whole batch, and atomic on its own, so the worker
+    # runs it without BEGIN/COMMIT. The open attempt is the job row's (`claimed_by`,
+    # `claimed_at`): its `job_attempts` row is written once, by the finish. Built once: each
+    # execution then only binds its parameters.
     ids = bindparam("claim_ids", type_=ARRAY(UUID(as_uuid=True)))
     claimed = (
         update(jobs)
@@ -77,22 +77,15 @@ def claim_statement() -> Select[Any]:
             started_at=func.coalesce(jobs.c.started_at, func.now()),
             updated_at=func.now(),
             claim_token=bindparam("claim_token", type_=UUID(as_uuid=True)),
+            claimed_by=bindparam("claim_worker", type_=String),
+            claimed_at=func.now(),
         )
         .returning(*(jobs.c[name] for name in _CLAIMED_COLUMNS))
         .cte("claimed")
     )
-    attempt = insert(attempts).from_select(
-        ["job_id", "number", "worker", "outcome"],
-        select(
-            claimed.c.id,
-            claimed.c.attempts,
-            bindparam("claim_worker", type_=String),
-            literal(AttemptOutcome.RUNNING.value),
-        ),
-    )
     # The claim runs in autocommit: evaluating ASYNC_COMMIT with each claimed row sets it for
     # the statement's own transaction, at no round trip of its own (no row claimed, no write).
-    return select(claimed, ASYNC_COMMIT.label("async_commit")).add_cte(attempt.cte("attempt"))
+    return select(claimed, ASYNC_COMMIT.label("async_commit"))
 
 
 @cache
@@ -102,11 +95,11 @@ def finish_statement(
     now: tuple[str, ...],
     writes: tuple[Completion, ...] = (),
 ) -> Select[Any]:
-    """End an attempt by `transition`: set `columns` (bound) and `now` (now()) on the job; close
-    the attempt; apply the handler's `writes` — all only if the claim `finish_token` still holds
-    the job (a claim PostgreSQL forgot may have left its attempt number to a newer one)."""
+    """End an attempt by `transition`: set `columns` (bound) and `now` (now()) on the job; write
+    the attempt's row; apply the handler's `writes` — all only if the claim `finish_token` still
+    holds the job (a claim PostgreSQL forgot may have left its attempt number to a newer one)."""
     jobs, attempts = table_of(Job), table_of(JobAttempt)
-    # One round trip: the guarded UPDATE of the job and the close of its attempt row.
+    # One round trip: the guarded UPDATE of the job and the insert of its ended attempt's row.
     values: dict[str, Any] = {c: bindparam(f"set_{c}", type_=jobs.c[c].type) for c in columns}
     values.update({c: func.now() for c in now})
     error = bindparam("finish_error", type_=jobs.c.error.type)
@@ -118,22 +111,22 @@ def finish_statement(
             jobs.c.claim_token == bindparam("finish_token", type_=UUID(as_uuid=True)),
         )
         .values(lease_until=null(), error=error, updated_at=func.now(), **values)
-        .returning(jobs.c.id)
+        .returning(jobs.c.id, jobs.c.attempts, jobs.c.claimed_by, jobs.c.claimed_at)
         .cte("moved")
     )
-    close = (
-        update(attempts)
-        .where(
-            attempts.c.job_id.in_(select(moved.c.id)),
-            attempts.c.number == bindparam("finish_attempt"),
-        )
-        .values(
-            finished_at=func.now(),
-            outcome=bindparam("finish_outcome", type_=String),
-            error=bindparam("finish_error", type_=attempts.c.error.type),
-        )
+    ended = insert(attempts).from_select(
+        ["job_id", "number", "worker", "started_at", "finished_at", "outcome", "error"],
+        select(
+            moved.c.id,
+            moved.c.attempts,
+            moved.c.claimed_by,
+            moved.c.claimed_at,
+            func.now(),
+            bindparam("finish_outcome", type_=String),
+            bindparam("finish_error", type_=attempts.c.error.type),
+        ),
     )
-    statement = select(moved.c.id).add_cte(close.cte("close"))
+    statement = select(moved.c.id).add_cte(ended.cte("ended"))
     for n, write in enumerate(writes):
         statement = statement.add_cte(write(moved).cte(f"write_{n}"))
     return statement

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, select, tuple_, update
+from sqlalchemy import case, delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from errors import ConflictError
@@ -79,7 +79,8 @@ def claim_jobs(
 
 def release_jobs(session: Session, jobs: Sequence[ClaimedJob]) -> int:
     """Undo the claim of jobs that were never started (their batch ran out of lease): back
-    to `queued` with the attempt uncounted and erased, and published again. Returns how many."""
+    to `queued` with the attempt uncounted (it has no row yet), and published again. Returns
+    how many."""
     if not jobs:
         return 0
     pairs = [(job.id, job.claim) for job in jobs]
@@ -92,18 +93,13 @@ def release_jobs(session: Session, jobs: Sequence[ClaimedJob]) -> int:
             state=JobState.QUEUED,
             attempts=Job.attempts - 1,
             lease_until=None,
+            claimed_by=None,
+            claimed_at=None,
             started_at=case((Job.attempts == 1, None), else_=Job.started_at),
             updated_at=func.now(),
         )
-        .returning(Job.id, Job.type, Job.queue, Job.priority, Job.attempts)
+        .returning(Job.id, Job.type, Job.queue, Job.priority)
     ).all()
-    if not rows:
-        return 0
-    session.execute(
-        delete(JobAttempt).where(
-            tuple_(JobAttempt.job_id, JobAttempt.number).in_([(r.id, r.attempts + 1) for r in rows])
-        )
-    )
     add_outbox(session, rows)
     return len(rows)
 
@@ -125,7 +121,6 @@ def _finish(
     params.update(
         finish_id=job.id,
         finish_token=job.claim,
-        finish_attempt=job.attempt,
         finish_outcome=outcome,
         finish_error=error,
     )
@@ -289,16 +284,27 @@ def reap_expired_leases(
             run_at=func.now(),
             updated_at=func.now(),
         )
-        .returning(Job.id, Job.type, Job.queue, Job.priority, Job.state, Job.attempts)
+        .returning(
+            *(Job.id, Job.type, Job.queue, Job.priority, Job.state, Job.attempts),
+            *(Job.claimed_by, Job.claimed_at),
+        )
     ).all()
-    for row in rows:
+    if rows:  # each lost attempt's row, written once, now that it has ended
+        lost = {"type": "worker_lost", "message": "lease expired"}
         session.execute(
-            update(JobAttempt)
-            .where(and_(JobAttempt.job_id == row.id, JobAttempt.number == row.attempts))
-            .values(
-                finished_at=func.now(),
-                outcome=AttemptOutcome.LOST,
-                error={"type": "worker_lost", "message": "lease expired"},
+            insert(JobAttempt).values(
+                [
+                    {
+                        "job_id": r.id,
+                        "number": r.attempts,
+                        "worker": r.claimed_by,
+                        "started_at": r.claimed_at,
+                        "finished_at": func.now(),
+                        "outcome": AttemptOutcome.LOST,
+                        "error": lost,
+                    }
+                    for r in rows
+                ]
             )
         )
     add_outbox(session, [r for r in rows if r.state == JobState.RETRYING])

@@ -95,6 +95,10 @@ class Job(Base):
     # The current (or last) claim's own token: an outcome is recorded only by the claim that
     # holds it (migration 0005), since a claim PostgreSQL forgot lets the next reuse `attempts`.
     claim_token: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # Who holds the current (or last) claim, since when: the open attempt, whose `job_attempts`
+    # row is written once, when it ends (by the finish or the reaper).
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     producer: Mapped[str] = mapped_column(String(100))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
@@ -108,7 +112,8 @@ class Job(Base):
 
 
 class JobAttempt(Base):
-    """One try at a job: who ran it, when, and how it ended."""
+    """One ended try at a job: who ran it, when, and how it ended (the one running is on the
+    job row: `claimed_by`, `claimed_at`)."""
 
     __tablename__ = "job_attempts"
 

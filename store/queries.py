@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.models import Job, JobAttempt
+from store.states import AttemptOutcome, JobState
 
 
 def find_job(session: Session, job_id: uuid.UUID, *, producer: str | None) -> Job | None:
@@ -25,13 +26,24 @@ def types_of(session: Session, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, 
     return {job_id: job_type for job_id, job_type in rows}
 
 
-def attempts_of(session: Session, job_id: uuid.UUID) -> list[JobAttempt]:
-    """Every attempt at a job, in order."""
-    return list(
+def attempts_of(session: Session, job: Job) -> list[JobAttempt]:
+    """Every attempt at a job, in order: the ended ones' rows, then the one running, if any
+    (kept on the job row until it ends; shown as an unsaved row)."""
+    ended = list(
         session.scalars(
-            select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.number)
+            select(JobAttempt).where(JobAttempt.job_id == job.id).order_by(JobAttempt.number)
         )
     )
+    if job.state != JobState.RUNNING or job.claimed_by is None or job.claimed_at is None:
+        return ended
+    running = JobAttempt(
+        job_id=job.id,
+        number=job.attempts,
+        worker=job.claimed_by,
+        started_at=job.claimed_at,
+        outcome=AttemptOutcome.RUNNING,
+    )
+    return [*ended, running]
 
 
 def list_jobs(

@@ -24,7 +24,8 @@ TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELL
 
 
 class AttemptOutcome(StrEnum):
-    """How one attempt ended, as `job_attempts.outcome` records it (`running` until it ends)."""
+    """How one attempt ended, as `job_attempts.outcome` records it (`running`: the attempt in
+    progress, shown from its job row until its own row is written as it ends)."""
 
     RUNNING = "running"
     SUCCEEDED = "succeeded"

@@ -67,7 +67,7 @@ def _load(session: SessionDep, job_id: uuid.UUID, principal: Principal) -> Job:
 def get_job(job_id: uuid.UUID, session: SessionDep, principal: Reader) -> JobView:
     """One job with its state, result, error and every attempt."""
     job = _load(session, job_id, principal)
-    return JobView.of(job, attempts_of(session, job_id))
+    return JobView.of(job, attempts_of(session, job))
 
 
 @router.get("", response_model=JobPage)
