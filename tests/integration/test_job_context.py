@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from celery.exceptions import Reject
 from sqlalchemy import CTE, Column, Insert, MetaData, String, Table, insert, literal, select, text
 from sqlalchemy.dialects.postgresql import UUID
 
@@ -97,3 +98,34 @@ def test_a_handler_that_never_opens_a_transaction_still_commits_its_success(
     job_id, outcome, state = run(settings, handler)
     assert (outcome, state) == ("succeeded", "succeeded")
     assert notes(settings, job_id) == ["on_success"]
+
+
+FORGET = text(
+    "UPDATE jobs SET state = 'queued', attempts = 0, lease_until = NULL, claim_token = NULL"
+    " WHERE id = :id"
+)
+
+
+def test_a_batch_whose_claim_was_forgotten_hands_its_message_back(
+    settings: Settings, clean_ledger: None
+) -> None:
+    def handler(ctx: JobContext, payload: Any) -> dict[str, str]:
+        with transaction(settings) as s:  # what PostgreSQL holds after a crash forgot the claim
+            s.execute(FORGET, {"id": ctx.job.id})
+        ctx.on_success([_completion_note], {})
+        return {"ran": "once"}
+
+    [job_id] = submit_all(settings, [("system.echo", {"n": 1})])
+    with pytest.raises(Reject) as handed_back:
+        run_batch(
+            [str(job_id)],
+            spec=domains(settings).spec("system.echo"),
+            handler=handler,
+            settings=settings,
+        )
+    assert handed_back.value.requeue
+    # The finish found no claim of its token: nothing recorded, the job claimable again.
+    with transaction(settings) as s:
+        job = s.get_one(Job, job_id)
+        assert (job.state, job.attempts, job.result) == ("queued", 0, None)
+    assert notes(settings, job_id) == []
