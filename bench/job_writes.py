@@ -116,9 +116,7 @@ def main() -> None:
                 print(
                     f"  index {idx.idx:<40}{n:>6.2f}" + (f"  WHERE {idx.pred}" if idx.pred else "")
                 )
-        print(
-            f"per job: {heap:.2f} row writes (ins + upd + del), {entries:.2f} index entries"
-        )
+        print(f"per job: {heap:.2f} row writes (ins + upd + del), {entries:.2f} index entries")
 
 
 if __name__ == "__main__":
