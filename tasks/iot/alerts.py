@@ -6,56 +6,156 @@ notification through the notifications domain, in the same transaction. Readings
 than the newest one evaluated (late data) do not move the state. A rule fires after
 `consecutive` breaching readings in a row, or once the breach has lasted `for_seconds` of
 event time; the breach's start is state too, so a restart neither forgets nor re-fires.
+
+Evaluation is set-based: whatever the number of rules, a batch costs three statements (make
+the missing states, lock and read every touched rule with its state, write the moved states
+back) plus its transitions. A rule whose new readings cannot move it (none breaches while it
+is quiet, none clears while it fires) is settled from the series' running extremes without
+walking them; only the others are folded reading by reading.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bisect
+import dataclasses
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from itertools import accumulate
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from config import Settings
 from tasks.iot import offline
-from tasks.iot.models import AlertRule, AlertState
+from tasks.iot.models import AlertRule
 from tasks.iot.transitions import transition
 
-ENSURE_STATE = text(
-    "INSERT INTO iot_alert_states (rule_id, device_id) VALUES (:rule, :device)"
-    " ON CONFLICT DO NOTHING"
-)
+ENSURE_STATES = text("""
+INSERT INTO iot_alert_states (rule_id, device_id)
+SELECT r.id, :device FROM iot_alert_rules r
+WHERE r.profile_id = :profile AND r.kind = 'threshold' AND r.metric = ANY(:metrics)
+ORDER BY r.id
+ON CONFLICT DO NOTHING
+""")
+# A fresh snapshot after ENSURE_STATES (read committed), so it sees every state a concurrent
+# batch made; rows locked in rule order, so two batches of one device never deadlock.
+LOCK_STATES = text("""
+SELECT r.id, r.kind, r.metric, r.direction, r.set_at, r.clear_at, r.consecutive,
+  r.for_seconds, r.channel, r.recipient,
+  s.device_id, s.firing, s.streak, s.last_ts, s.since, s.breach_since
+FROM iot_alert_states s JOIN iot_alert_rules r ON r.id = s.rule_id
+WHERE s.device_id = :device AND r.profile_id = :profile AND r.kind = 'threshold'
+  AND r.metric = ANY(:metrics)
+ORDER BY s.rule_id
+FOR UPDATE OF s
+""")
+WRITE_STATES = text("""
+UPDATE iot_alert_states s
+SET firing = v.firing, streak = v.streak, last_ts = v.last_ts, since = v.since,
+  breach_since = v.breach_since
+FROM unnest(CAST(:rules AS text[]), CAST(:firing AS boolean[]), CAST(:streak AS integer[]),
+  CAST(:last_ts AS timestamptz[]), CAST(:since AS timestamptz[]),
+  CAST(:breach_since AS timestamptz[])) AS v(rule_id, firing, streak, last_ts, since, breach_since)
+WHERE s.device_id = :device AND s.rule_id = v.rule_id
+""")
 
 
-def _breached(rule: AlertRule, value: float) -> bool:
-    assert rule.set_at is not None
-    return value > rule.set_at if rule.direction == "above" else value < rule.set_at
+@dataclasses.dataclass
+class Watch:
+    """A threshold rule and where the device stands with it: the locked row, to write back."""
+
+    id: str
+    kind: str
+    metric: str
+    direction: str
+    set_at: float
+    clear_at: float
+    consecutive: int
+    for_seconds: float | None
+    channel: str
+    recipient: str
+    device_id: str
+    firing: bool
+    streak: int
+    last_ts: datetime | None
+    since: datetime | None
+    breach_since: datetime | None
+
+    def breached(self, value: float) -> bool:
+        """Whether `value` is past the set threshold."""
+        return value > self.set_at if self.direction == "above" else value < self.set_at
+
+    def cleared(self, value: float) -> bool:
+        """Whether `value` is back past the clear threshold."""
+        return value <= self.clear_at if self.direction == "above" else value >= self.clear_at
+
+    def held(self, ts: datetime) -> bool:
+        """Whether the breach has lasted long enough to fire, as of the reading at `ts`."""
+        if self.for_seconds is None:
+            return self.streak >= self.consecutive
+        return self.breach_since is not None and (
+            (ts - self.breach_since).total_seconds() >= self.for_seconds
+        )
+
+    def step(self, ts: datetime, value: float) -> str | None:
+        """Fold one reading into the state; the transition it causes, if any."""
+        if self.firing:
+            return "resolved" if self.cleared(value) else None
+        if self.breached(value):
+            self.streak += 1
+            self.breach_since = self.breach_since or ts
+        else:
+            self.streak, self.breach_since = 0, None
+        return "firing" if self.held(ts) else None
 
 
-def _cleared(rule: AlertRule, value: float) -> bool:
-    assert rule.clear_at is not None
-    return value <= rule.clear_at if rule.direction == "above" else value >= rule.clear_at
+@dataclasses.dataclass(frozen=True)
+class Series:
+    """One metric's new readings in event-time order, with the extremes of every suffix."""
+
+    ts: list[datetime]
+    values: list[float]
+    highest: list[float]  # highest[i] = max(values[i:])
+    lowest: list[float]
+
+    @classmethod
+    def of(cls, readings: Sequence[tuple[datetime, float]]) -> Series:
+        """The series of `readings` (unique times)."""
+        ordered = sorted(readings)
+        values = [v for _, v in ordered]
+        highest = list(accumulate(reversed(values), max))[::-1]
+        lowest = list(accumulate(reversed(values), min))[::-1]
+        return cls([t for t, _ in ordered], values, highest, lowest)
+
+    def unmoving(self, watch: Watch, start: int) -> bool:
+        """Whether the readings from `start` on cannot move `watch` but to a quiet state:
+        firing, none clears; quiet, none breaches."""
+        above = watch.direction == "above"
+        if watch.firing:
+            return self.lowest[start] > watch.clear_at if above else (
+                self.highest[start] < watch.clear_at)  # fmt: skip
+        return self.highest[start] <= watch.set_at if above else (
+            self.lowest[start] >= watch.set_at)  # fmt: skip
 
 
-def _held(rule: AlertRule, state: AlertState, ts: datetime) -> bool:
-    """Whether the breach has lasted long enough to fire, as of the reading at `ts`."""
-    if rule.for_seconds is None:
-        return state.streak >= rule.consecutive
-    return state.breach_since is not None and (
-        (ts - state.breach_since).total_seconds() >= rule.for_seconds
-    )
+def _watches(session: Session, *, device: str, profile: str, metrics: list[str]) -> list[Watch]:
+    params = {"device": device, "profile": profile, "metrics": metrics}
+    session.execute(ENSURE_STATES, params)
+    return [Watch(**row._mapping) for row in session.execute(LOCK_STATES, params)]
 
 
-def _step(state: AlertState, rule: AlertRule, ts: datetime, value: float) -> str | None:
-    """Fold one reading into the state; the transition it causes, if any."""
-    if state.firing:
-        return "resolved" if _cleared(rule, value) else None
-    if _breached(rule, value):
-        state.streak += 1
-        state.breach_since = state.breach_since or ts
-    else:
-        state.streak, state.breach_since = 0, None
-    return "firing" if _held(rule, state, ts) else None
+def _write(session: Session, device: str, moved: list[Watch]) -> None:
+    if not moved:
+        return
+    session.execute(WRITE_STATES, {
+        "device": device,
+        "rules": [w.id for w in moved],
+        "firing": [w.firing for w in moved],
+        "streak": [w.streak for w in moved],
+        "last_ts": [w.last_ts for w in moved],
+        "since": [w.since for w in moved],
+        "breach_since": [w.breach_since for w in moved],
+    })  # fmt: skip
 
 
 def evaluate(
@@ -68,37 +168,42 @@ def evaluate(
     settings: Settings,
 ) -> int:
     """Run the profile's rules over the batch's new readings; returns the transitions."""
-    rules = list(
-        session.scalars(
-            select(AlertRule).where(AlertRule.profile_id == profile).order_by(AlertRule.id)
-        )
-    )
     stored = list(stored)
-    if not rules or not stored:
+    if not stored:
         return 0
     by_metric: dict[str, list[tuple[datetime, float]]] = {}
     for metric, ts, value in stored:
         if value is not None:
             by_metric.setdefault(metric, []).append((ts, value))
+    offline_rules = list(session.scalars(
+        select(AlertRule)
+        .where(AlertRule.profile_id == profile, AlertRule.kind == "offline")
+        .order_by(AlertRule.id)
+    ))  # fmt: skip
     transitions = offline.recover(
-        session,
-        rules=[r for r in rules if r.kind == "offline"],
-        device=device,
-        at=received_at,
-        settings=settings,
+        session, rules=offline_rules, device=device, at=received_at, settings=settings
     )
-    for rule in rules:
-        readings = sorted(by_metric.get(rule.metric or "", [])) if rule.kind == "threshold" else []
-        if not readings:
+    if not by_metric:
+        return transitions
+    series = {metric: Series.of(readings) for metric, readings in by_metric.items()}
+    moved = []
+    for watch in _watches(session, device=device, profile=profile, metrics=sorted(series)):
+        s = series[watch.metric]
+        start = 0 if watch.last_ts is None else bisect.bisect_right(s.ts, watch.last_ts)
+        if start == len(s.ts):
+            continue  # late data only: it moves nothing
+        moved.append(watch)
+        if s.unmoving(watch, start):
+            watch.last_ts = s.ts[-1]
+            if not watch.firing:
+                watch.streak, watch.breach_since = 0, None
             continue
-        session.execute(ENSURE_STATE, {"rule": rule.id, "device": device})
-        state = session.get_one(AlertState, (rule.id, device), with_for_update=True)
-        for ts, value in readings:
-            if state.last_ts is not None and ts <= state.last_ts:
-                continue
-            state.last_ts = ts
-            kind = _step(state, rule, ts, value)
+        for ts, value in zip(s.ts[start:], s.values[start:], strict=True):
+            watch.last_ts = ts
+            kind = watch.step(ts, value)
             if kind is not None:
-                transition(session, rule, state, kind=kind, ts=ts, value=value, settings=settings)
+                transition(session, watch, watch, kind=kind, ts=ts, value=value,
+                           settings=settings)  # fmt: skip
                 transitions += 1
+    _write(session, device, moved)
     return transitions

@@ -4,16 +4,43 @@ the notifications domain, in the caller's transaction."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from config import Settings
-from tasks.iot.models import AlertEvent, AlertRule, AlertState
+from tasks.iot.models import AlertEvent
 from tasks.notifications.schemas import NotificationRequest
 from tasks.notifications.service import submit
 
 
-def _what(rule: AlertRule, event: AlertEvent, state: AlertState) -> str:
+class Rule(Protocol):
+    """What a transition reads of its rule (an `AlertRule`, or a threshold rule read in bulk)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def metric(self) -> str | None: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def recipient(self) -> str: ...
+
+
+class Standing(Protocol):
+    """Where a device stands with a rule, locked by the caller (an `AlertState`, or its copy
+    that a set-based evaluation writes back)."""
+
+    device_id: str
+    firing: bool
+    streak: int
+    since: datetime | None
+    breach_since: datetime | None
+
+
+def _what(rule: Rule, event: AlertEvent, state: Standing) -> str:
     if rule.kind == "offline":
         return f"{event.device_id} back online" if event.kind == "resolved" else (
             f"{event.device_id} offline, no reading since {(state.since or event.ts).isoformat()}"
@@ -22,7 +49,7 @@ def _what(rule: AlertRule, event: AlertEvent, state: AlertState) -> str:
 
 
 def _notify(
-    session: Session, rule: AlertRule, event: AlertEvent, what: str, *, settings: Settings
+    session: Session, rule: Rule, event: AlertEvent, what: str, *, settings: Settings
 ) -> None:
     body = f"{rule.id} {event.kind} at {event.ts.isoformat()}: {what}"
     if event.duration is not None:
@@ -44,8 +71,8 @@ def _notify(
 
 def transition(
     session: Session,
-    rule: AlertRule,
-    state: AlertState,
+    rule: Rule,
+    state: Standing,
     *,
     kind: str,
     ts: datetime,
