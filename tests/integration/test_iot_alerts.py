@@ -4,9 +4,11 @@ concurrent batches of one device."""
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -133,3 +135,79 @@ def test_a_rule_is_refused_on_a_metric_that_is_not_a_number(
             settings=settings,
         )
     assert refused.value.field == "metric"
+
+
+def _expected(
+    rule: dict[str, Any], batches: list[list[tuple[int, float]]]
+) -> list[tuple[str, float]]:
+    """What one rule must do over the batches: the plain definition, reading by reading."""
+    above = rule["direction"] == "above"
+    firing, streak, since, newest, out = False, 0, None, -10**9, []
+    for readings in batches:
+        for t, v in sorted(readings):
+            if t <= newest:
+                continue  # late: moves nothing
+            newest = t
+            if firing:
+                if (v <= rule["clear_at"]) if above else (v >= rule["clear_at"]):
+                    firing = False
+                    out.append(("resolved", v))
+                continue
+            if (v > rule["set_at"]) if above else (v < rule["set_at"]):
+                streak, since = streak + 1, t if since is None else since
+            else:
+                streak, since = 0, None
+            held = (
+                streak >= rule["consecutive"] if rule.get("for_seconds") is None
+                else since is not None and t - since >= rule["for_seconds"]
+            )  # fmt: skip
+            if held:
+                firing, streak, since = True, 0, None
+                out.append(("firing", v))
+    return out
+
+
+def test_many_rules_over_many_batches_do_what_each_would_alone(
+    settings: Settings, device: str
+) -> None:
+    rules = [
+        {"id": f"t{n:02d}", "direction": "above" if n % 2 else "below",
+         "set_at": 20 + n * 0.5 if n % 2 else 20 - n * 0.5,
+         "clear_at": 18 + n * 0.5 if n % 2 else 22 - n * 0.5,
+         **({"for_seconds": 15 + 20 * (n % 3)} if n % 4 == 0 else {"consecutive": 1 + n % 3})}
+        for n in range(16)
+    ]  # fmt: skip
+    with transaction(settings) as s:
+        for rule in rules:
+            alert_rules.create(
+                s,
+                AlertRuleCreate(profile="thermo", metric="temp", channel="email",
+                                to="ops@example.com", **rule),
+                settings=settings,
+            )  # fmt: skip
+    rng = random.Random(11)
+    batches = [
+        [(-2500 + 10 * (40 * b + i), round(rng.uniform(10, 30), 1)) for i in range(40)]
+        for b in range(5)
+    ]
+    batches.insert(3, [(-2490 + 10 * i, 50.0) for i in range(5)])  # late: older than evaluated
+    for readings in batches:
+        _send(settings, *readings)
+    events = _events_by_rule(settings)
+    expected = {r["id"]: _expected(r, batches) for r in rules}
+    assert {k: v for k, v in expected.items() if v} == events
+    assert sum(len(v) for v in expected.values()) > 20  # the data does cross the thresholds
+    total = sum(len(v) for v in events.values())
+    assert _notifications(settings) == (total, total)
+
+
+def _events_by_rule(settings: Settings) -> dict[str, list[tuple[str, float]]]:
+    with transaction(settings) as s:
+        rows = s.scalars(
+            select(AlertEvent).where(AlertEvent.rule_id != "hot").order_by(AlertEvent.id)
+        ).all()
+        out: dict[str, list[tuple[str, float]]] = {}
+        for e in rows:
+            assert e.value is not None
+            out.setdefault(e.rule_id, []).append((e.kind, e.value))
+        return out
