@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from config import Settings
 from tasks.iot import offline
 from tasks.iot.models import AlertRule
-from tasks.iot.transitions import transition
+from tasks.iot.transitions import record, transition
 
 ENSURE_STATES = text("""
 INSERT INTO iot_alert_states (rule_id, device_id)
@@ -180,11 +180,11 @@ def evaluate(
         .where(AlertRule.profile_id == profile, AlertRule.kind == "offline")
         .order_by(AlertRule.id)
     ))  # fmt: skip
-    transitions = offline.recover(
-        session, rules=offline_rules, device=device, at=received_at, settings=settings
-    )
+    # Recorded last, after every state lock: a batch and the sweep take the recipient's lock
+    # (notifications) only once they hold all else, so they never wait on each other in a cycle.
+    made = offline.recover(session, rules=offline_rules, device=device, at=received_at)
     if not by_metric:
-        return transitions
+        return record(session, made, settings=settings)
     series = {metric: Series.of(readings) for metric, readings in by_metric.items()}
     moved = []
     for watch in _watches(session, device=device, profile=profile, metrics=sorted(series)):
@@ -202,8 +202,6 @@ def evaluate(
             watch.last_ts = ts
             kind = watch.step(ts, value)
             if kind is not None:
-                transition(session, watch, watch, kind=kind, ts=ts, value=value,
-                           settings=settings)  # fmt: skip
-                transitions += 1
+                made.append(transition(watch, watch, kind=kind, ts=ts, value=value))
     _write(session, device, moved)
-    return transitions
+    return record(session, made, settings=settings)

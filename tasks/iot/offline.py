@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from config import Settings
 from tasks.iot.models import AlertRule, AlertState, Device
 from tasks.iot.settings import IotSettings
-from tasks.iot.transitions import transition
+from tasks.iot.transitions import Transition, record, transition
 
 SWEEP_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('iot offline sweep'))")
 LAST_SEEN = """coalesce((SELECT max(l.received_at) FROM iot_latest l
@@ -56,7 +56,7 @@ def sweep(session: Session, *, settings: Settings, now: datetime, limit: int = 1
     silent = session.execute(
         SILENT, {"now": now, "factor": own.offline_after, "limit": limit}
     ).all()
-    fired = 0
+    fired: list[Transition] = []
     for row in silent:
         # The device row, locked, waits out any batch of it in flight; then look again.
         session.execute(
@@ -72,20 +72,19 @@ def sweep(session: Session, *, settings: Settings, now: datetime, limit: int = 1
         if state.firing:
             continue
         rule = session.get_one(AlertRule, row.rule_id)
-        transition(
-            session, rule, state, kind="firing", ts=now, value=None, since=row.last_seen,
-            settings=settings,
-        )  # fmt: skip
-        fired += 1
-    return fired
+        fired.append(
+            transition(rule, state, kind="firing", ts=now, value=None, since=row.last_seen)
+        )
+    return record(session, fired, settings=settings)
 
 
 def recover(
-    session: Session, *, rules: list[AlertRule], device: str, at: datetime, settings: Settings
-) -> int:
-    """Resolve the device's firing offline alerts: it sent a reading (received `at`)."""
+    session: Session, *, rules: list[AlertRule], device: str, at: datetime
+) -> list[Transition]:
+    """Resolve the device's firing offline alerts: it sent a reading (received `at`); the
+    caller records the transitions."""
     if not rules:
-        return 0
+        return []
     session.execute(select(Device.id).where(Device.id == device).with_for_update(read=True))
     by_id = {r.id: r for r in rules}
     states = session.scalars(
@@ -95,9 +94,7 @@ def recover(
         .with_for_update()
         .execution_options(populate_existing=True)
     ).all()
-    for state in states:
-        transition(
-            session, by_id[state.rule_id], state, kind="resolved", ts=at, value=None,
-            settings=settings,
-        )  # fmt: skip
-    return len(states)
+    return [
+        transition(by_id[state.rule_id], state, kind="resolved", ts=at, value=None)
+        for state in states
+    ]

@@ -1,8 +1,11 @@
 """An alert's transition (firing, resolved): recorded with exactly one notification through
-the notifications domain, in the caller's transaction."""
+the notifications domain, in the caller's transaction; a batch's transitions are sent
+together, so the recipient is locked and its schedule read once per batch."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -11,7 +14,7 @@ from sqlalchemy.orm import Session
 from config import Settings
 from tasks.iot.models import AlertEvent
 from tasks.notifications.schemas import NotificationRequest
-from tasks.notifications.service import submit
+from tasks.notifications.service import submit_many
 
 
 class Rule(Protocol):
@@ -48,29 +51,30 @@ def _what(rule: Rule, event: AlertEvent, state: Standing) -> str:
     return f"{event.device_id} {rule.metric} {event.value:g}"
 
 
-def _notify(
-    session: Session, rule: Rule, event: AlertEvent, what: str, *, settings: Settings
-) -> None:
-    body = f"{rule.id} {event.kind} at {event.ts.isoformat()}: {what}"
+@dataclass(frozen=True)
+class Transition:
+    """A transition made, waiting for `record` to send its notification and store it."""
+
+    rule: Rule
+    event: AlertEvent
+    what: str
+
+
+def _request(t: Transition) -> NotificationRequest:
+    rule, event = t.rule, t.event
+    body = f"{rule.id} {event.kind} at {event.ts.isoformat()}: {t.what}"
     if event.duration is not None:
         body += f" (after {event.duration:.0f}s)"
-    sent = submit(
-        session,
-        NotificationRequest(
-            channel=rule.channel,
-            to=rule.recipient,
-            subject=f"[{event.kind}] {rule.id}: {what}" if rule.channel == "email" else None,
-            body=body,
-            data={"rule": rule.id, "device": event.device_id, "kind": event.kind},
-        ),
-        producer="iot",
-        settings=settings,
+    return NotificationRequest(
+        channel=rule.channel,
+        to=rule.recipient,
+        subject=f"[{event.kind}] {rule.id}: {t.what}" if rule.channel == "email" else None,
+        body=body,
+        data={"rule": rule.id, "device": event.device_id, "kind": event.kind},
     )
-    event.notification_id = sent.id
 
 
 def transition(
-    session: Session,
     rule: Rule,
     state: Standing,
     *,
@@ -78,10 +82,10 @@ def transition(
     ts: datetime,
     value: float | None,
     since: datetime | None = None,
-    settings: Settings,
-) -> None:
+) -> Transition:
     """Move `state` (locked by the caller) to `kind` at `ts`; a firing state holds `since`
-    (default `ts`), and the resolution's duration is measured from it."""
+    (default `ts`), and the resolution's duration is measured from it. `record` the result in
+    the same transaction."""
     duration = (ts - state.since).total_seconds() if kind == "resolved" and state.since else None
     event = AlertEvent(
         rule_id=rule.id, device_id=state.device_id, kind=kind, ts=ts, value=value,
@@ -89,7 +93,21 @@ def transition(
     )  # fmt: skip
     state.firing = kind == "firing"
     state.since = (since or ts) if state.firing else None
-    _notify(session, rule, event, _what(rule, event, state), settings=settings)
-    session.add(event)
+    what = _what(rule, event, state)
     state.streak = 0
     state.breach_since = None
+    return Transition(rule, event, what)
+
+
+def record(session: Session, transitions: Sequence[Transition], *, settings: Settings) -> int:
+    """Store the transitions, each with exactly one notification, all sent in one go; returns
+    how many."""
+    if not transitions:
+        return 0
+    sent = submit_many(
+        session, [_request(t) for t in transitions], producer="iot", settings=settings
+    )
+    for t, note in zip(transitions, sent, strict=True):
+        t.event.notification_id = note.id
+    session.add_all([t.event for t in transitions])
+    return len(transitions)

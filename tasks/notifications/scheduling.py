@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -52,15 +53,47 @@ def lock_recipient(session: Session, *, channel: str, recipient: str) -> None:
 
 
 def scheduled_sends(
-    session: Session, *, channel: str, recipient: str, since: datetime
+    session: Session, *, channel: str, recipient: str, since: datetime, count: int
 ) -> list[datetime]:
-    """When this recipient's messages on this channel are (or were) due, from `since` on."""
+    """The latest `count` instants this recipient's messages on this channel are (or were) due
+    at, from `since` on: all `rate_limited_slot` needs to place the next one."""
     rows = session.scalars(
-        select(Notification.send_at).where(
+        select(Notification.send_at)
+        .where(
             Notification.channel == channel,
             Notification.recipient == recipient,
             Notification.kind == "message",
             Notification.send_at > since,
         )
+        .order_by(Notification.send_at.desc())
+        .limit(count)
     )
     return list(rows)
+
+
+@dataclass
+class Schedules:
+    """The recipients a transaction has locked and their latest sends, read once each and kept
+    up to date as it accepts more, so many acceptances cost one lock and one read a recipient."""
+
+    now: datetime | None = None
+    sends: dict[tuple[str, str], list[datetime]] = field(default_factory=dict)
+
+    def clock(self, session: Session) -> datetime:
+        """The transaction's `now()`, read once."""
+        if self.now is None:
+            self.now = session.scalar(select(func.now()))
+            assert self.now is not None
+        return self.now
+
+    def of(
+        self, session: Session, *, channel: str, recipient: str, since: datetime, count: int
+    ) -> list[datetime]:
+        """The recipient's latest sends, locking it the first time (the list is live)."""
+        key = (channel, recipient)
+        if key not in self.sends:
+            lock_recipient(session, channel=channel, recipient=recipient)
+            self.sends[key] = scheduled_sends(
+                session, channel=channel, recipient=recipient, since=since, count=count
+            )
+        return self.sends[key]

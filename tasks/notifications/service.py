@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config import Settings
 from errors import InvalidFieldError
 from store.ids import uuid7
-from tasks.enqueue import enqueue
+from tasks.enqueue import draft_job, enqueue_many
 from tasks.notifications.models import Notification, WebhookEndpoint
 from tasks.notifications.retries import max_attempts
-from tasks.notifications.scheduling import (
-    after_quiet_hours,
-    lock_recipient,
-    rate_limited_slot,
-    scheduled_sends,
-)
+from tasks.notifications.scheduling import Schedules, after_quiet_hours, rate_limited_slot
 from tasks.notifications.schemas import DELIVER, NotificationRequest
 from tasks.notifications.settings import NotificationSettings
 from tasks.notifications.ssrf import check_url, parse_networks
@@ -124,8 +120,12 @@ def prepare(
     *,
     producer: str,
     settings: NotificationSettings,
+    schedules: Schedules | None = None,
 ) -> Prepared:
-    """Check and schedule a notification; with a live dedup key, return the earlier one."""
+    """Check and schedule a notification; with a live dedup key, return the earlier one.
+    Acceptances that share `schedules` lock and read each recipient once; the caller adds
+    the send it accepts to them."""
+    schedules = schedules or Schedules()
     recipient = normalise_recipient(req.channel, req.to, settings=settings)
     values = (
         _content(session, req, producer=producer, max_chars=settings.template_max_chars)
@@ -138,9 +138,12 @@ def prepare(
         endpoint = _endpoint(session, recipient, producer=producer)
         envelope = {"type": "notification", "timestamp": None, "data": req.data or {}}
         values = {"endpoint_id": endpoint.id, "envelope": envelope}
-    lock_recipient(session, channel=req.channel, recipient=recipient)
-    now = session.scalar(select(func.now()))
-    assert now is not None
+    now = schedules.clock(session)
+    period = timedelta(seconds=settings.rate_limit_period)
+    earlier = schedules.of(
+        session, channel=req.channel, recipient=recipient, since=now - period,
+        count=settings.rate_limit_count,
+    )  # fmt: skip
     if req.dedup_key is not None:
         window = timedelta(minutes=settings.dedup_window_minutes)
         existing = session.scalars(
@@ -157,8 +160,6 @@ def prepare(
         ).first()
         if existing is not None:
             return Prepared(id=existing.id, send_at=existing.send_at, existing=existing)
-    period = timedelta(seconds=settings.rate_limit_period)
-    earlier = scheduled_sends(session, channel=req.channel, recipient=recipient, since=now - period)
     try:
         wanted = after_quiet_hours(max(now, req.send_at or now), req.quiet_hours)
         send_at = rate_limited_slot(earlier, wanted, count=settings.rate_limit_count, period=period)
@@ -175,15 +176,19 @@ def prepare(
     return Prepared(id=uuid7(), send_at=send_at, values=values)
 
 
-def record(session: Session, prepared: Prepared, *, job_id: uuid.UUID) -> Notification:
-    """Insert the notification bound to the job that delivers it."""
+def _row(prepared: Prepared, *, job_id: uuid.UUID) -> Notification:
     values = dict(prepared.values)
     envelope = values.pop("envelope", None)
     if envelope is not None:
         # The exact bytes every retry sends, fixed once at acceptance.
         envelope["timestamp"] = prepared.send_at.isoformat()
         values["body_text"] = json.dumps(envelope, separators=(",", ":"), default=str)
-    row = Notification(id=prepared.id, job_id=job_id, kind="message", **values)
+    return Notification(id=prepared.id, job_id=job_id, kind="message", **values)
+
+
+def record(session: Session, prepared: Prepared, *, job_id: uuid.UUID) -> Notification:
+    """Insert the notification bound to the job that delivers it."""
+    row = _row(prepared, job_id=job_id)
     session.add(row)
     session.flush()
     return row
@@ -204,18 +209,56 @@ def submit(
 ) -> Submitted:
     """Accept a notification and its delivery job in the caller's transaction (a live dedup
     key answers with the earlier one): the one way any domain sends a notification."""
+    return submit_many(session, [req], producer=producer, settings=settings)[0]
+
+
+def submit_many(
+    session: Session,
+    requests: Sequence[NotificationRequest],
+    *,
+    producer: str,
+    settings: Settings,
+) -> list[Submitted]:
+    """`submit` for several requests, in order: each recipient locked and its schedule read
+    once, the delivery jobs inserted in one round trip and the notifications in one flush. A
+    request whose dedup key an earlier one of the same call holds answers with that one."""
     own = settings.section(NotificationSettings)
-    prepared = prepare(session, req, producer=producer, settings=own)
-    if prepared.existing is not None:
-        return Submitted(prepared.id, prepared.existing.job_id, prepared.send_at, True)
-    job_id = enqueue(
-        session,
-        DELIVER.name,
-        {"notification_id": str(prepared.id)},
-        producer=producer,
-        run_at=prepared.send_at,
-        max_attempts=max_attempts(own.retry_schedule),
-        settings=settings,
-    ).job_id
-    record(session, prepared, job_id=job_id)
-    return Submitted(prepared.id, job_id, prepared.send_at, False)
+    schedules = Schedules()
+    answers: list[Prepared] = []
+    new: list[Prepared] = []
+    fresh: dict[tuple[str, str, str], Prepared] = {}
+    for req in requests:
+        prepared = prepare(session, req, producer=producer, settings=own, schedules=schedules)
+        if prepared.existing is None and req.dedup_key is not None:
+            key = (req.channel, prepared.values["recipient"], req.dedup_key)
+            if key in fresh:  # an earlier request of this call holds the key
+                answers.append(fresh[key])
+                continue
+            fresh[key] = prepared
+        if prepared.existing is None:
+            schedules.sends[(req.channel, prepared.values["recipient"])].append(prepared.send_at)
+            new.append(prepared)
+        answers.append(prepared)
+    drafts = [
+        draft_job(
+            DELIVER.name, {"notification_id": str(p.id)}, producer=producer, run_at=p.send_at,
+            max_attempts=max_attempts(own.retry_schedule), settings=settings,
+        )
+        for p in new
+    ]  # fmt: skip
+    jobs: dict[uuid.UUID, uuid.UUID] = {}
+    for p, outcome in zip(new, enqueue_many(session, drafts), strict=True):
+        if isinstance(outcome, Exception):  # no idempotency key, so nothing refuses a draft
+            raise outcome
+        jobs[p.id] = outcome.job_id
+    session.add_all([_row(p, job_id=jobs[p.id]) for p in new])
+    session.flush()
+    seen: set[uuid.UUID] = set()
+    out = []
+    for p in answers:
+        if p.existing is not None:
+            out.append(Submitted(p.id, p.existing.job_id, p.send_at, True))
+        else:
+            out.append(Submitted(p.id, jobs[p.id], p.send_at, p.id in seen))
+            seen.add(p.id)
+    return out
