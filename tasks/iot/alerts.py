@@ -141,7 +141,8 @@ class Series:
 def _watches(session: Session, *, device: str, profile: str, metrics: list[str]) -> list[Watch]:
     params = {"device": device, "profile": profile, "metrics": metrics}
     session.execute(ENSURE_STATES, params)
-    return [Watch(**row._mapping) for row in session.execute(LOCK_STATES, params)]
+    # Positional: LOCK_STATES selects the fields in order (a row's mapping costs more than it).
+    return [Watch(*row) for row in session.execute(LOCK_STATES, params)]
 
 
 def _write(session: Session, device: str, moved: list[Watch]) -> None:
