@@ -7,11 +7,12 @@ than the newest one evaluated (late data) do not move the state. A rule fires af
 `consecutive` breaching readings in a row, or once the breach has lasted `for_seconds` of
 event time; the breach's start is state too, so a restart neither forgets nor re-fires.
 
-Evaluation is set-based: whatever the number of rules, a batch costs three statements (make
-the missing states, lock and read every touched rule with its state, write the moved states
-back) plus its transitions. A rule whose new readings cannot move it (none breaches while it
-is quiet, none clears while it fires) is settled from the series' running extremes without
-walking them; only the others are folded reading by reading.
+Evaluation is set-based: whatever the number of rules, a batch costs a handful of statements
+plus its transitions. A rule whose new readings cannot move it (none breaches while it is
+quiet, none clears while it fires) is settled from the series' extremes without walking them:
+in the server (SETTLE) when every reading of the batch is new to it, the usual case, else in
+the fold (`Series.unmoving`); only the rest are read, folded reading by reading and written
+back.
 """
 
 from __future__ import annotations
@@ -22,14 +23,21 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from itertools import accumulate
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from config import Settings
 from tasks.iot import offline
-from tasks.iot.models import AlertRule
 from tasks.iot.transitions import record, transition
 
+RULES = text("""
+SELECT exists(SELECT FROM iot_alert_rules WHERE profile_id = :profile AND kind = 'offline'),
+  exists(SELECT FROM iot_alert_rules
+         WHERE profile_id = :profile AND kind = 'threshold' AND metric = ANY(:metrics))
+""")
+# Batches of one device take turns from here to their commit: their statements lock the
+# device's states in whatever order, never in a cycle.
+LOCK_DEVICE = text("SELECT pg_advisory_xact_lock(hashtextextended('iot alerts:' || :device, 0))")
 ENSURE_STATES = text("""
 INSERT INTO iot_alert_states (rule_id, device_id)
 SELECT r.id, :device FROM iot_alert_rules r
@@ -37,15 +45,31 @@ WHERE r.profile_id = :profile AND r.kind = 'threshold' AND r.metric = ANY(:metri
 ORDER BY r.id
 ON CONFLICT DO NOTHING
 """)
+# `Series.unmoving` for the rules all of whose new readings are the batch's: quiet, and no
+# reading breaches; firing, and none clears. They move to the metric's newest reading.
+SETTLE = text("""
+UPDATE iot_alert_states s SET last_ts = m.newest, streak = 0, breach_since = NULL
+FROM iot_alert_rules r, unnest(CAST(:metrics AS text[]), CAST(:oldest AS timestamptz[]),
+  CAST(:newest AS timestamptz[]), CAST(:highest AS float8[]), CAST(:lowest AS float8[]))
+  AS m(metric, oldest, newest, highest, lowest)
+WHERE s.device_id = :device AND r.id = s.rule_id AND r.profile_id = :profile
+  AND r.kind = 'threshold' AND r.metric = m.metric
+  AND (s.last_ts IS NULL OR s.last_ts < m.oldest)
+  AND CASE WHEN s.firing
+    THEN CASE WHEN r.direction = 'above' THEN m.lowest > r.clear_at ELSE m.highest < r.clear_at END
+    ELSE CASE WHEN r.direction = 'above' THEN m.highest <= r.set_at ELSE m.lowest >= r.set_at END
+  END
+RETURNING s.rule_id
+""")
 # A fresh snapshot after ENSURE_STATES (read committed), so it sees every state a concurrent
-# batch made; rows locked in rule order, so two batches of one device never deadlock.
+# batch made.
 LOCK_STATES = text("""
 SELECT r.id, r.kind, r.metric, r.direction, r.set_at, r.clear_at, r.consecutive,
   r.for_seconds, r.channel, r.recipient,
   s.device_id, s.firing, s.streak, s.last_ts, s.since, s.breach_since
 FROM iot_alert_states s JOIN iot_alert_rules r ON r.id = s.rule_id
 WHERE s.device_id = :device AND r.profile_id = :profile AND r.kind = 'threshold'
-  AND r.metric = ANY(:metrics)
+  AND r.metric = ANY(:metrics) AND s.rule_id <> ALL(CAST(:settled AS text[]))
 ORDER BY s.rule_id
 FOR UPDATE OF s
 """)
@@ -138,11 +162,23 @@ class Series:
             self.lowest[start] >= watch.set_at)  # fmt: skip
 
 
-def _watches(session: Session, *, device: str, profile: str, metrics: list[str]) -> list[Watch]:
+def _watches(
+    session: Session, *, device: str, profile: str, series: dict[str, Series]
+) -> list[Watch]:
+    """Settle the rules the batch cannot move; lock and read the others."""
+    metrics = sorted(series)
     params = {"device": device, "profile": profile, "metrics": metrics}
     session.execute(ENSURE_STATES, params)
+    settled = session.scalars(SETTLE, {
+        **params,
+        "oldest": [series[m].ts[0] for m in metrics],
+        "newest": [series[m].ts[-1] for m in metrics],
+        "highest": [series[m].highest[0] for m in metrics],
+        "lowest": [series[m].lowest[0] for m in metrics],
+    }).all()  # fmt: skip
     # Positional: LOCK_STATES selects the fields in order (a row's mapping costs more than it).
-    return [Watch(*row) for row in session.execute(LOCK_STATES, params)]
+    rest = session.execute(LOCK_STATES, {**params, "settled": list(settled)})
+    return [Watch(*row) for row in rest]
 
 
 def _write(session: Session, device: str, moved: list[Watch]) -> None:
@@ -176,19 +212,24 @@ def evaluate(
     for metric, ts, value in stored:
         if value is not None:
             by_metric.setdefault(metric, []).append((ts, value))
-    offline_rules = list(session.scalars(
-        select(AlertRule)
-        .where(AlertRule.profile_id == profile, AlertRule.kind == "offline")
-        .order_by(AlertRule.id)
-    ))  # fmt: skip
+    offline_rules, threshold_rules = session.execute(
+        RULES, {"profile": profile, "metrics": sorted(by_metric)}
+    ).one()
+    if not offline_rules and not threshold_rules:
+        return 0
+    session.execute(LOCK_DEVICE, {"device": device})
     # Recorded last, after every state lock: a batch and the sweep take the recipient's lock
     # (notifications) only once they hold all else, so they never wait on each other in a cycle.
-    made = offline.recover(session, rules=offline_rules, device=device, at=received_at)
-    if not by_metric:
+    made = (
+        offline.recover(session, profile=profile, device=device, at=received_at)
+        if offline_rules
+        else []
+    )
+    if not threshold_rules:
         return record(session, made, settings=settings)
     series = {metric: Series.of(readings) for metric, readings in by_metric.items()}
     moved = []
-    for watch in _watches(session, device=device, profile=profile, metrics=sorted(series)):
+    for watch in _watches(session, device=device, profile=profile, series=series):
         s = series[watch.metric]
         start = 0 if watch.last_ts is None else bisect.bisect_right(s.ts, watch.last_ts)
         if start == len(s.ts):

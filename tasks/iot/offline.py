@@ -78,11 +78,12 @@ def sweep(session: Session, *, settings: Settings, now: datetime, limit: int = 1
     return record(session, fired, settings=settings)
 
 
-def recover(
-    session: Session, *, rules: list[AlertRule], device: str, at: datetime
-) -> list[Transition]:
+def recover(session: Session, *, profile: str, device: str, at: datetime) -> list[Transition]:
     """Resolve the device's firing offline alerts: it sent a reading (received `at`); the
     caller records the transitions."""
+    rules = session.scalars(
+        select(AlertRule).where(AlertRule.profile_id == profile, AlertRule.kind == "offline")
+    ).all()
     if not rules:
         return []
     session.execute(select(Device.id).where(Device.id == device).with_for_update(read=True))

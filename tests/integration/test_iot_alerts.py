@@ -187,10 +187,10 @@ def test_many_rules_over_many_batches_do_what_each_would_alone(
             )  # fmt: skip
     rng = random.Random(11)
     batches = [
-        [(-2500 + 10 * (40 * b + i), round(rng.uniform(10, 30), 1)) for i in range(40)]
-        for b in range(5)
-    ]
-    batches.insert(3, [(-2490 + 10 * i, 50.0) for i in range(5)])  # late: older than evaluated
+        [(-2500 + 10 * (8 * b + i), round(rng.uniform(10, 30), 1)) for i in range(8)]
+        for b in range(25)
+    ]  # short batches: each one's extremes settle some rules and leave others to the fold
+    batches.insert(12, [(-2490 + 10 * i, 50.0) for i in range(5)])  # late: older than evaluated
     for readings in batches:
         _send(settings, *readings)
     events = _events_by_rule(settings)
