@@ -142,7 +142,7 @@ def _expected(
 ) -> list[tuple[str, float]]:
     """What one rule must do over the batches: the plain definition, reading by reading."""
     above = rule["direction"] == "above"
-    firing, streak, since, newest, out = False, 0, None, -10**9, []
+    firing, streak, since, newest, out = False, 0, None, -(10**9), []
     for readings in batches:
         for t, v in sorted(readings):
             if t <= newest:
