@@ -183,8 +183,7 @@ COLUMNS = (
     "template_version", "subject", "body_text", "body_html", "data", "dedup_key",
     "endpoint_id", "send_at",
 )  # fmt: skip
-INSERT_MESSAGES = text(f"""
-INSERT INTO notifications ({", ".join(COLUMNS)})
+INSERT_MESSAGES = text(f"""INSERT INTO notifications ({", ".join(COLUMNS)})
 SELECT {", ".join(COLUMNS)} FROM json_populate_recordset(NULL::notifications, CAST(:rows AS json))
 """)
 
