@@ -65,6 +65,10 @@ class JobPolicy(BaseModel):
     # How many due jobs of this type one broker message may carry (one claim, one task run);
     # unset means the job type's own choice (`JobSpec.batch_size`).
     batch_size: int | None = Field(default=None, ge=1, le=500)
+    # Whether a batch's outcomes commit together (workers.group_commit); unset means the job
+    # type's own choice (`JobSpec.group_commit`). Turning it on for a type with an external
+    # effect repeats that effect for the batch-mates of a job whose worker dies.
+    group_commit: bool | None = None
 
 
 class RelaySettings(BaseModel):

@@ -50,6 +50,11 @@ class JobSpec:
     # in one statement and its jobs run one after another in one worker process, so only short
     # handlers should batch; anything that may run for long keeps 1.
     batch_size: int = 1
+    # Whether a batch's outcomes commit together (one WAL flush) rather than one by one
+    # (workers.group_commit). A worker dying before that commit runs every job of the batch
+    # again, so only a type whose effects all live in the ledger (or are harmless to repeat)
+    # declares it; one with an external effect keeps the default, a commit per job.
+    group_commit: bool = False
 
 
 @dataclass(frozen=True)

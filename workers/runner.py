@@ -9,6 +9,8 @@ import time
 import traceback
 import uuid
 from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -34,6 +36,7 @@ from store.metrics import attempt_finished, job_started
 from store.states import WorkerOutcome
 from tasks.context import Handler, JobContext
 from tasks.registry import JobSpec
+from workers.group_commit import GroupCommit
 from workers.poison import drop_unclaimed
 from workers.task_events import NO_EVENTS, AttemptEvents
 
@@ -94,22 +97,26 @@ def _connect_and_claim(
         raise Reject("database unavailable", requeue=True) from exc
 
 
+@dataclass(frozen=True)
+class _Failure:
+    """How a failed attempt was recorded: retrying (with its delay and when) or dead."""
+
+    outcome: WorkerOutcome
+    error: dict[str, Any]
+    delay: float | None = None
+    run_at: datetime | None = None
+
+
 def _record_failure(
-    job: ClaimedJob, exc: Exception, *, settings: Settings, policy: JobPolicy
-) -> WorkerOutcome:
+    session: Session, job: ClaimedJob, exc: Exception, *, policy: JobPolicy
+) -> _Failure:
     error = describe_error(exc)
     delay = retry_delay(exc, job, policy=policy)
-    with transaction(settings) as session:
-        if delay is None:
-            mark_dead(session, job, error=error)
-            log.error("job_dead", error=error["message"], error_type=error["type"])
-            return WorkerOutcome.DEAD
-        run_at = mark_retrying(session, job, error=error, delay_seconds=delay)
-        # Expected retries are not errors: log them at info.
-        log.info(
-            "job_retrying", delay=round(delay, 3), run_at=run_at.isoformat(), error=error["message"]
-        )
-        return WorkerOutcome.RETRYING
+    if delay is None:
+        mark_dead(session, job, error=error)
+        return _Failure(WorkerOutcome.DEAD, error)
+    run_at = mark_retrying(session, job, error=error, delay_seconds=delay)
+    return _Failure(WorkerOutcome.RETRYING, error, delay, run_at)
 
 
 def _parse_payload(spec: JobSpec, job: ClaimedJob) -> Any:
@@ -119,12 +126,18 @@ def _parse_payload(spec: JobSpec, job: ClaimedJob) -> Any:
         raise PermanentError(f"payload no longer matches {spec.name}: {exc}") from exc
 
 
-def _succeed(context: JobContext, session: Session, *, result: Any) -> None:
-    """Record `succeeded`: in the job's transaction if the handler opened one, else as one
-    statement on the batch's connection."""
+def _succeed(
+    context: JobContext, session: Session, group: GroupCommit | None, *, result: Any
+) -> None:
+    """Record `succeeded`: in the job's transaction if the handler opened one, else in the
+    batch's group transaction, else as one statement on the batch's connection."""
     record = {"result": result, "writes": context.writes, "write_params": context.write_params}
     if context.opened is not None:
         mark_succeeded(context.opened, context.job, **record)
+        return
+    if group is not None:
+        # One statement, no savepoint: a lost lease moves nothing, so there is nothing to undo.
+        mark_succeeded(group.session, context.job, **record)
         return
     try:
         mark_succeeded(session, context.job, **record)
@@ -149,7 +162,11 @@ def _run_one(
     batch: list[ClaimedJob],
     memo: dict[str, Any],
     events: AttemptEvents,
+    group: GroupCommit | None,
 ) -> WorkerOutcome:
+    """Run the job's handler and record its outcome: on its own (the job's transaction, or
+    one statement on the batch's connection), or in a savepoint of the batch's `group`, when
+    what is reported about it waits for the group's commit."""
     with structlog.contextvars.bound_contextvars(
         job_id=str(job.id), job_type=spec.name, attempt=job.attempt
     ):
@@ -158,38 +175,80 @@ def _run_one(
         started = time.perf_counter()
         result: Any = None
         error: Exception | None = None
+        failure: _Failure | None = None
         try:
             payload = _parse_payload(spec, job)
             with ExitStack() as job_transaction:
+                # In a group, the job's transaction is a savepoint of the group's.
+                own = group.job if group is not None else lambda: transaction(settings)
                 context = JobContext(
                     job,
                     settings,
                     log,
                     autocommit=session,
-                    begin=lambda: job_transaction.enter_context(transaction(settings)),
+                    begin=lambda: job_transaction.enter_context(own()),
                     batch=batch,
                     memo=memo,
                 )
                 result = handler(context, payload)
-                _succeed(context, session, result=result)
+                _succeed(context, session, group, result=result)
         except LeaseLostError as exc:
             log.warning("job_lease_lost", error=str(exc))
             outcome = WorkerOutcome.LEASE_LOST
         except Exception as exc:
             error = exc
             try:
-                outcome = _record_failure(job, exc, settings=settings, policy=policy)
+                if group is not None:
+                    failure = _record_failure(group.session, job, exc, policy=policy)
+                else:
+                    with transaction(settings) as failed:
+                        failure = _record_failure(failed, job, exc, policy=policy)
+                outcome = failure.outcome
             except LeaseLostError as lost:  # e.g. the reaper moved it while it failed
                 log.warning("job_lease_lost", error=str(lost))
                 outcome = WorkerOutcome.LEASE_LOST
         else:
             outcome = WorkerOutcome.SUCCEEDED
         seconds = time.perf_counter() - started
-        if outcome is WorkerOutcome.SUCCEEDED:
-            log.info("job_succeeded", ms=round(seconds * 1_000, 1))
-        events.finished(job, outcome, result=result, error=error, seconds=seconds)
-        attempt_finished(spec.name, outcome=outcome, seconds=seconds if outcome.ran else None)
+
+        def report() -> None:
+            with structlog.contextvars.bound_contextvars(
+                job_id=str(job.id), job_type=spec.name, attempt=job.attempt
+            ):
+                _report(job, spec, events, outcome, failure, result, error, seconds)
+
+        if group is not None and outcome is not WorkerOutcome.LEASE_LOST:
+            group.after_commit(job, report)
+        else:
+            report()
         return outcome
+
+
+def _report(
+    job: ClaimedJob,
+    spec: JobSpec,
+    events: AttemptEvents,
+    outcome: WorkerOutcome,
+    failure: _Failure | None,
+    result: Any,
+    error: Exception | None,
+    seconds: float,
+) -> None:
+    """A recorded outcome's log line, task events and metrics."""
+    if outcome is WorkerOutcome.SUCCEEDED:
+        log.info("job_succeeded", ms=round(seconds * 1_000, 1))
+    elif failure is not None and failure.outcome is WorkerOutcome.DEAD:
+        log.error("job_dead", error=failure.error["message"], error_type=failure.error["type"])
+    elif failure is not None and failure.run_at is not None and failure.delay is not None:
+        # Expected retries are not errors: log them at info.
+        log.info(
+            "job_retrying",
+            delay=round(failure.delay, 3),
+            run_at=failure.run_at.isoformat(),
+            error=failure.error["message"],
+        )
+    events.finished(job, outcome, result=result, error=error, seconds=seconds)
+    attempt_finished(spec.name, outcome=outcome, seconds=seconds if outcome.ran else None)
 
 
 def _release(jobs: list[ClaimedJob], *, settings: Settings, job_type: str, why: str) -> bool:
@@ -210,7 +269,9 @@ def _hand_back(job_ids: list[str], *, job_type: str, why: str) -> Reject:
     return Reject(why, requeue=True)
 
 
-def _stop_reason(session: Session, *, claimed_at: float, lease: int) -> str | None:
+def _stop_reason(
+    session: Session, group: GroupCommit | None, *, claimed_at: float, lease: int
+) -> str | None:
     """Why the rest of a batch must be handed back rather than run, if it must."""
     if time.monotonic() - claimed_at > lease / 2:
         return "out_of_lease"  # the next job might run past its lease
@@ -218,7 +279,7 @@ def _stop_reason(session: Session, *, claimed_at: float, lease: int) -> str | No
         lost = session.connection().invalidated
     except SQLAlchemyError:  # e.g. a handler's failed ORM flush left it needing a rollback
         lost = True
-    if lost:
+    if lost or (group is not None and group.broken):
         # The ledger connection dropped (a job's failure was recorded on a new one). The rest
         # go back to the relay rather than run here: SQLAlchemy would reconnect this session
         # without its autocommit, and their outcomes would never commit.
@@ -236,11 +297,13 @@ def run_batch(
 ) -> dict[str, WorkerOutcome]:
     """Run one batch: claim its jobs in one statement, then run them one after another.
 
-    Every job commits its own outcome. Once half the lease has gone, or if the batch's
-    ledger connection dropped, the jobs not yet started are released (unclaimed and published
-    again) rather than risk running past their lease or recording nothing. If a job's claim
-    was not held to the end (lost lease, or forgotten by a crash), or the ledger went away,
-    the message goes back to the broker (`Reject(requeue=True)`) for its claim to sort out.
+    Every job commits its own outcome, unless its type declares `group_commit`: then the
+    batch's outcomes commit together at its end (workers.group_commit). Once half the lease
+    has gone, or if the batch's ledger connection dropped, the jobs not yet started are
+    released (unclaimed and published again) rather than risk running past their lease or
+    recording nothing. If a job's claim was not held to the end (lost lease, forgotten by a
+    crash, or a group whose commit failed), or the ledger went away, the message goes back to
+    the broker (`Reject(requeue=True)`) for its claim to sort out.
     Each attempt's task events go through `events` (see workers.task_events).
     Returns what happened to each job (for logs and tests).
     """
@@ -258,9 +321,15 @@ def run_batch(
         unclaimed = [i for i in job_ids if i not in claimed]
         memo: dict[str, Any] = {}  # shared by the handlers of this batch's jobs
         held = True  # every claim held to its job's end
+        grouped = spec.group_commit if policy.group_commit is None else policy.group_commit
+        group = GroupCommit(settings) if grouped else None
+        if group is not None:
+            stack.callback(group.close)
         try:
             for n, job in enumerate(jobs):
-                why = _stop_reason(session, claimed_at=claimed_at, lease=policy.lease_timeout)
+                why = _stop_reason(
+                    session, group, claimed_at=claimed_at, lease=policy.lease_timeout
+                )
                 if why:
                     held = _release(jobs[n:], settings=settings, job_type=spec.name, why=why)
                     outcomes.update({str(j.id): WorkerOutcome.RELEASED for j in jobs[n:]})
@@ -275,10 +344,15 @@ def run_batch(
                     batch=jobs,
                     memo=memo,
                     events=events,
+                    group=group,
                 )
         except DBAPIError as exc:  # not even a failure could be recorded
             time.sleep(DB_DOWN_REQUEUE_DELAY)
             raise _hand_back(job_ids, job_type=spec.name, why="database_unavailable") from exc
+        if group is not None:
+            # Not recorded: they stay `running` under their claim until it is sorted out.
+            lost = group.commit()
+            outcomes.update({str(j.id): WorkerOutcome.LEASE_LOST for j in lost})
     if unclaimed:  # after the batch ran: sorting them out delays no job
         outcomes.update(drop_unclaimed(unclaimed, job_type=spec.name, settings=settings))
     if not held or WorkerOutcome.LEASE_LOST in outcomes.values():

@@ -36,6 +36,8 @@ class FailPayload(BaseModel):
     message: str = Field(default="failing on purpose", max_length=500)
 
 
-ECHO = JobSpec("system.echo", EchoPayload, QUEUE, "Result is the payload.", batch_size=50)
+ECHO = JobSpec(
+    "system.echo", EchoPayload, QUEUE, "Result is the payload.", batch_size=50, group_commit=True
+)
 SLEEP = JobSpec("system.sleep", SleepPayload, QUEUE, "Sleeps `seconds`, then succeeds.")
 FAIL = JobSpec("system.fail", FailPayload, QUEUE, "Fails `times` attempts (`mode`), then succeeds.")

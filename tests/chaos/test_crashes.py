@@ -77,6 +77,36 @@ def test_every_job_of_a_batch_whose_worker_is_killed_succeeds_once(
                 proc.stop()
 
 
+def test_a_group_whose_worker_dies_before_its_commit_runs_again_and_succeeds_once(
+    settings: Settings, logs_dir: Path, clean_ledger: None
+) -> None:
+    """Group commit's price, paid in full and no more: the batch's finished jobs had not
+    committed, so they are lost with the one still running, and each runs again once."""
+    sleep = settings.policy_for("system.sleep").model_copy(
+        update={"batch_size": 3, "group_commit": True}
+    )
+    own = isolated(settings, job_policies={**settings.job_policies, "system.sleep": sleep})
+    relay = start_process(own, logs_dir, "relay")
+    beat = start_process(own, logs_dir, "beat")  # the reaper, every 0.5 s; leases are 3 s
+    doomed = start_worker(own, logs_dir, name="doomed-group", concurrency=1)
+    survivor = None
+    try:
+        seconds = [0.2, 0.2, 2.0]  # the last outlives the kill, not its 3 s lease
+        ids = submit_all(own, [("system.sleep", {"seconds": s}) for s in seconds])  # one batch
+        wait_until(lambda: running(own, ids) == 3, what="the batch to claim its three jobs")
+        time.sleep(1.0)  # the first two have finished, in the group's open transaction
+        assert running(own, ids) == 3  # … which nobody else can see yet
+        doomed.kill()
+        doomed.popen.wait(10)
+        survivor = start_worker(own, logs_dir, name="survivor-group", concurrency=1)
+        result = finished(own, ids)
+        assert all(r == ("succeeded", ["lost", "succeeded"]) for r in result.values()), result
+    finally:
+        for proc in (survivor, doomed, beat, relay):
+            if proc is not None:
+                proc.stop()
+
+
 def running(settings: Settings, ids: list[uuid.UUID]) -> int:
     """How many of the jobs are `running`."""
     with transaction(settings) as s:

@@ -1,7 +1,9 @@
-"""What a handler writes, and when it commits: run_batch in process on the real ledger."""
+"""What a handler writes, and when it commits: run_batch in process on the real ledger, with
+each job committing on its own and with a batch's outcomes committed together (group commit)."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +18,7 @@ from errors import RetryableError
 from store.db import get_engine, transaction
 from store.models import Job
 from tasks.context import JobContext
-from tasks.registry import domains
+from tasks.registry import JobSpec, domains
 from tests.support.api import submit_all
 from workers.runner import run_batch
 
@@ -48,35 +50,37 @@ def notes(settings: Settings, job_id: uuid.UUID) -> list[str]:
         return sorted(s.scalars(select(NOTES.c.kind).where(NOTES.c.job_id == job_id)).all())
 
 
-def run(settings: Settings, handler: Any) -> tuple[uuid.UUID, str, str]:
+@pytest.fixture(params=[False, True], ids=["per-job-commit", "group-commit"])
+def spec(request: pytest.FixtureRequest, settings: Settings) -> JobSpec:
+    """system.echo's spec, committing each job on its own or the batch together."""
+    echo = domains(settings).spec("system.echo")
+    return dataclasses.replace(echo, group_commit=request.param)
+
+
+def run(settings: Settings, spec: JobSpec, handler: Any) -> tuple[uuid.UUID, str, str]:
     """Run one system.echo job through `handler`: its id, outcome and final state."""
     [job_id] = submit_all(settings, [("system.echo", {"n": 1})])
-    outcomes = run_batch(
-        [str(job_id)],
-        spec=domains(settings).spec("system.echo"),
-        handler=handler,
-        settings=settings,
-    )
+    outcomes = run_batch([str(job_id)], spec=spec, handler=handler, settings=settings)
     with transaction(settings) as s:
         state = s.get_one(Job, job_id).state
     return job_id, outcomes[str(job_id)], state
 
 
 def test_writes_in_the_job_transaction_commit_with_success(
-    settings: Settings, clean_ledger: None
+    settings: Settings, spec: JobSpec, clean_ledger: None
 ) -> None:
     def handler(ctx: JobContext, payload: Any) -> dict[str, str]:
         ctx.session.execute(NOTE, {"id": ctx.job.id, "kind": "session"})
         ctx.on_success([_completion_note], {})
         return {"ok": "yes"}
 
-    job_id, outcome, state = run(settings, handler)
+    job_id, outcome, state = run(settings, spec, handler)
     assert (outcome, state) == ("succeeded", "succeeded")
     assert notes(settings, job_id) == ["on_success", "session"]
 
 
 def test_a_failed_job_keeps_its_autocommit_writes_and_loses_the_rest(
-    settings: Settings, clean_ledger: None
+    settings: Settings, spec: JobSpec, clean_ledger: None
 ) -> None:
     def handler(ctx: JobContext, payload: Any) -> None:
         ctx.autocommit.execute(NOTE, {"id": ctx.job.id, "kind": "autocommit"})
@@ -84,18 +88,18 @@ def test_a_failed_job_keeps_its_autocommit_writes_and_loses_the_rest(
         ctx.on_success([_completion_note], {})
         raise RetryableError("the far side is down")
 
-    job_id, outcome, state = run(settings, handler)
+    job_id, outcome, state = run(settings, spec, handler)
     assert (outcome, state) == ("retrying", "retrying")
     assert notes(settings, job_id) == ["autocommit"]
 
 
 def test_a_handler_that_never_opens_a_transaction_still_commits_its_success(
-    settings: Settings, clean_ledger: None
+    settings: Settings, spec: JobSpec, clean_ledger: None
 ) -> None:
     def handler(ctx: JobContext, payload: Any) -> None:
         ctx.on_success([_completion_note], {})
 
-    job_id, outcome, state = run(settings, handler)
+    job_id, outcome, state = run(settings, spec, handler)
     assert (outcome, state) == ("succeeded", "succeeded")
     assert notes(settings, job_id) == ["on_success"]
 

@@ -43,7 +43,7 @@ def test_a_worker_that_cannot_go_on_exits_non_zero(settings: Settings, logs_dir:
 
 
 def test_a_pool_child_killed_while_the_worker_starts_is_never_an_exit_0(
-    settings: Settings, logs_dir: Path
+    settings: Settings, logs_dir: Path, clean_ledger: None
 ) -> None:
     """kill -9 of pool children until the worker is ready. A child that dies before Celery's
     first loop checks its pool is "Could not start worker processes", unrecoverable (it is
