@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from celery.exceptions import Reject
 from sqlalchemy import Column, MetaData, String, Table, select, text, update
 from sqlalchemy.dialects.postgresql import UUID
 
@@ -131,12 +132,9 @@ def test_a_job_whose_lease_was_lost_rolls_back_alone(
             with autocommit(settings) as other:
                 other.execute(update(Job).where(Job.id == ids[1]).values(state="retrying"))
 
-    outcomes = run_batch([str(i) for i in ids], spec=grouped, handler=handler, settings=settings)
-    assert [outcomes[str(i)] for i in ids] == [
-        WorkerOutcome.SUCCEEDED,
-        WorkerOutcome.LEASE_LOST,
-        WorkerOutcome.SUCCEEDED,
-    ]
+    # A claim not held to its end hands the message back, after the group committed.
+    with pytest.raises(Reject):
+        run_batch([str(i) for i in ids], spec=grouped, handler=handler, settings=settings)
     assert [j.state for j in jobs(settings, ids)] == ["succeeded", "retrying", "succeeded"]
     assert notes(settings) == {(ids[0], "written"), (ids[2], "written")}
 
@@ -173,3 +171,25 @@ def test_nothing_is_reported_finished_before_the_ledger_has_it(
         (ids[1], WorkerOutcome.DEAD, "dead"),
         (ids[2], WorkerOutcome.SUCCEEDED, "succeeded"),
     ]
+
+
+def test_a_group_whose_commit_fails_records_nothing_and_hands_its_message_back(
+    settings: Settings, grouped: JobSpec, clean_ledger: None
+) -> None:
+    ids = submit(settings, 3)
+    with transaction(settings) as s:  # checked only at COMMIT, when both rows are in
+        s.execute(
+            text(
+                "ALTER TABLE test_group_commit_notes ADD CONSTRAINT one_note_per_kind"
+                " UNIQUE (kind) DEFERRABLE INITIALLY DEFERRED"
+            )
+        )
+
+    def handler(ctx: JobContext, payload: Any) -> None:
+        ctx.session.execute(NOTE, {"id": ctx.job.id, "kind": "same" if payload.n < 2 else "own"})
+
+    with pytest.raises(Reject):
+        run_batch([str(i) for i in ids], spec=grouped, handler=handler, settings=settings)
+    # Nothing committed: every job is still running under its claim, for the reaper.
+    assert [j.state for j in jobs(settings, ids)] == ["running"] * 3
+    assert notes(settings) == set()
