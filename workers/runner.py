@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import os
-import random
 import socket
 import time
-import traceback
 import uuid
 from contextlib import ExitStack
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -20,15 +16,13 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from config import JobPolicy, Settings
-from errors import PermanentError, RetryableError
+from errors import PermanentError
 from logs import get_logger
 from store.db import autocommit, transaction
 from store.jobs import (
     ClaimedJob,
     LeaseLostError,
     claim_jobs,
-    mark_dead,
-    mark_retrying,
     mark_succeeded,
     release_jobs,
 )
@@ -37,37 +31,12 @@ from store.states import WorkerOutcome
 from tasks.context import Handler, JobContext
 from tasks.registry import JobSpec
 from workers.group_commit import GroupCommit
+from workers.outcomes import Failure, record_failure, report_outcome
 from workers.poison import drop_unclaimed
 from workers.task_events import NO_EVENTS, AttemptEvents
 
 log = get_logger("switchyard.worker")
 DB_DOWN_REQUEUE_DELAY = 1.0
-
-
-def backoff_delay(policy: JobPolicy, attempt: int, *, retry_after: float | None = None) -> float:
-    """Exponential backoff with full jitter, capped; a handler's `retry_after` wins."""
-    if retry_after is not None:
-        return retry_after
-    ceiling = min(policy.backoff_cap, policy.backoff_base * 2 ** (attempt - 1))
-    return random.uniform(0, ceiling) if policy.jitter else ceiling
-
-
-def retry_delay(exc: BaseException, job: ClaimedJob, *, policy: JobPolicy) -> float | None:
-    """Seconds until a failed job's next attempt; None when it is dead (permanent, or its last)."""
-    if isinstance(exc, PermanentError) or job.attempt >= job.max_attempts:
-        return None
-    retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
-    return backoff_delay(policy, job.attempt, retry_after=retry_after)
-
-
-def describe_error(exc: BaseException) -> dict[str, Any]:
-    """The JSON the ledger keeps about a failure."""
-    return {
-        "type": type(exc).__name__,
-        "message": str(exc)[:2_000],
-        "retryable": not isinstance(exc, PermanentError),
-        "traceback": "".join(traceback.format_exception(exc))[-4_000:],
-    }
 
 
 def worker_name() -> str:
@@ -95,28 +64,6 @@ def _connect_and_claim(
         )
         time.sleep(DB_DOWN_REQUEUE_DELAY)
         raise Reject("database unavailable", requeue=True) from exc
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """How a failed attempt was recorded: retrying (with its delay and when) or dead."""
-
-    outcome: WorkerOutcome
-    error: dict[str, Any]
-    delay: float | None = None
-    run_at: datetime | None = None
-
-
-def _record_failure(
-    session: Session, job: ClaimedJob, exc: Exception, *, policy: JobPolicy
-) -> _Failure:
-    error = describe_error(exc)
-    delay = retry_delay(exc, job, policy=policy)
-    if delay is None:
-        mark_dead(session, job, error=error)
-        return _Failure(WorkerOutcome.DEAD, error)
-    run_at = mark_retrying(session, job, error=error, delay_seconds=delay)
-    return _Failure(WorkerOutcome.RETRYING, error, delay, run_at)
 
 
 def _parse_payload(spec: JobSpec, job: ClaimedJob) -> Any:
@@ -175,7 +122,7 @@ def _run_one(
         started = time.perf_counter()
         result: Any = None
         error: Exception | None = None
-        failure: _Failure | None = None
+        failure: Failure | None = None
         try:
             payload = _parse_payload(spec, job)
             with ExitStack() as job_transaction:
@@ -199,10 +146,10 @@ def _run_one(
             error = exc
             try:
                 if group is not None:
-                    failure = _record_failure(group.session, job, exc, policy=policy)
+                    failure = record_failure(group.session, job, exc, policy=policy)
                 else:
                     with transaction(settings) as failed:
-                        failure = _record_failure(failed, job, exc, policy=policy)
+                        failure = record_failure(failed, job, exc, policy=policy)
                 outcome = failure.outcome
             except LeaseLostError as lost:  # e.g. the reaper moved it while it failed
                 log.warning("job_lease_lost", error=str(lost))
@@ -215,40 +162,13 @@ def _run_one(
             with structlog.contextvars.bound_contextvars(
                 job_id=str(job.id), job_type=spec.name, attempt=job.attempt
             ):
-                _report(job, spec, events, outcome, failure, result, error, seconds)
+                report_outcome(job, spec, events, outcome, failure, result, error, seconds)
 
         if group is not None and outcome is not WorkerOutcome.LEASE_LOST:
             group.after_commit(job, report)
         else:
             report()
         return outcome
-
-
-def _report(
-    job: ClaimedJob,
-    spec: JobSpec,
-    events: AttemptEvents,
-    outcome: WorkerOutcome,
-    failure: _Failure | None,
-    result: Any,
-    error: Exception | None,
-    seconds: float,
-) -> None:
-    """A recorded outcome's log line, task events and metrics."""
-    if outcome is WorkerOutcome.SUCCEEDED:
-        log.info("job_succeeded", ms=round(seconds * 1_000, 1))
-    elif failure is not None and failure.outcome is WorkerOutcome.DEAD:
-        log.error("job_dead", error=failure.error["message"], error_type=failure.error["type"])
-    elif failure is not None and failure.run_at is not None and failure.delay is not None:
-        # Expected retries are not errors: log them at info.
-        log.info(
-            "job_retrying",
-            delay=round(failure.delay, 3),
-            run_at=failure.run_at.isoformat(),
-            error=failure.error["message"],
-        )
-    events.finished(job, outcome, result=result, error=error, seconds=seconds)
-    attempt_finished(spec.name, outcome=outcome, seconds=seconds if outcome.ran else None)
 
 
 def _release(jobs: list[ClaimedJob], *, settings: Settings, job_type: str, why: str) -> bool:

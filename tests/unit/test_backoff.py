@@ -9,7 +9,7 @@ import pytest
 from config import JobPolicy
 from errors import PermanentError, RetryableError
 from store.jobs import ClaimedJob
-from workers.runner import backoff_delay, retry_delay
+from workers.outcomes import backoff_delay, retry_delay
 
 pytestmark = pytest.mark.usefixtures("no_io")
 

@@ -28,7 +28,7 @@ from tests.support.fake_gateways import (
     FakeWebhookPoster,
     fake_gateways,
 )
-from workers.runner import retry_delay
+from workers.outcomes import retry_delay
 
 pytestmark = pytest.mark.usefixtures("no_io")
 
