@@ -42,6 +42,7 @@ DOMAIN = Domain(
     settings=PaymentSettings,
     metadata=models.metadata,
     tables=(
+        "pay_idempotency_keys",
         "pay_recon_exceptions",
         "pay_recon_runs",
         "pay_disputes",

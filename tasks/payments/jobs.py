@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.context import JobContext
-from tasks.payments import ledger, operations, reconciliation, service, webhook_events
+from tasks.payments import (
+    idempotency,
+    ledger,
+    operations,
+    reconciliation,
+    service,
+    webhook_events,
+)
 from tasks.payments.gateways import gateway_for
 from tasks.payments.schemas import (
     EXECUTE,
@@ -41,8 +48,11 @@ def execute(ctx: JobContext, payload: ExecutePayload) -> dict[str, Any]:
 
 @handles(EXPIRE.name)
 def expire(ctx: JobContext, payload: NoArguments) -> dict[str, Any]:
-    """Cancel authorizations past their expiry."""
-    return {"expired": service.expire_authorizations(ctx.session, settings=ctx.settings)}
+    """Cancel authorizations past their expiry; forget Idempotency-Keys past theirs."""
+    return {
+        "expired": service.expire_authorizations(ctx.session, settings=ctx.settings),
+        "keys_forgotten": idempotency.forget_expired(ctx.session),
+    }
 
 
 @handles(JANITOR.name)

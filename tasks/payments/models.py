@@ -1,5 +1,5 @@
 """The payments domain's ORM tables: intents, their history, provider operations, webhook
-events and disputes.
+events, disputes, reconciliation runs and the API's idempotency keys.
 
 The ledger's tables (pay_accounts, pay_transfers, pay_hot_entries) are SQL of their own.
 """
@@ -159,3 +159,19 @@ class ReconException(Base):
     resolution: Mapped[str | None] = mapped_column(String(32))
     resolved_by: Mapped[str | None] = mapped_column(String(200))
     note: Mapped[str | None] = mapped_column(String(2000))
+
+
+class IdempotencyKey(Base):
+    """An `Idempotency-Key` of the payments API, per producer: what it was sent with, and the
+    answer it got (stored in the request's own transaction, so a committed key has one)."""
+
+    __tablename__ = "pay_idempotency_keys"
+
+    producer: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )

@@ -1,11 +1,15 @@
 """`/v1/payment-intents`: create, confirm, capture, refund, cancel; read intents, their
-history, operations and disputes."""
+history, operations and disputes.
+
+Every POST takes an optional `Idempotency-Key` (tasks.payments.idempotency)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, Response, status
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from store.api_keys import Principal
@@ -22,7 +26,7 @@ from tasks.payments.api_schemas import (
 )
 from tasks.payments.errors import IntentNotFoundError
 from tasks.payments.models import Dispute, Intent, IntentEvent, Operation
-from tasks.payments.web import PaymentRoute
+from tasks.payments.web import KeyHeader, PaymentRoute, answer_once
 from tasks.web.auth import require_scope
 from tasks.web.deps import SessionDep, SettingsDep
 
@@ -32,84 +36,146 @@ Reader = Annotated[Principal, Depends(require_scope("payments:read"))]
 Accepted = dict[str, object]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=IntentView)
 def create(
-    body: IntentCreate, session: SessionDep, settings: SettingsDep, principal: Writer
-) -> IntentView:
+    body: IntentCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Writer,
+    request: Request,
+    key: KeyHeader = None,
+) -> IntentView | Response:
     """Create an intent."""
-    intent = service.create_intent(
-        session,
-        producer=principal.producer,
-        amount=body.amount,
-        currency=body.currency,
-        capture_method=body.capture_method,
-        payment_method=body.payment_method,
-        metadata=body.metadata,
-        receipt_email=body.receipt_email,
-        settings=settings,
+
+    def act() -> IntentView:
+        intent = service.create_intent(
+            session,
+            producer=principal.producer,
+            amount=body.amount,
+            currency=body.currency,
+            capture_method=body.capture_method,
+            payment_method=body.payment_method,
+            metadata=body.metadata,
+            receipt_email=body.receipt_email,
+            settings=settings,
+        )
+        return IntentView.of(intent)
+
+    return answer_once(
+        session, request, act, principal=principal, key=key, body=body, status_code=201
     )
-    session.commit()
-    return IntentView.of(intent)
 
 
-def _accepted(session: SessionDep, op: Operation) -> Accepted:
-    intent = session.get_one(Intent, op.intent_id)
-    session.commit()
-    return {"intent": IntentView.of(intent), "operation": OperationView.of(op)}
+def _accepted(
+    session: SessionDep,
+    request: Request,
+    act: Callable[[], Operation | Intent],
+    *,
+    principal: Principal,
+    key: str | None,
+    body: BaseModel | None,
+) -> Accepted | Response:
+    """A 202 naming the intent and the operation `act` made (None: done without the provider),
+    answered once per Idempotency-Key."""
+
+    def accepted() -> Accepted:
+        done = act()
+        if isinstance(done, Intent):
+            return {"intent": IntentView.of(done), "operation": None}
+        return {
+            "intent": IntentView.of(session.get_one(Intent, done.intent_id)),
+            "operation": OperationView.of(done),
+        }
+
+    return answer_once(
+        session, request, accepted, principal=principal, key=key, body=body, status_code=202
+    )
 
 
-@router.post("/{intent_id}/confirm", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{intent_id}/confirm", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 def confirm(
-    intent_id: str, body: Confirm, session: SessionDep, settings: SettingsDep, principal: Writer
-) -> Accepted:
+    intent_id: str,
+    body: Confirm,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Writer,
+    request: Request,
+    key: KeyHeader = None,
+) -> Accepted | Response:
     """Confirm: the authorization is sent to the provider by a worker."""
-    op = service.confirm(
-        session,
-        intent_id,
-        producer=principal.producer,
-        payment_method=body.payment_method,
-        settings=settings,
-    )
-    return _accepted(session, op)
+
+    def act() -> Operation:
+        return service.confirm(
+            session,
+            intent_id,
+            producer=principal.producer,
+            payment_method=body.payment_method,
+            settings=settings,
+        )
+
+    return _accepted(session, request, act, principal=principal, key=key, body=body)
 
 
-@router.post("/{intent_id}/capture", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{intent_id}/capture", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 def capture(
-    intent_id: str, body: Capture, session: SessionDep, settings: SettingsDep, principal: Writer
-) -> Accepted:
+    intent_id: str,
+    body: Capture,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Writer,
+    request: Request,
+    key: KeyHeader = None,
+) -> Accepted | Response:
     """Capture all or part of the authorization."""
-    op = service.request_capture(
-        session,
-        intent_id,
-        producer=principal.producer,
-        amount=body.amount,
-        final=body.final,
-        settings=settings,
-    )
-    return _accepted(session, op)
+
+    def act() -> Operation:
+        return service.request_capture(
+            session,
+            intent_id,
+            producer=principal.producer,
+            amount=body.amount,
+            final=body.final,
+            settings=settings,
+        )
+
+    return _accepted(session, request, act, principal=principal, key=key, body=body)
 
 
-@router.post("/{intent_id}/refunds", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{intent_id}/refunds", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 def refund(
-    intent_id: str, body: Refund, session: SessionDep, settings: SettingsDep, principal: Writer
-) -> Accepted:
+    intent_id: str,
+    body: Refund,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Writer,
+    request: Request,
+    key: KeyHeader = None,
+) -> Accepted | Response:
     """Refund all or part of what was captured."""
-    op = service.request_refund(
-        session, intent_id, producer=principal.producer, amount=body.amount, settings=settings
-    )
-    return _accepted(session, op)
+
+    def act() -> Operation:
+        return service.request_refund(
+            session, intent_id, producer=principal.producer, amount=body.amount, settings=settings
+        )
+
+    return _accepted(session, request, act, principal=principal, key=key, body=body)
 
 
-@router.post("/{intent_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{intent_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted)
 def cancel(
-    intent_id: str, session: SessionDep, settings: SettingsDep, principal: Writer
-) -> Accepted:
+    intent_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Writer,
+    request: Request,
+    key: KeyHeader = None,
+) -> Accepted | Response:
     """Cancel the intent (an authorization is voided at the provider first)."""
-    done = service.cancel(session, intent_id, producer=principal.producer, settings=settings)
-    if isinstance(done, Operation):
-        return _accepted(session, done)
-    session.commit()
-    return {"intent": IntentView.of(done), "operation": None}
+
+    def act() -> Operation | Intent:
+        return service.cancel(session, intent_id, producer=principal.producer, settings=settings)
+
+    return _accepted(session, request, act, principal=principal, key=key, body=None)
 
 
 @router.get("/{intent_id}")
