@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from chaos.invariants import Row
 from chaos.payments_ledger import TERMINAL, IntentRow, PaymentSnapshot, ProviderIntent
-from chaos.payments_load import Burst, Flow
+from chaos.payments_load import BURST_FLOW, Burst, Flow
 
 DECLINED = "requires_payment_method"
 # What the provider's status must be for each terminal status here (None: no provider intent)
@@ -156,15 +156,23 @@ def flow_rows(flows: list[Flow], *, swept: int) -> list[Row]:
     ]  # fmt: skip
 
 
+def _counted(answers: Counter[str]) -> str:
+    return ", ".join(f"{k}x{v}" for k, v in sorted(answers.items()))
+
+
 def burst_rows(burst: Burst, snap: PaymentSnapshot) -> list[Row]:
-    """BURST same-key confirms of one intent: one authorization, one provider intent."""
+    """BURST same-key creates: one intent, the one every answer named; BURST same-key
+    confirms of it: one authorization, one provider intent."""
+    made = [i.id for i in snap.intents.values() if i.flow == BURST_FLOW]
+    one_intent = len(made) == 1 and burst.intent_id == made[0]
     ops = [o for o in snap.operations if o.intent_id == burst.intent_id and o.kind == "authorize"]
     theirs = _authorized_by_intent(snap).get(burst.intent_id or "", [])
-    ok = burst.intent_id is not None and len(ops) == 1 and len(theirs) <= 1
-    note = ", ".join(f"{k}x{v}" for k, v in sorted(burst.answers.items()))
+    one_auth = burst.intent_id is not None and len(ops) == 1 and len(theirs) <= 1
     return [
+        Row(f"{burst.created.total()} concurrent same-key creates → intents", len(made),
+            one_intent, f"{_counted(burst.created)}; {len(burst.intent_ids)} id(s) answered"),
         Row(f"{burst.answers.total()} concurrent same-key confirms → authorizations", len(ops),
-            ok, f"{note}; {len(theirs)} at the provider"),
+            one_auth, f"{_counted(burst.answers)}; {len(theirs)} at the provider"),
     ]  # fmt: skip
 
 

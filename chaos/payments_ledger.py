@@ -26,6 +26,7 @@ class IntentRow:
     amount_refunded: int
     provider_ref: str | None
     history: tuple[str, ...]  # the status after each entry of its history, oldest first
+    flow: str | None = None  # its `chaos_flow` metadata: the flow that created it
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,12 @@ def snapshot(settings: Settings, provider: list[ProviderIntent]) -> PaymentSnaps
                 r.amount_refunded,
                 r.provider_ref,
                 tuple(history[r.id]),
+                r.flow,
             )
             for r in _rows(
                 s,
                 "SELECT id, status, amount_capturable, amount_captured, amount_refunded,"
-                " provider_ref FROM pay_intents",
+                " provider_ref, metadata->>'chaos_flow' AS flow FROM pay_intents",
             )
         }
         operations = [

@@ -2,13 +2,12 @@
 
 Each flow creates an intent and walks it to an end (captured in parts and partly refunded,
 canceled after authorization, paid and refunded at once, declined, canceled before
-confirmation), waiting for the worker between steps. The payments API takes no
-`Idempotency-Key`, so a careful client never blindly resends a request whose answer it lost: it
-reads the intent's operations first and resends only if the call left no trace. A create whose
-answer was lost is resent (the orphan it may leave is canceled by the sweep, chaos.payments).
+confirmation), waiting for the worker between steps. Every POST carries an `Idempotency-Key`
+of its own, so a request whose answer was lost is resent with it: the API answers it once.
 
-The burst: 50 concurrent confirms of one intent, all with the same `Idempotency-Key`, while
-the faults run; one authorization is the only acceptable effect.
+The burst: 50 concurrent creates, all with one `Idempotency-Key`, then 50 concurrent confirms
+of the intent they named, all with another, while the faults run; one intent and one
+authorization are the only acceptable effects.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +36,7 @@ MIX = (
     ("cancel-early", 15),
 )
 BURST = 50
+BURST_FLOW = "burst"  # the `chaos_flow` metadata of the burst's intent
 
 
 @dataclass
@@ -54,11 +54,17 @@ class Flow:
 
 @dataclass
 class Burst:
-    """The concurrent same-key confirms of one intent."""
+    """The concurrent same-key creates of one intent, then its concurrent same-key confirms."""
 
-    intent_id: str | None = None
-    key: str = ""
-    answers: Counter[str] = field(default_factory=Counter)
+    key: str = ""  # the creates' key; the confirms' is `<key>:confirm`
+    intent_ids: set[str] = field(default_factory=set)  # the ids the creates were answered with
+    created: Counter[str] = field(default_factory=Counter)  # the creates' answers
+    answers: Counter[str] = field(default_factory=Counter)  # the confirms' answers
+
+    @property
+    def intent_id(self) -> str | None:
+        """The burst's intent: the one id every create was answered with (None: not one)."""
+        return next(iter(self.intent_ids)) if len(self.intent_ids) == 1 else None
 
 
 def plan(count: int, *, seed: int) -> list[Flow]:
@@ -92,49 +98,29 @@ class Client:
         return None
 
     async def post(
-        self,
-        flow: Flow,
-        path: str,
-        body: dict[str, Any],
-        *,
-        left_a_trace: Callable[[], Awaitable[bool]] | None = None,
-    ) -> int | None:
-        """POST until answered; after a lost answer, resend only if `left_a_trace` says no.
-        The status (202 assumed when the trace shows it was taken; None: never answered)."""
+        self, path: str, body: dict[str, Any], *, key: str, answers: Counter[str]
+    ) -> httpx.Response | None:
+        """POST with `Idempotency-Key: key`, resent with it after a lost answer (a connection
+        error, a 5xx) until answered; the answer (None: none before the deadline)."""
         attempt = 0
         while self.has_time():
             try:
-                resp = await self.http.post(path, json=body)
-                flow.answers[str(resp.status_code)] += 1
+                resp = await self.http.post(path, json=body, headers={"Idempotency-Key": key})
+                answers[str(resp.status_code)] += 1
                 if resp.status_code not in RETRY_STATUSES:
-                    return resp.status_code
+                    return resp
             except httpx.TransportError as exc:
-                flow.answers[type(exc).__name__] += 1
+                answers[type(exc).__name__] += 1
             await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
             attempt += 1
-            if left_a_trace is not None and await left_a_trace():
-                return 202
         return None
 
 
-async def _ops(client: Client, intent_id: str, kind: str) -> int | None:
-    found = await client.get(f"{P}/{intent_id}/operations")
-    return None if found is None else sum(1 for op in found if op["kind"] == kind)
-
-
 async def _effect(client: Client, flow: Flow, step: str, body: dict[str, Any]) -> bool:
-    """POST one step of the flow; True when it was taken (202)."""
-    assert flow.intent_id is not None
-    kind = {"confirm": "authorize", "capture": "capture", "refunds": "refund"}.get(step, step)
-    before = await _ops(client, flow.intent_id, kind)
-    if before is None:
-        return False
-
-    async def taken() -> bool:
-        now = await _ops(client, flow.intent_id or "", kind)
-        return now is not None and now > before
-
-    status = await client.post(flow, f"{P}/{flow.intent_id}/{step}", body, left_a_trace=taken)
+    """POST one step of the flow, with a key of its own; True when it was taken (202)."""
+    key = f"flow-{flow.n}:{len(flow.steps)}:{step}"
+    resp = await client.post(f"{P}/{flow.intent_id}/{step}", body, key=key, answers=flow.answers)
+    status = None if resp is None else resp.status_code
     flow.steps.append(f"{step}:{status}")
     return status == 202
 
@@ -160,19 +146,11 @@ async def _create(client: Client, flow: Flow) -> bool:
         body["payment_method"] = "pm_card_chargeDeclined" if flow.kind == "declined" else (
             "pm_card_visa"
         )  # fmt: skip
-    while client.has_time():
-        try:
-            resp = await client.http.post(P, json=body)
-            flow.answers[str(resp.status_code)] += 1
-            if resp.status_code == 201:
-                flow.intent_id = str(resp.json()["id"])
-                return True
-            if resp.status_code not in RETRY_STATUSES:
-                return False
-        except httpx.TransportError as exc:
-            flow.answers[type(exc).__name__] += 1
-        await asyncio.sleep(1.0)
-    return False
+    resp = await client.post(P, body, key=f"flow-{flow.n}:create", answers=flow.answers)
+    if resp is None or resp.status_code != 201:
+        return False
+    flow.intent_id = str(resp.json()["id"])
+    return True
 
 
 async def run_flow(client: Client, flow: Flow) -> Flow:
@@ -180,8 +158,8 @@ async def run_flow(client: Client, flow: Flow) -> Flow:
     if not await _create(client, flow):
         return flow
     if flow.kind == "cancel-early":
-        status = await client.post(flow, f"{P}/{flow.intent_id}/cancel", {})
-        flow.finished = status == 202  # canceled at once (no provider call to wait for)
+        # canceled at once (no provider call to wait for)
+        flow.finished = await _effect(client, flow, "cancel", {})
         return flow
     if not await _effect(client, flow, "confirm", {}):
         return flow
@@ -216,40 +194,29 @@ async def run_flow(client: Client, flow: Flow) -> Flow:
     return flow
 
 
+async def _same_key(
+    client: Client, path: str, body: dict[str, Any], *, key: str, answers: Counter[str]
+) -> list[httpx.Response]:
+    """BURST concurrent POSTs with one key, each resent with it until answered; the answers."""
+    sent = await asyncio.gather(
+        *(client.post(path, body, key=key, answers=answers) for _ in range(BURST))
+    )
+    return [resp for resp in sent if resp is not None]
+
+
 async def run_burst(http: httpx.AsyncClient, burst: Burst, *, deadline: float) -> None:
-    """Create an intent, then send BURST confirms of it at once, all with one key; a lost
-    answer is resent with the same key."""
+    """BURST concurrent creates with one key, then BURST concurrent confirms of the intent
+    they named with another."""
     client = Client(http, deadline=deadline)
     body = {"amount": 10 * UNIT, "currency": CURRENCY, "capture_method": "manual",
-            "payment_method": "pm_card_visa", "metadata": {"chaos_flow": "burst"}}  # fmt: skip
-    while burst.intent_id is None and client.has_time():
-        try:
-            resp = await http.post(P, json=body)
-            if resp.status_code == 201:
-                burst.intent_id = str(resp.json()["id"])
-        except httpx.TransportError:
-            pass
-        if burst.intent_id is None:
-            await asyncio.sleep(1.0)
+            "payment_method": "pm_card_visa", "metadata": {"chaos_flow": BURST_FLOW}}  # fmt: skip
+    burst.key = f"chaos-burst-{uuid.uuid4().hex[:12]}"
+    made = await _same_key(client, P, body, key=burst.key, answers=burst.created)
+    burst.intent_ids = {str(r.json()["id"]) for r in made if r.status_code == 201}
     if burst.intent_id is None:
         return
-    burst.key = f"chaos-burst-{uuid.uuid4().hex[:12]}"
-    headers = {"Idempotency-Key": burst.key}
-    path = f"{P}/{burst.intent_id}/confirm"
-
-    async def one() -> None:
-        while client.has_time():
-            try:
-                resp = await http.post(path, json={}, headers=headers)
-            except httpx.TransportError as exc:
-                burst.answers[type(exc).__name__] += 1
-            else:
-                burst.answers[str(resp.status_code)] += 1
-                if resp.status_code not in RETRY_STATUSES:
-                    return
-            await asyncio.sleep(0.5)
-
-    await asyncio.gather(*(one() for _ in range(BURST)))
+    confirm = f"{P}/{burst.intent_id}/confirm"
+    await _same_key(client, confirm, {}, key=f"{burst.key}:confirm", answers=burst.answers)
 
 
 async def _drive(

@@ -109,9 +109,7 @@ def test_a_refused_request_leaves_its_key_free(api: str, make_key, settings: Set
     assert post(api, token, "", ORDER, key="retry-me").status_code == 201
 
 
-def test_a_key_expires_after_24_hours_and_is_swept(
-    api: str, make_key, settings: Settings
-) -> None:
+def test_a_key_expires_after_24_hours_and_is_swept(api: str, make_key, settings: Settings) -> None:
     token = make_key("shop", SCOPES)
     first = post(api, token, "", ORDER, key="old").json()
     with transaction(settings) as s:

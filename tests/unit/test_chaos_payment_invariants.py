@@ -131,13 +131,37 @@ def test_an_unbalanced_ledger_fails() -> None:
     assert judged(rows) == {"ledger debits ≠ credits (currencies)": 1}
 
 
-def test_the_burst_holds_with_one_authorization_and_fails_with_two() -> None:
-    burst = Burst("a", "k", Counter({"202": 1, "409": 49}))
-    one = burst_rows(burst, snap([intent("a")], [auth("a")], [theirs("a")]))
-    two = burst_rows(burst, snap([intent("a")], [auth("a"), auth("a", 2)], [theirs("a")]))
-    assert failed(one) == [] and one[0].note == "202x1, 409x49; 1 at the provider"
-    assert [r.value for r in failed(two)] == [2]
-    assert failed(burst_rows(Burst(), snap([], [], []))) != []  # no intent: nothing was proved
+def burst_of(*ids: str) -> Burst:
+    """A burst whose 50 creates were answered with `ids`, and whose 50 confirms all got 202."""
+    return Burst("k", set(ids), Counter({"201": 50}), Counter({"202": 50}))
+
+
+def test_the_burst_holds_with_one_intent_and_one_authorization() -> None:
+    rows = burst_rows(burst_of("a"), snap([intent("a", flow="burst")], [auth("a")], [theirs("a")]))
+    assert failed(rows) == []
+    assert [r.note for r in rows] == [
+        "201x50; 1 id(s) answered",
+        "202x50; 1 at the provider",
+    ]
+
+
+def test_the_burst_fails_with_two_intents_or_two_authorizations() -> None:
+    one = [intent("a", flow="burst")]
+    two_made = snap([*one, intent("b", flow="burst")], [auth("a")], [theirs("a")])
+    assert judged(burst_rows(burst_of("a"), two_made)) == {
+        "50 concurrent same-key creates → intents": 2
+    }
+    # the creates named two intents, though only one is in the tables
+    named_two = judged(burst_rows(burst_of("a", "b"), snap(one, [auth("a")], [theirs("a")])))
+    assert named_two["50 concurrent same-key creates → intents"] == 1
+    two_auths = snap(one, [auth("a"), auth("a", 2)], [theirs("a")])
+    assert judged(burst_rows(burst_of("a"), two_auths)) == {
+        "50 concurrent same-key confirms → authorizations": 2
+    }
+    # another flow's intent does not count as the burst's
+    others = snap([*one, intent("b", flow="7")], [auth("a")], [theirs("a")])
+    assert failed(burst_rows(burst_of("a"), others)) == []
+    assert len(failed(burst_rows(Burst(), snap([], [], [])))) == 2  # no intent: nothing proved
 
 
 def test_each_injected_mismatch_must_be_found_as_its_kind_and_nothing_else() -> None:
