@@ -64,6 +64,7 @@ def answer_once(
     producer = principal.producer
     stored = idempotency.claim(session, producer=producer, key=key, request_hash=asked)
     if stored is not None:
+        session.rollback()  # the claim locked the key's row: free it for the next replay now
         return JSONResponse(stored.body, status_code=stored.status, headers={REPLAYED: "true"})
     done = act()
     idempotency.remember(

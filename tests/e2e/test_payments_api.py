@@ -11,7 +11,9 @@ from sqlalchemy import text
 from config import Settings
 from devstack.processes import wait_until
 from store.db import transaction
+from tasks.enqueue import enqueue
 from tasks.payments import ledger
+from tasks.payments.schemas import EXPIRE
 from tests.support.api import auth
 from tests.support.ledger import clean_tables
 
@@ -110,3 +112,37 @@ def test_the_key_is_checked_before_the_card_scan(pipeline: str, make_key) -> Non
     refused = call(pipeline, reader, "", body)  # a live key: the number is refused first
     assert refused.status_code == 422 and refused.json()["code"] == "card_data_refused"
     assert CARD not in refused.text
+
+
+def test_the_expiry_job_forgets_idempotency_keys_older_than_24_hours(
+    pipeline: str, make_key, settings: Settings
+) -> None:
+    token = make_key("shop", SCOPES)
+    for key in ("old", "new"):
+        made = httpx.post(
+            f"{pipeline}/v1/payment-intents",
+            json={"amount": 100, "currency": "USD"},
+            headers={**auth(token), "Idempotency-Key": key},
+        )
+        assert made.status_code == 201, made.text
+    with transaction(settings) as session:
+        session.execute(
+            text(
+                "UPDATE pay_idempotency_keys SET created_at = now() - interval '25 hours'"
+                " WHERE key = 'old'"
+            )
+        )
+        job_id = enqueue(session, EXPIRE.name, {}, producer="beat", settings=settings).job_id
+
+    def result() -> dict[str, Any] | None:
+        with transaction(settings) as session:
+            row = session.execute(
+                text("SELECT state, result FROM jobs WHERE id = :id"), {"id": job_id}
+            ).one()
+        return row.result if row.state == "succeeded" else None
+
+    done = wait_until(result, timeout=30, what="the expiry job to succeed")
+    assert done["keys_forgotten"] == 1
+    with transaction(settings) as session:
+        keys = list(session.scalars(text("SELECT key FROM pay_idempotency_keys")))
+    assert keys == ["new"]
