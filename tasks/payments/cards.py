@@ -31,10 +31,11 @@ def contains_card_number(body: bytes | str) -> bool:
     return False
 
 
-def refuse_card_numbers(body: bytes | str) -> None:
-    """Raise a 422 (that never echoes the number) when the body carries a card number."""
+def refuse_card_numbers(body: bytes | str, *, field: str = "body") -> None:
+    """Raise a 422 naming `field` (that never echoes the number) when the text carries a card
+    number."""
     if contains_card_number(body):
         raise CardDataRefusedError(
             "the request carries what looks like a card number; send a provider token",
-            field="body",
+            field=field,
         )

@@ -31,12 +31,14 @@ KeyHeader = Annotated[
 
 
 class PaymentRoute(StrictRoute):
-    """Every payments route: the raw body and query are scanned for card numbers before any
-    parsing, so a number is never stored or logged (a caller without a good key gets 401)."""
+    """Every payments route: the raw body, the query and the `Idempotency-Key` (the one header
+    that is stored) are scanned for card numbers before any parsing, so a number is never
+    stored or logged (a caller without a good key gets 401)."""
 
     def screen(self, request: Request, raw: bytes) -> None:
-        """Refuse a card number anywhere in the query or the body."""
+        """Refuse a card number anywhere in the query, the body or the idempotency key."""
         refuse_card_numbers(request.url.query)
+        refuse_card_numbers(request.headers.get(idempotency.HEADER, ""), field=idempotency.HEADER)
         refuse_card_numbers(raw)
 
 

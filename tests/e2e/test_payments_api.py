@@ -94,8 +94,21 @@ def test_a_card_number_is_refused_and_never_stored_or_logged(
         assert refused.status_code == 422, refused.text
         assert refused.json()["code"] == "card_data_refused"
         assert CARD not in refused.text
+    # The idempotency key is stored: a number there is refused like one in the body.
+    refused = httpx.post(
+        f"{pipeline}/v1/payment-intents",
+        json={"amount": 100, "currency": "USD"},
+        headers={**auth(token), "Idempotency-Key": f"order {CARD}"},
+        timeout=10,
+    )
+    assert refused.status_code == 422, refused.text
+    assert (refused.json()["code"], refused.json()["field"]) == (
+        "card_data_refused",
+        "Idempotency-Key",
+    )
+    assert CARD not in refused.text
     with transaction(settings) as session:
-        for table in ("pay_intents", "pay_intent_events", "jobs"):
+        for table in ("pay_intents", "pay_intent_events", "pay_idempotency_keys", "jobs"):
             dump = session.execute(text(f"SELECT string_agg(t::text, '') FROM {table} t")).scalar()
             assert CARD not in (dump or ""), table
     for log in logs_dir.glob("*.log"):
