@@ -1,19 +1,27 @@
 """The simulator's settlement report: Stripe's balance transactions — one per captured charge
 and one per refund, each with the provider's fee, and a dispute's adjustments (type
 `adjustment`, reporting category `dispute` for the withdrawal with its fee, and
-`dispute_reversal` for the amount back when won) — listed by `GET /v1/balance_transactions`
-(Stripe's list format, `limit`/`starting_after` paging, `expand[]=data.source`).
+`dispute_reversal` for the amount back when won), and one per payout (type `payout`, the
+amount paid to the bank as a negative amount, its source the payout `po_…`) — listed by
+`GET /v1/balance_transactions` (Stripe's list format, `limit`/`starting_after` paging,
+`expand[]=data.source`).
+
+`POST /_sim/payouts {currency?, amount?}` pays out `amount` (any currency, as a real provider
+may pay out one we never charged in), by default all that is available in the currency: the
+net of its lines less earlier payouts (400 when that is nothing); it answers the payout.
 
 `POST /_sim/settlement {fee_bps?, fee_fixed?, inject: [{kind, payment_intent?, delta?}]}` sets
 the provider's fee and injects mismatches into the report (the truth is left alone): `missing`
 drops an intent's lines, `unexpected` adds a charge for an intent nobody made, `over`/`under`
 move a charge's amount by `delta`, `currency` reports it in another currency, `fee` moves its
-fee by `delta`, `duplicate` settles the same charge twice, and `dispute` moves a dispute's
-withdrawal by `delta`.
+fee by `delta`, `duplicate` settles the same charge twice, `dispute` moves a dispute's
+withdrawal by `delta`, and `payout` reports a payout (`payout: po_…`) a second time, its
+amount moved by `delta`.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,16 +31,20 @@ from fastapi.responses import JSONResponse
 if TYPE_CHECKING:
     from devstack.payment_simulator import Provider
 
-KINDS = ("missing", "unexpected", "over", "under", "currency", "fee", "duplicate", "dispute")
+KINDS = (
+    "missing", "unexpected", "over", "under", "currency", "fee", "duplicate", "dispute", "payout"
+)  # fmt: skip
 
 
 @dataclass
 class Settlement:
-    """The provider's fee and the mismatches injected into its report."""
+    """The provider's fee, its payouts' balance transactions and the mismatches injected
+    into its report."""
 
     fee_bps: int = 290
     fee_fixed: int = 0
     inject: list[dict[str, Any]] = field(default_factory=list)
+    payouts: list[dict[str, Any]] = field(default_factory=list)
 
     def fee(self, amount: int) -> int:
         """The provider's fee on a charge: bps rounded half up, plus the fixed part, ≤ amount."""
@@ -97,11 +109,41 @@ def _disputed(dispute: dict[str, Any]) -> list[dict[str, Any]]:
     return lines
 
 
-def report(sim: Provider, settlement: Settlement) -> list[dict[str, Any]]:
-    """Every balance transaction, with the injected mismatches applied."""
+def _payout(payout_id: str, *, amount: int, currency: str, now: int) -> dict[str, Any]:
+    return {
+        "id": "txn_" + payout_id.removeprefix("po_"), "object": "balance_transaction",
+        "type": "payout", "reporting_category": "payout", "amount": -amount, "fee": 0,
+        "net": -amount, "currency": currency, "created": now,
+        "source": {"id": payout_id, "object": "payout"},
+    }  # fmt: skip
+
+
+def _truth(sim: Provider, settlement: Settlement) -> list[dict[str, Any]]:
     lines = [_charge(i, settlement) for i in sim.intents.values() if i["amount_received"]]
     lines += [_refund(r) for r in sim.refunds.values() if r["status"] == "succeeded"]
     lines += [line for d in sim.disputes.values() for line in _disputed(d)]
+    return lines + settlement.payouts
+
+
+def pay_out(
+    sim: Provider, settlement: Settlement, *, currency: str, amount: int | None
+) -> dict[str, Any] | None:
+    """A payout of `amount` (default: the currency's available balance) to the bank; None
+    when there is nothing to pay out."""
+    if amount is None:
+        lines = _truth(sim, settlement)
+        amount = sum(line["net"] for line in lines if line["currency"] == currency)
+    if amount <= 0:
+        return None
+    line = _payout("po_" + secrets.token_hex(12), amount=amount, currency=currency, now=sim.now())
+    settlement.payouts.append(line)
+    return {"id": line["source"]["id"], "object": "payout", "amount": -line["amount"],
+            "currency": currency, "balance_transaction": line["id"]}  # fmt: skip
+
+
+def report(sim: Provider, settlement: Settlement) -> list[dict[str, Any]]:
+    """Every balance transaction, with the injected mismatches applied."""
+    lines = _truth(sim, settlement)
     for n, fault in enumerate(settlement.inject):
         lines = _inject(lines, fault, n=n, now=sim.now())
     return lines
@@ -122,14 +164,25 @@ def _inject(
                        "payment_intent": f"pi_unexpected_{n}"},
         }  # fmt: skip
         return [*lines, stray]
+    if kind == "payout":  # the payout reported again, its amount (negative) moved by delta
+        again = [
+            {**line, "id": f"{line['id']}_again", "amount": line["amount"] - delta,
+             "net": line["net"] - delta}
+            for line in lines if line["source"]["id"] == fault.get("payout")
+        ]  # fmt: skip
+        return lines + again
     pid = fault.get("payment_intent")
     if kind == "missing":
-        return [line for line in lines if line["source"]["payment_intent"] != pid]
+        return [line for line in lines if line["source"].get("payment_intent") != pid]
     wanted = "dispute" if kind == "dispute" else "charge"
     out: list[dict[str, Any]] = []
     done = False
     for line in lines:
-        if done or line["reporting_category"] != wanted or line["source"]["payment_intent"] != pid:
+        if (
+            done
+            or line["reporting_category"] != wanted
+            or line["source"].get("payment_intent") != pid
+        ):
             out.append(line)
             continue
         done = True
@@ -186,5 +239,18 @@ def settlement_routes(app: FastAPI, sim: Provider) -> Settlement:
         settlement.fee_fixed = int(body.get("fee_fixed", settlement.fee_fixed))
         settlement.inject = list(faults)
         return JSONResponse({"fee_bps": settlement.fee_bps, "inject": settlement.inject})
+
+    @app.post("/_sim/payouts")
+    async def _pay_out(request: Request) -> JSONResponse:
+        body = await request.json()
+        currency, amount = body.get("currency", "usd"), body.get("amount")
+        if not isinstance(currency, str) or len(currency) != 3:
+            return JSONResponse({"error": "currency must be 3 letters"}, status_code=400)
+        if amount is not None and (type(amount) is not int or amount <= 0):
+            return JSONResponse({"error": "amount must be a positive integer"}, status_code=400)
+        payout = pay_out(sim, settlement, currency=currency.lower(), amount=amount)
+        if payout is None:
+            return JSONResponse({"error": "nothing available to pay out"}, status_code=400)
+        return JSONResponse(payout)
 
     return settlement

@@ -40,8 +40,8 @@ class SettlementLine:
     units: a charge is positive, a refund negative."""
 
     id: str
-    kind: str  # "charge", "refund", "dispute", "dispute_reversal", or another of the provider's
-    provider_ref: str | None  # the payment intent it settles
+    kind: str  # "charge", "refund", "dispute", "dispute_reversal", "payout", or another kind
+    provider_ref: str | None  # the payment intent it settles; a payout's own id
     amount: int
     fee: int
     currency: str  # ISO 4217, upper case

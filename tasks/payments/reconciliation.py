@@ -1,5 +1,6 @@
 """Reconciliation: the provider's settlement report matched against the intents (see
-`settlement`), its differences recorded as typed exceptions, provider events no operation of
+`settlement`), its payouts booked in the ledger (see `payouts`), its differences recorded as
+typed exceptions, provider events no operation of
 ours explains raised as `unexplained` ones, and operators resolving them.
 
 An exception stays open until an operator resolves it; the same difference is not recorded
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from errors import ConflictError, NotFoundError
-from tasks.payments import settlement
+from tasks.payments import payouts, settlement
 from tasks.payments.gateway import SettlementLine
 from tasks.payments.gateways import gateway_for
 from tasks.payments.models import Intent, ReconException, ReconRun, WebhookEvent
@@ -51,13 +52,15 @@ RECORD = text(
 
 @dataclass(frozen=True)
 class Summary:
-    """One run: lines read, intents checked, exceptions found and newly recorded."""
+    """One run: lines read, intents checked, exceptions found and newly recorded, payouts
+    newly booked."""
 
     run_id: int
     lines: int
     intents: int
     found: int
     recorded: int
+    payouts: int
 
 
 def reconcile(
@@ -67,12 +70,15 @@ def reconcile(
     overrides: Mapping[str, int],
     settle_after: float,
 ) -> Summary:
-    """Stage and match the report, and record its exceptions (one open per difference)."""
+    """Stage and match the report, book its new payouts, and record its exceptions (one open
+    per difference)."""
     lines = settlement.stage(session, report, overrides=overrides)
     now = session.scalar(select(func.now()))
     assert now is not None
     before = now - timedelta(seconds=settle_after)
     found = settlement.match(session, settled_before=before)
+    paid_out, unbooked = payouts.book(session)
+    found += unbooked
     run = ReconRun(
         lines=lines, intents=settlement.booked(session, settled_before=before),
         exceptions=len(found),
@@ -81,7 +87,7 @@ def reconcile(
     session.flush()
     rows = json.dumps([{**asdict(m), "kind": m.kind.value} for m in found])
     recorded = len(session.execute(RECORD, {"run": run.id, "rows": rows}).all())
-    return Summary(run.id, lines, run.intents, len(found), recorded)
+    return Summary(run.id, lines, run.intents, len(found), recorded, paid_out)
 
 
 def run(session: Session, *, settings: Settings) -> dict[str, Any]:

@@ -120,15 +120,17 @@ class StripeGateway:
 
     def settlement(self) -> Iterator[SettlementLine]:
         """Every balance transaction, with its source expanded to find its payment intent; an
-        adjustment is named by its reporting category (`dispute`, `dispute_reversal`, …)."""
+        adjustment is named by its reporting category (`dispute`, `dispute_reversal`, …), and
+        a payout's ref is the payout's id."""
         params: Any = {"limit": 100, "expand": ["data.source"]}
         for txn in self.client.v1.balance_transactions.list(params=params).auto_paging_iter():
             source = txn.source
             category = getattr(txn, "reporting_category", None)
+            payout = txn.type == "payout"
             yield SettlementLine(
                 id=txn.id,
                 kind=category if txn.type == "adjustment" and category else txn.type,
-                provider_ref=getattr(source, "payment_intent", None),
+                provider_ref=getattr(source, "id" if payout else "payment_intent", None),
                 amount=txn.amount,
                 fee=txn.fee,
                 currency=txn.currency.upper(),

@@ -1,7 +1,8 @@
 """Reconciliation against the simulator's settlement report, read through the `stripe`
 package: a clean report (disputes included) yields no exception, every injected mismatch is
 found with its type once, a provider event no operation of ours explains is an `unexplained`
-exception, and an operator's resolution is kept and final."""
+exception, an operator's resolution is kept and final, and the report's payouts are booked
+once as ledger transfers (or typed exceptions when they cannot be)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from sqlalchemy import select, text
 from config import Settings
 from devstack.processes import settings_env, switchyard
 from store.db import transaction
-from tasks.payments import reconciliation, service
+from tasks.payments import ledger, payouts, reconciliation, service
 from tasks.payments.gateways import gateway_for
 from tasks.payments.models import Intent, ReconException, WebhookEvent
 from tasks.payments.reconciliation import Resolution
@@ -253,3 +254,72 @@ def test_operators_run_and_resolve_from_the_cli(recon: tuple[Settings, str]) -> 
     again = cli(s, *args, "--by", "bo")
     assert again.returncode == 1 and "already resolved" in again.stderr
     assert json.loads(cli(s, "recon", "--json").stdout) == []
+
+
+def pay_out(sim: str, **body: object) -> dict[str, object]:
+    """A payout made at the provider (all that is available unless `amount` says)."""
+    made = httpx.post(f"{sim}/_sim/payouts", json=body, timeout=5)
+    made.raise_for_status()
+    return dict(made.json())
+
+
+def transfers(s: Settings) -> dict[str, tuple[str, str, int, str]]:
+    """Every transfer: its accounts, amount and code."""
+    with transaction(s) as session:
+        rows = session.execute(text(
+            "SELECT id, debit_account_id, credit_account_id, amount, code FROM pay_transfers"
+        ))  # fmt: skip
+        return {r.id: (r.debit_account_id, r.credit_account_id, r.amount, r.code) for r in rows}
+
+
+def test_a_clean_report_with_a_payout_books_it_once(recon: tuple[Settings, str]) -> None:
+    """The day's net paid out is one `payout` transfer from the provider's account to the
+    bank's; imported again, the report books nothing more, and the books stay sound."""
+    s, sim = recon
+    paid(s), paid(s, refund=500)
+    payout = pay_out(sim)
+    assert payout["amount"] == 2 * (2_000 - 58) - 500  # the charges net of fees, less a refund
+    summary = run(s)
+    assert summary["lines"] == 4  # two charges, a refund and the payout
+    assert (summary["found"], summary["payouts"]) == (0, 1), open_exc(s)
+    booked = transfers(s)
+    assert booked[payouts.transfer_id(str(payout["id"]))] == (
+        "payouts:USD", "provider:USD", payout["amount"], "payout",
+    )  # fmt: skip
+    again = run(s)
+    assert (again["found"], again["recorded"], again["payouts"]) == (0, 0, 0)
+    assert transfers(s) == booked
+    with transaction(s) as session:
+        assert ledger.balance(session, "payouts:USD").debits_posted == payout["amount"]
+        assert ledger.imbalance(session) == {}
+    verified = cli(s, "verify")
+    assert verified.returncode == 0, verified.stderr
+    assert "accounts match their transfers" in verified.stdout
+
+
+def test_a_payout_mismatch_is_typed(recon: tuple[Settings, str]) -> None:
+    """A payout reported again with another amount is a `duplicate`, one in a currency we
+    never took money in a `currency_mismatch`; neither is booked. One larger than the
+    provider owes is the provider's word: booked, the provider's account below zero."""
+    s, sim = recon
+    paid(s)
+    first = pay_out(sim)
+    amount = int(str(first["amount"]))
+    assert amount == 1_942 and run(s)["payouts"] == 1
+    body = {"inject": [{"kind": "payout", "payout": first["id"], "delta": 100}]}
+    httpx.post(f"{sim}/_sim/settlement", json=body, timeout=5).raise_for_status()
+    foreign = pay_out(sim, currency="eur", amount=500)
+    beyond = pay_out(sim, amount=10_000)
+    before = transfers(s)
+    summary = run(s)
+    assert (summary["found"], summary["recorded"], summary["payouts"]) == (2, 2, 1)
+    assert sorted(open_exc(s)) == sorted([
+        ("duplicate", first["id"], amount, amount + 100, "payout, two amounts"),
+        ("currency_mismatch", foreign["id"], None, None, "payout in EUR: no provider account"),
+    ])  # fmt: skip
+    after = transfers(s)
+    assert set(after) - set(before) == {payouts.transfer_id(str(beyond["id"]))}
+    with transaction(s) as session:
+        owed = ledger.balance(session, "provider:USD")
+        assert owed.debits_posted - owed.credits_posted == 2_000 - 1_942 - 10_000
+        assert ledger.imbalance(session) == {}
