@@ -37,7 +37,7 @@ class Outcome:
 @dataclass(frozen=True)
 class SettlementLine:
     """One line of the provider's settlement report (a balance transaction), in the provider's
-    units: a charge is positive, a refund negative."""
+    units: a charge is positive, a refund and a payout negative."""
 
     id: str
     kind: str  # "charge", "refund", "dispute", "dispute_reversal", "payout", or another kind

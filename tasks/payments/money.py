@@ -1,7 +1,8 @@
 """An intent's money in the ledger: holds, captures with fees, refunds, disputes.
 
 Per currency: `provider:<CUR>` (what the provider owes us), `fees:<CUR>` (the platform's fee
-account, hot), `merchant:<producer>:<CUR>` (dispute fees the merchant owes), and one account
+account, hot), `merchant:<producer>:<CUR>` (dispute fees the merchant owes), `payouts:<CUR>`
+(what the provider paid out to the bank; booked by `payouts`), and one account
 per intent, `intent:<id>`, whose debits must not exceed its credits: refunds and disputes can
 never take out more than was captured, net of the fee returned with them.
 """

@@ -7,8 +7,9 @@ dispute's amount back) what `pay_disputes` recorded. Every difference is a typed
 `missing` (captured here, not in the report), `unexpected` (in the report, no intent here),
 `over`/`under` (the report settles more/less than was captured or refunded),
 `currency_mismatch`, `fee_mismatch`, `duplicate` (one charge settled twice) and
-`dispute_mismatch`. Only lines of those four kinds with a payment intent count (payouts and
-the provider's other balance transactions are not matched).
+`dispute_mismatch`. Only lines of those four kinds with a payment intent count here; the
+payout lines are booked by `payouts` from the same staging table, and the provider's other
+balance transactions are not matched.
 
 `stage` COPYs the report into a temporary table (in the provider's units, converted in
 place for the rare currency the provider counts otherwise); `match` is one query: the lines
