@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ from config import Settings
 from devstack.processes import settings_env, switchyard
 from store.db import transaction
 from tasks.payments import ledger, payouts, reconciliation, service
+from tasks.payments.gateway import SettlementLine
 from tasks.payments.gateways import gateway_for
 from tasks.payments.models import Intent, ReconException, WebhookEvent
 from tasks.payments.reconciliation import Resolution
@@ -323,3 +325,29 @@ def test_a_payout_mismatch_is_typed(recon: tuple[Settings, str]) -> None:
         owed = ledger.balance(session, "provider:USD")
         assert owed.debits_posted - owed.credits_posted == 2_000 - 1_942 - 10_000
         assert ledger.imbalance(session) == {}
+
+
+def test_a_payout_that_changes_or_pays_nothing_is_typed(recon: tuple[Settings, str]) -> None:
+    """Reports given as lines: a payout booked at 500 then reported at 700 is a `duplicate`
+    (booked, reported); one in two currencies a `currency_mismatch`; one paying nothing out
+    `unexpected`. Only the first report's payout is booked."""
+    s, _ = recon
+    paid(s)  # provider:USD exists (its charge, in no report here, is `missing`)
+
+    def report(*lines: tuple[str, int, str]) -> dict[str, int]:
+        got = [SettlementLine(f"txn_{n}", "payout", ref, amount, 0, cur)
+               for n, (ref, amount, cur) in enumerate(lines)]  # fmt: skip
+        with transaction(s) as session:
+            summary = reconciliation.reconcile(session, got, overrides={}, settle_after=0)
+            return asdict(summary)
+
+    assert report(("po_a", -500, "USD"))["payouts"] == 1
+    summary = report(("po_a", -700, "USD"), ("po_b", -10, "USD"), ("po_b", -10, "EUR"),
+                     ("po_c", 0, "USD"))  # fmt: skip
+    assert (summary["found"], summary["payouts"]) == (1 + 3, 0)  # the charge is `missing`
+    assert sorted(e for e in open_exc(s) if e[1].startswith("po_")) == [
+        ("currency_mismatch", "po_b", None, None, "payout in [EUR, USD]"),
+        ("duplicate", "po_a", 500, 700, "payout booked, now another"),
+        ("unexpected", "po_c", None, 0, "payout of nothing out"),
+    ]
+    assert [t for t in transfers(s) if t.startswith("payout:")] == ["payout:po_a"]
