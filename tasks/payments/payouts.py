@@ -19,7 +19,9 @@ a payout line that pays nothing out (`unexpected`).
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from typing import Any
+
+from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from tasks.payments import ledger
@@ -52,8 +54,7 @@ def book(session: Session) -> tuple[int, list[Mismatch]]:
     booked = 0
     found: list[Mismatch] = []
     for p in session.execute(PAYOUTS):
-        problem = _problem(p.ref, p.currency, p.top_currency, p.amount, p.top_amount,
-                           p.account, p.booked, p.booked_currency)  # fmt: skip
+        problem = _problem(p)
         if problem is not None:
             found.append(problem)
         elif p.booked is None:
@@ -62,11 +63,11 @@ def book(session: Session) -> tuple[int, list[Mismatch]]:
     return booked, found
 
 
-def _problem(
-    ref: str, currency: str, top_currency: str, amount: int, top_amount: int,
-    account: bool, booked: int | None, booked_currency: str | None,
-) -> Mismatch | None:  # fmt: skip
-    """Why the payout cannot be booked (or is booked with another amount), if it cannot."""
+def _problem(payout: Row[Any]) -> Mismatch | None:
+    """Why the payout (a row of PAYOUTS) cannot be booked, or was booked otherwise, if so."""
+    ref, currency, amount, booked = payout.ref, payout.currency, payout.amount, payout.booked
+    top_currency, top_amount, account = payout.top_currency, payout.top_amount, payout.account
+    booked_currency = payout.booked_currency
     if currency != top_currency:
         return Mismatch(Kind.CURRENCY, ref, detail=f"payout in [{currency}, {top_currency}]")
     if booked_currency is not None and booked_currency.strip() != currency:
