@@ -32,11 +32,12 @@ from tasks.iot.transitions import record, transition
 
 RULES = text("""
 SELECT exists(SELECT FROM iot_alert_rules WHERE profile_id = :profile AND kind = 'offline'),
-  exists(SELECT FROM iot_alert_rules
-         WHERE profile_id = :profile AND kind = 'threshold' AND metric = ANY(:metrics))
+  (SELECT count(*) FROM iot_alert_rules
+   WHERE profile_id = :profile AND kind = 'threshold' AND metric = ANY(:metrics))
 """)
 # Batches of one device take turns from here to their commit: their statements lock the
-# device's states in whatever order, never in a cycle.
+# device's states in whatever order, never in a cycle, and no other makes the device's
+# threshold states, so the count of the states found says whether any is missing.
 LOCK_DEVICE = text("SELECT pg_advisory_xact_lock(hashtextextended('iot alerts:' || :device, 0))")
 ENSURE_STATES = text("""
 INSERT INTO iot_alert_states (rule_id, device_id)
@@ -61,15 +62,14 @@ WHERE s.device_id = :device AND r.id = s.rule_id AND r.profile_id = :profile
   END
 RETURNING s.rule_id
 """)
-# A fresh snapshot after ENSURE_STATES (read committed), so it sees every state a concurrent
-# batch made.
+# The rules SETTLE did not settle (and, after ENSURE_STATES, those found before) are skipped.
 LOCK_STATES = text("""
 SELECT r.id, r.kind, r.metric, r.direction, r.set_at, r.clear_at, r.consecutive,
   r.for_seconds, r.channel, r.recipient,
   s.device_id, s.firing, s.streak, s.last_ts, s.since, s.breach_since
 FROM iot_alert_states s JOIN iot_alert_rules r ON r.id = s.rule_id
 WHERE s.device_id = :device AND r.profile_id = :profile AND r.kind = 'threshold'
-  AND r.metric = ANY(:metrics) AND s.rule_id <> ALL(CAST(:settled AS text[]))
+  AND r.metric = ANY(:metrics) AND s.rule_id <> ALL(CAST(:skip AS text[]))
 ORDER BY s.rule_id
 FOR UPDATE OF s
 """)
@@ -163,12 +163,13 @@ class Series:
 
 
 def _watches(
-    session: Session, *, device: str, profile: str, series: dict[str, Series]
+    session: Session, *, device: str, profile: str, series: dict[str, Series], rules: int
 ) -> list[Watch]:
-    """Settle the rules the batch cannot move; lock and read the others."""
+    """Settle the rules the batch cannot move; lock and read the others. The device's states
+    are made (ENSURE_STATES, a conflict probe per rule) only when fewer than the `rules` the
+    batch's metrics have were found: its first batch, or one after a rule was declared."""
     metrics = sorted(series)
     params = {"device": device, "profile": profile, "metrics": metrics}
-    session.execute(ENSURE_STATES, params)
     settled = session.scalars(SETTLE, {
         **params,
         "oldest": [series[m].ts[0] for m in metrics],
@@ -177,8 +178,13 @@ def _watches(
         "lowest": [series[m].lowest[0] for m in metrics],
     }).all()  # fmt: skip
     # Positional: LOCK_STATES selects the fields in order (a row's mapping costs more than it).
-    rest = session.execute(LOCK_STATES, {**params, "settled": list(settled)})
-    return [Watch(*row) for row in rest]
+    rest = [Watch(*row) for row in session.execute(LOCK_STATES, {**params, "skip": list(settled)})]
+    if len(settled) + len(rest) < rules:
+        session.execute(ENSURE_STATES, params)
+        skip = [*settled, *(w.id for w in rest)]
+        rest += [Watch(*row) for row in session.execute(LOCK_STATES, {**params, "skip": skip})]
+        rest.sort(key=lambda w: w.id)
+    return rest
 
 
 def _write(session: Session, device: str, moved: list[Watch]) -> None:
@@ -229,7 +235,9 @@ def evaluate(
         return record(session, made, settings=settings)
     series = {metric: Series.of(readings) for metric, readings in by_metric.items()}
     moved = []
-    for watch in _watches(session, device=device, profile=profile, series=series):
+    for watch in _watches(
+        session, device=device, profile=profile, series=series, rules=threshold_rules
+    ):
         s = series[watch.metric]
         start = 0 if watch.last_ts is None else bisect.bisect_right(s.ts, watch.last_ts)
         if start == len(s.ts):

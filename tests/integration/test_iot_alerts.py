@@ -211,3 +211,22 @@ def _events_by_rule(settings: Settings) -> dict[str, list[tuple[str, float]]]:
             assert e.value is not None
             out.setdefault(e.rule_id, []).append((e.kind, e.value))
         return out
+
+
+def test_a_rule_declared_after_the_device_was_evaluated_gets_its_state(
+    settings: Settings, device: str
+) -> None:
+    _send(settings, (0, 20), (10, 31))  # "hot"'s state exists now, one breach into its streak
+    with transaction(settings) as s:
+        alert_rules.create(
+            s,
+            AlertRuleCreate(id="warm", profile="thermo", metric="temp", set_at=28, clear_at=26,
+                            channel="email", to="ops@example.com"),
+            settings=settings,
+        )  # fmt: skip
+    _send(settings, (20, 32), (30, 20))
+    assert _events(settings) == [("firing", 32.0, None), ("resolved", 20.0, 10.0)] * 2
+    with transaction(settings) as s:
+        rules = s.scalars(select(AlertEvent.rule_id).order_by(AlertEvent.id)).all()
+    assert rules == ["hot", "hot", "warm", "warm"]
+    assert _notifications(settings) == (4, 4)
