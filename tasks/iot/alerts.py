@@ -39,12 +39,19 @@ SELECT exists(SELECT FROM iot_alert_rules WHERE profile_id = :profile AND kind =
 # device's states in whatever order, never in a cycle, and no other makes the device's
 # threshold states, so the count of the states found says whether any is missing.
 LOCK_DEVICE = text("SELECT pg_advisory_xact_lock(hashtextextended('iot alerts:' || :device, 0))")
-ENSURE_STATES = text("""
-INSERT INTO iot_alert_states (rule_id, device_id)
-SELECT r.id, :device FROM iot_alert_rules r
-WHERE r.profile_id = :profile AND r.kind = 'threshold' AND r.metric = ANY(:metrics)
+# The missing states, made as SETTLE would leave them (at the metric's newest reading) when no
+# reading breaches; the rest are made fresh, for the fold.
+MAKE_STATES = text("""
+INSERT INTO iot_alert_states (rule_id, device_id, last_ts)
+SELECT r.id, :device, CASE WHEN CASE WHEN r.direction = 'above' THEN m.highest <= r.set_at
+                                     ELSE m.lowest >= r.set_at END THEN m.newest END
+FROM iot_alert_rules r JOIN unnest(CAST(:metrics AS text[]), CAST(:newest AS timestamptz[]),
+  CAST(:highest AS float8[]), CAST(:lowest AS float8[])) AS m(metric, newest, highest, lowest)
+  ON r.metric = m.metric
+WHERE r.profile_id = :profile AND r.kind = 'threshold'
 ORDER BY r.id
 ON CONFLICT DO NOTHING
+RETURNING rule_id, last_ts IS NOT NULL
 """)
 # `Series.unmoving` for the rules all of whose new readings are the batch's: quiet, and no
 # reading breaches; firing, and none clears. They move to the metric's newest reading.
@@ -165,23 +172,23 @@ class Series:
 def _watches(
     session: Session, *, device: str, profile: str, series: dict[str, Series], rules: int
 ) -> list[Watch]:
-    """Settle the rules the batch cannot move; lock and read the others. The device's states
-    are made (ENSURE_STATES, a conflict probe per rule) only when fewer than the `rules` the
-    batch's metrics have were found: its first batch, or one after a rule was declared."""
+    """Settle the rules the batch cannot move; lock and read the others. The device's missing
+    states are made (MAKE_STATES, a conflict probe per rule) only when fewer than the `rules`
+    the batch's metrics have were found: its first batch, or one after a rule was declared."""
     metrics = sorted(series)
-    params = {"device": device, "profile": profile, "metrics": metrics}
-    settled = session.scalars(SETTLE, {
-        **params,
-        "oldest": [series[m].ts[0] for m in metrics],
+    params = {
+        "device": device, "profile": profile, "metrics": metrics,
         "newest": [series[m].ts[-1] for m in metrics],
         "highest": [series[m].highest[0] for m in metrics],
         "lowest": [series[m].lowest[0] for m in metrics],
-    }).all()  # fmt: skip
+    }  # fmt: skip
+    oldest = [series[m].ts[0] for m in metrics]
+    settled = list(session.scalars(SETTLE, {**params, "oldest": oldest}))
     # Positional: LOCK_STATES selects the fields in order (a row's mapping costs more than it).
-    rest = [Watch(*row) for row in session.execute(LOCK_STATES, {**params, "skip": list(settled)})]
+    rest = [Watch(*row) for row in session.execute(LOCK_STATES, {**params, "skip": settled})]
     if len(settled) + len(rest) < rules:
-        session.execute(ENSURE_STATES, params)
-        skip = [*settled, *(w.id for w in rest)]
+        made = session.execute(MAKE_STATES, params).all()
+        skip = [*settled, *(w.id for w in rest), *(rule for rule, done in made if done)]
         rest += [Watch(*row) for row in session.execute(LOCK_STATES, {**params, "skip": skip})]
         rest.sort(key=lambda w: w.id)
     return rest
