@@ -74,10 +74,12 @@ def scheduled_sends(
 @dataclass
 class Schedules:
     """The recipients a transaction has locked and their latest sends, read once each and kept
-    up to date as it accepts more, so many acceptances cost one lock and one read a recipient."""
+    up to date as it accepts more, so many acceptances cost one lock and one read a recipient;
+    and the canonical form of each `(channel, to)` checked, so each is validated once."""
 
     now: datetime | None = None
     sends: dict[tuple[str, str], list[datetime]] = field(default_factory=dict)
+    recipients: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def clock(self, session: Session) -> datetime:
         """The transaction's `now()`, read once."""

@@ -126,7 +126,10 @@ def prepare(
     Acceptances that share `schedules` lock and read each recipient once; the caller adds
     the send it accepts to them."""
     schedules = schedules or Schedules()
-    recipient = normalise_recipient(req.channel, req.to, settings=settings)
+    recipient = schedules.recipients.get((req.channel, req.to))
+    if recipient is None:  # a refused one raises, so only accepted forms are kept
+        recipient = normalise_recipient(req.channel, req.to, settings=settings)
+        schedules.recipients[(req.channel, req.to)] = recipient
     values = (
         _content(session, req, producer=producer, max_chars=settings.template_max_chars)
         if req.channel != "webhook"
