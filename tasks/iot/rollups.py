@@ -9,25 +9,22 @@ sum of the values, in any order.
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 TIERS = (("1m", "minute"), ("1h", "hour"), ("1d", "day"))
 FOLD_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('iot rollups fold'))")
 
-# In the store's transaction, after the insert: the minutes this batch's new rows fall in.
-# `DO UPDATE` locks an existing entry, so a fold (which skips locked entries) cannot take it
-# until this batch commits and its readings are visible.
-TOUCH = text("""
-INSERT INTO iot_rollup_dirty (device_id, metric, bucket)
-SELECT DISTINCT s.device_id, s.metric, date_trunc('minute', s.ts, 'UTC')
-FROM iot_staging s JOIN iot_readings r USING (device_id, metric, ts)
-WHERE r.batch_id = :batch_id AND r.idx = s.idx AND s.value_num IS NOT NULL
-ORDER BY 1, 2, 3
-ON CONFLICT (device_id, metric, bucket) DO UPDATE SET touched = iot_rollup_dirty.touched + 1
-""")
+# A part of the store's insert (`tasks.iot.store`): the minutes its new rows (the CTE
+# `stored`) fall in. `DO UPDATE` locks an existing entry, so a fold (which skips locked
+# entries) cannot take it until this batch commits and its readings are visible.
+MARK_DIRTY = """
+  INSERT INTO iot_rollup_dirty (device_id, metric, bucket)
+  SELECT DISTINCT device_id, metric, date_trunc('minute', ts, 'UTC') FROM stored
+  WHERE value_num IS NOT NULL
+  ORDER BY 1, 2, 3
+  ON CONFLICT (device_id, metric, bucket) DO UPDATE SET touched = iot_rollup_dirty.touched + 1
+"""
 
 FOLDING = text(
     "CREATE TEMP TABLE IF NOT EXISTS iot_folding ("
@@ -94,11 +91,6 @@ REFOLDS = [
     text(_refold(tier, unit, below))
     for (tier, unit), below in zip(TIERS, (None, "1m", "1h"), strict=True)
 ]
-
-
-def touch(session: Session, *, batch_id: uuid.UUID) -> None:
-    """Record the minute buckets the batch's new numeric readings fall in (store transaction)."""
-    session.execute(TOUCH, {"batch_id": batch_id})
 
 
 def fold(session: Session, *, limit: int = 10_000) -> int:

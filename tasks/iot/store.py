@@ -1,6 +1,7 @@
 """Storing accepted readings exactly once: binary COPY into a staging table, then one bulk
-insert of new keys (the latest values updated in the same statement, only if newer), and one
-statement that sorts the rest into duplicates and conflicts.
+insert of new keys (the latest values updated and the roll-ups' touched minutes marked in the
+same statement, the latest value only if newer), and one statement that sorts the offers the
+insert did not store into duplicates and conflicts.
 
 Everything runs in the caller's transaction (the job's), so a crash stores nothing.
 """
@@ -31,7 +32,8 @@ COPY = (
 COPY_TYPES = ["int4", "text", "text", "timestamptz", "float8", "text", "bool", "text"]
 VALUE_COLUMNS = "value_num, value_text, value_bool, unit"
 
-# The first offer of each new key is stored; the latest value moves only forward in time.
+# The first offer of each new key is stored; the latest value moves only forward in time; the
+# minutes the new numeric rows fall in are marked for the roll-ups' fold.
 # (Every part of the statement sees the latest values as they were before it: a new row older
 # than its metric's latest value arrived late.)
 INSERT_NEW = text(f"""
@@ -41,8 +43,8 @@ WITH stored AS (
     device_id, metric, ts, :received_at, {VALUE_COLUMNS}, :batch_id, idx
   FROM iot_staging ORDER BY device_id, metric, ts, idx
   ON CONFLICT DO NOTHING
-  RETURNING device_id, metric, ts, {VALUE_COLUMNS}
-), latest AS (
+  RETURNING device_id, metric, ts, {VALUE_COLUMNS}, idx
+), dirty AS ({rollups.MARK_DIRTY}), latest AS (
   INSERT INTO iot_latest (device_id, metric, ts, received_at, {VALUE_COLUMNS})
   SELECT DISTINCT ON (device_id, metric) device_id, metric, ts, :received_at, {VALUE_COLUMNS}
   FROM stored ORDER BY device_id, metric, ts DESC
@@ -51,13 +53,14 @@ WITH stored AS (
     value_text = excluded.value_text, value_bool = excluded.value_bool, unit = excluded.unit
   WHERE excluded.ts > iot_latest.ts
 )
-SELECT s.metric, s.ts, s.value_num, s.ts < l.ts AS late FROM stored s
+SELECT s.idx, s.metric, s.ts, s.value_num, s.ts < l.ts AS late FROM stored s
 LEFT JOIN iot_latest l ON (l.device_id, l.metric) = (s.device_id, s.metric)
 """)
 
 _VALUE = "coalesce(to_jsonb({0}.value_num), to_jsonb({0}.value_text), to_jsonb({0}.value_bool))"
-# Every other offer of a stored key: the same value is a duplicate, another is a conflict
-# (recorded once per offer, so a re-run of the batch records nothing new).
+# Every other offer of a stored key (`:rest`, the staged indexes the insert did not store, so
+# only those are looked up): the same value is a duplicate, another is a conflict (recorded
+# once per offer, so a re-run of the batch records nothing new).
 SORT_REST = text(f"""
 WITH offers AS (
   SELECT s.idx, s.device_id, s.metric, s.ts,
@@ -67,6 +70,7 @@ WITH offers AS (
     (r.value_num IS NOT DISTINCT FROM s.value_num AND r.value_text IS NOT DISTINCT FROM s.value_text
      AND r.value_bool IS NOT DISTINCT FROM s.value_bool) AS same
   FROM iot_staging s
+  JOIN unnest(CAST(:rest AS integer[])) AS rest (idx) USING (idx)
   JOIN iot_readings r USING (device_id, metric, ts)
   WHERE NOT (r.batch_id = :batch_id AND r.idx = s.idx)
 ), noted AS (
@@ -130,8 +134,12 @@ def store(
     params = {"batch_id": batch_id, "received_at": received_at}
     rows = session.execute(INSERT_NEW, params).all()
     new = [(r.metric, r.ts, r.value_num) for r in rows]
-    rest = session.execute(SORT_REST, params).one()
-    rollups.touch(session, batch_id=batch_id)
-    session.execute(text("TRUNCATE iot_staging"))
     late = sum(1 for r in rows if r.late)
-    return Stored(len(new), int(rest.duplicates), int(rest.conflicts), new, late)
+    stored = {r.idx for r in rows}
+    rest = [index for index, _ in readings if index not in stored]
+    duplicates = conflicts = 0
+    if rest:
+        sorted_rest = session.execute(SORT_REST, {**params, "rest": rest}).one()
+        duplicates, conflicts = int(sorted_rest.duplicates), int(sorted_rest.conflicts)
+    session.execute(text("TRUNCATE iot_staging"))
+    return Stored(len(new), duplicates, conflicts, new, late)
