@@ -60,7 +60,9 @@ LEFT JOIN iot_latest l ON (l.device_id, l.metric) = (s.device_id, s.metric)
 _VALUE = "coalesce(to_jsonb({0}.value_num), to_jsonb({0}.value_text), to_jsonb({0}.value_bool))"
 # Every other offer of a stored key (`:rest`, the staged indexes the insert did not store, so
 # only those are looked up): the same value is a duplicate, another is a conflict (recorded
-# once per offer, so a re-run of the batch records nothing new).
+# once per offer, so a re-run of the batch records nothing new). Each offer looks its key up in
+# the primary key (`LIMIT 1` keeps the lateral join a nested loop, whatever the statistics
+# say): a hash join would read the whole store to find a batch's few resends.
 SORT_REST = text(f"""
 WITH offers AS (
   SELECT s.idx, s.device_id, s.metric, s.ts,
@@ -71,7 +73,10 @@ WITH offers AS (
      AND r.value_bool IS NOT DISTINCT FROM s.value_bool) AS same
   FROM iot_staging s
   JOIN unnest(CAST(:rest AS integer[])) AS rest (idx) USING (idx)
-  JOIN iot_readings r USING (device_id, metric, ts)
+  CROSS JOIN LATERAL (
+    SELECT {VALUE_COLUMNS}, batch_id, idx FROM iot_readings
+    WHERE (device_id, metric, ts) = (s.device_id, s.metric, s.ts) LIMIT 1
+  ) r
   WHERE NOT (r.batch_id = :batch_id AND r.idx = s.idx)
 ), noted AS (
   INSERT INTO iot_conflicts (device_id, metric, ts, batch_id, idx, stored, offered)
@@ -128,9 +133,6 @@ def store(
         copy.set_types(COPY_TYPES)
         for index, reading in readings:
             copy.write_row(_row(index, reading))
-    # Without statistics the planner takes the staging table for empty-ish and scans all of
-    # iot_readings to sort the rest: a cost that grew with the store, not with the batch.
-    session.execute(text("ANALYZE iot_staging"))
     params = {"batch_id": batch_id, "received_at": received_at}
     rows = session.execute(INSERT_NEW, params).all()
     new = [(r.metric, r.ts, r.value_num) for r in rows]
