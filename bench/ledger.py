@@ -25,7 +25,7 @@ from sqlalchemy import text
 from bench.common import Series, bench_env, machine, progress
 from config import Settings
 from store.db import transaction
-from tasks.payments import ledger
+from tasks.payments import accounts, ledger
 from tasks.payments.ledger import Account, Limit, Transfer
 
 ACCOUNTS = 50
@@ -38,10 +38,10 @@ WITH_FEE = (
 
 def _seed(settings: Settings) -> None:
     with transaction(settings) as s:
-        ledger.open_account(s, Account("bank", "USD"))
-        ledger.open_account(s, Account("fees", "USD", hot=True))
+        accounts.open_account(s, Account("bank", "USD"))
+        accounts.open_account(s, Account("fees", "USD", hot=True))
         for n in range(ACCOUNTS):
-            ledger.open_account(s, Account(f"a{n}", "USD", Limit.DEBITS_MUST_NOT_EXCEED_CREDITS))
+            accounts.open_account(s, Account(f"a{n}", "USD", Limit.DEBITS_MUST_NOT_EXCEED_CREDITS))
             ledger.create_transfers(
                 s, [Transfer(f"seed{n}", debit="bank", credit=f"a{n}", amount=10**12,
                              currency="USD")]

@@ -154,7 +154,7 @@ def _load_or_exit(jid: uuid.UUID) -> tuple[Any, list[Any]]:
 
 def _replay_one(jid: uuid.UUID, job_type: str) -> bool:
     from store.db import transaction
-    from store.jobs import replay_job
+    from store.job_actions import replay_job
 
     budget = get_settings().policy_for(job_type).max_attempts
     with transaction() as session:
@@ -183,7 +183,7 @@ def cancel_cmd(
 ) -> None:
     """Cancel a job that has not started running."""
     from store.db import transaction
-    from store.jobs import cancel_job
+    from store.job_actions import cancel_job
 
     jid = _parse_id(job_id)
     with transaction() as session:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from tasks.payments import ledger
+from tasks.payments import accounts, ledger
 from tasks.payments.ledger import Account, Kind, Limit, Transfer
 from tasks.payments.models import Intent
 
@@ -37,7 +37,7 @@ def intent_account(intent: Intent) -> str:
 def open_accounts(session: Session, intent: Intent) -> None:
     """Open the accounts the intent's money moves through (idempotently)."""
     cur = intent.currency
-    ledger.open_accounts(
+    accounts.open_accounts(
         session,
         [
             Account(f"provider:{cur}", cur),

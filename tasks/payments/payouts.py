@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
-from tasks.payments import ledger
+from tasks.payments import accounts, ledger
 from tasks.payments.ledger import Account, Transfer
 from tasks.payments.settlement import Kind, Mismatch
 
@@ -86,7 +86,7 @@ def _problem(payout: Row[Any]) -> Mismatch | None:
 
 
 def _transfer(session: Session, ref: str, *, currency: str, amount: int) -> None:
-    ledger.open_account(session, Account(f"payouts:{currency}", currency))
+    accounts.open_account(session, Account(f"payouts:{currency}", currency))
     ledger.create_transfers(
         session,
         [

@@ -13,14 +13,13 @@ from sqlalchemy.exc import DBAPIError
 
 from config import Settings
 from store.db import transaction
+from store.job_actions import cancel_job, replay_job
 from store.jobs import (
-    cancel_job,
     claim_jobs,
     mark_dead,
     mark_retrying,
     mark_succeeded,
     reap_expired_leases,
-    replay_job,
 )
 from tasks.enqueue import enqueue
 from tasks.notifications.models import Notification

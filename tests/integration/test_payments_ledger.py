@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from config import Settings
 from store.db import transaction
-from tasks.payments import ledger
+from tasks.payments import accounts, ledger
 from tasks.payments.errors import (
     AccountMismatchError,
     ExceedsLimitError,
@@ -37,7 +37,7 @@ def books(settings: Settings) -> Iterator[Settings]:
             Account("yen", "JPY"),
             Account("fees", "USD", hot=True),
         ):
-            ledger.open_account(s, account)
+            accounts.open_account(s, account)
     yield settings
     clean_tables(settings, domain="payments")
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from config import Settings
 from store.db import transaction
-from tasks.payments import ledger
+from tasks.payments import accounts, ledger
 from tasks.payments.errors import LedgerError
 from tasks.payments.ledger import Account, Kind, Limit, Transfer
 from tests.support.ledger import clean_tables
@@ -49,7 +49,7 @@ def test_any_sequence_keeps_debits_equal_to_credits_and_limits(
     with transaction(settings) as s:
         for name in ACCOUNTS:
             limit = Limit.DEBITS_MUST_NOT_EXCEED_CREDITS if name == LIMITED else Limit.NONE
-            ledger.open_account(s, Account(name, "USD", limit, hot=name == "fees"))
+            accounts.open_account(s, Account(name, "USD", limit, hot=name == "fees"))
     holds: list[str] = []
     expected: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # dp, dpo, cp, cpo
     pending: dict[str, tuple[str, str, int]] = {}

@@ -12,17 +12,16 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable, visitors
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 
+from store.job_actions import cancel_job, replay_job
 from store.jobs import (
     ClaimedJob,
     LeaseLostError,
-    cancel_job,
     claim_jobs,
     mark_dead,
     mark_retrying,
     mark_succeeded,
     reap_expired_leases,
     release_jobs,
-    replay_job,
 )
 from store.models import Job
 from store.outbox import DueMessage, mark_sent

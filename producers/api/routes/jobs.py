@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, status
 from errors import ConflictError, NotFoundError
 from producers.api.schemas import JobPage, JobView
 from store.api_keys import Principal
-from store.jobs import cancel_job, replay_job
+from store.job_actions import cancel_job, replay_job
 from store.models import Job
 from store.queries import attempts_of, find_job, list_jobs
 from store.states import JobState
