@@ -22,6 +22,7 @@ from ops.migrate import upgrade
 from store.api_keys import create_key
 from store.db import dispose_engines, transaction
 from tasks.registry import domains
+from tests.support.keys import MakeKey
 from tests.support.ledger import clean_tables
 from tests.support.payments import start_simulator
 from tests.support.servers import ADMIN_URL, REDIS_URL, RUN_ID
@@ -94,7 +95,7 @@ def clean_ledger(settings: Settings) -> Iterator[None]:
 
 
 @pytest.fixture
-def make_key(settings: Settings, clean_ledger: None):  # type: ignore[no-untyped-def]
+def make_key(settings: Settings, clean_ledger: None) -> MakeKey:
     """Create an API key: make_key(name, scopes) -> token."""
 
     def make(

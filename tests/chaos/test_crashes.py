@@ -16,13 +16,14 @@ from config import Settings
 from devstack.processes import isolated, wait_until
 from store.db import transaction
 from tests.support.api import finished, get_job, submit, submit_all, wait_state
+from tests.support.keys import MakeKey
 from tests.support.stack import start_api, start_process, start_worker
 
 pytestmark = pytest.mark.chaos
 
 
 def test_a_job_survives_kill_9_of_its_worker_and_succeeds_once(
-    settings: Settings, make_key, logs_dir: Path
+    settings: Settings, make_key: MakeKey, logs_dir: Path
 ) -> None:
     own = isolated(settings)
     api, base = start_api(own, logs_dir, name="api-kill")
@@ -118,7 +119,9 @@ def running(settings: Settings, ids: list[uuid.UUID]) -> int:
         )
 
 
-def test_two_beats_fire_each_slot_once(settings: Settings, logs_dir: Path, clean_ledger) -> None:
+def test_two_beats_fire_each_slot_once(
+    settings: Settings, logs_dir: Path, clean_ledger: None
+) -> None:
     own = isolated(
         settings,
         relay=settings.relay.model_copy(update={"sweep_interval": 1.0}),
@@ -141,7 +144,7 @@ def test_two_beats_fire_each_slot_once(settings: Settings, logs_dir: Path, clean
         rows = session.execute(
             text("SELECT schedule, count(*) FROM schedule_fires GROUP BY schedule")
         ).all()
-    fires = dict(rows)
+    fires: dict[str, int] = dict(rows)
     sent = _messages_by_task(own)
     assert fires["relay-sweep"] >= 2
     # Every recorded fire is sent at most once (slots are unique, so no slot runs twice). A

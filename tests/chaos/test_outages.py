@@ -13,6 +13,7 @@ from devstack.processes import isolated, wait_until
 from tests.chaos.proxy import Proxy
 from tests.chaos.test_crashes import running
 from tests.support.api import auth, count_rows, finished, submit, submit_all, wait_state
+from tests.support.keys import MakeKey
 from tests.support.own_redis import OwnRedis
 from tests.support.stack import start_api, start_process, start_worker
 
@@ -30,7 +31,7 @@ def through_proxy(settings: Settings) -> tuple[Proxy, Settings]:
 
 
 def test_postgres_down_is_503_and_writes_nothing_then_recovers(
-    settings: Settings, make_key, logs_dir: Path
+    settings: Settings, make_key: MakeKey, logs_dir: Path
 ) -> None:
     proxy, proxied = through_proxy(settings)
     api, base = start_api(proxied, logs_dir, name="api-pg-proxy")
@@ -56,7 +57,7 @@ def test_postgres_down_is_503_and_writes_nothing_then_recovers(
 
 
 def test_redis_down_at_accept_time_is_202_and_the_job_completes_when_it_returns(
-    settings: Settings, make_key, logs_dir: Path, own_redis: OwnRedis
+    settings: Settings, make_key: MakeKey, logs_dir: Path, own_redis: OwnRedis
 ) -> None:
     own = own_redis.settings_for(settings)
     api, base = start_api(own, logs_dir, name="api-own-redis")
@@ -84,7 +85,7 @@ def test_redis_down_at_accept_time_is_202_and_the_job_completes_when_it_returns(
 
 
 def test_a_worker_cut_off_from_postgres_hands_the_message_back_and_finishes_later(
-    settings: Settings, make_key, logs_dir: Path
+    settings: Settings, make_key: MakeKey, logs_dir: Path
 ) -> None:
     own = isolated(settings)
     proxy, cut_off = through_proxy(own)

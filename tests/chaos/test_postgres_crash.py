@@ -74,7 +74,7 @@ def ledger(settings: Settings, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[st
 
     def read() -> dict[uuid.UUID, tuple[str, list[str]]] | None:
         with transaction(settings) as s:
-            states = dict(
+            states: dict[uuid.UUID, str] = dict(
                 s.execute(
                     text("SELECT id, state FROM jobs WHERE id = ANY(:ids)"), {"ids": ids}
                 ).all()
@@ -154,7 +154,10 @@ def test_a_postgres_crash_under_load_loses_no_accepted_job_and_runs_none_twice(
     beat = start_process(own, logs_dir, "beat")  # the reaper, for claims that survived
     workers = [start_worker(own, logs_dir, name=f"worker-pgcrash-{n}") for n in range(2)]
     submitters = [Submitter(base, api_key(own)) for _ in range(2)]
-    promised = lambda: sum(len(s.promised) for s in submitters)  # noqa: E731
+
+    def promised() -> int:
+        return sum(len(s.promised) for s in submitters)
+
     try:
         for submitter in submitters:
             submitter.start()

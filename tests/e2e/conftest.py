@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from config import Settings
+from tests.support.keys import MakeKey
 from tests.support.notifications_stack import Stack, run_stack, token_for
 from tests.support.payments import PaymentStack, run_payment_stack
 
@@ -19,7 +20,7 @@ def stack(settings: Settings, logs_dir: Path) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def token(stack: Stack, make_key) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def token(stack: Stack, make_key: MakeKey) -> Iterator[str]:
     """A key with the notification scopes; the test's notifications are removed afterwards."""
     yield from token_for(stack, make_key)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from producers.client import SwitchyardAPIError, SwitchyardClient
+from tests.support.keys import MakeKey
 
 
-def test_the_client_submits_waits_and_reports_errors(pipeline: str, make_key) -> None:
+def test_the_client_submits_waits_and_reports_errors(pipeline: str, make_key: MakeKey) -> None:
     with SwitchyardClient(pipeline, make_key()) as client:
         accepted = client.submit("system.echo", {"via": "client"}, idempotency_key="c-1")
         assert client.submit("system.echo", {"via": "client"}, idempotency_key="c-1") == accepted
@@ -24,7 +25,7 @@ def test_the_client_submits_waits_and_reports_errors(pipeline: str, make_key) ->
 
 
 def test_the_client_submits_a_batch_and_its_replays_find_the_same_jobs(
-    pipeline: str, make_key
+    pipeline: str, make_key: MakeKey
 ) -> None:
     jobs = [
         {"type": "system.echo", "payload": {"n": n}, "idempotency_key": f"b-{n}"} for n in range(5)

@@ -34,7 +34,8 @@ def run_printed_curl(banner: Banner) -> dict[str, Any]:
         ["bash", "-c", script], capture_output=True, text=True, timeout=30, check=False
     )
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    job: dict[str, Any] = json.loads(done.stdout)
+    return job
 
 
 def job_state(banner: Banner, job_id: str) -> str:
@@ -78,9 +79,8 @@ def pay_intent_through_the_simulator(banner: Banner, data: Path) -> None:
     assert done.status_code == 202, done.text
 
     def succeeded() -> bool:
-        return (
-            httpx.get(f"{base}/{pid}", headers=headers, timeout=5).json()["status"] == "succeeded"
-        )
+        status: str = httpx.get(f"{base}/{pid}", headers=headers, timeout=5).json()["status"]
+        return status == "succeeded"
 
     wait_until(succeeded, timeout=30, what="the intent to succeed through the simulator")
     truth = httpx.get(f"{simulator}/_sim/truth", timeout=5).json()["payment_intents"]
@@ -226,7 +226,8 @@ def child_pid(stack: DevStackProcess, command: str) -> int | None:
     for proc in psutil.Process(stack.proc.pid).children():
         with contextlib.suppress(psutil.NoSuchProcess):
             if f"cli {command}" in " ".join(proc.cmdline()):
-                return proc.pid
+                pid: int = proc.pid
+                return pid
     return None
 
 

@@ -14,6 +14,7 @@ from devstack.processes import wait_until
 from store.db import transaction
 from store.outbox import DueMessage
 from tests.support.api import auth, get_job, submit, wait_state
+from tests.support.keys import MakeKey
 from workers.app import create_celery
 from workers.relay import publish
 
@@ -22,7 +23,7 @@ def parse(ts: str) -> datetime:
     return datetime.fromisoformat(ts)
 
 
-def test_echo_job_succeeds_with_its_payload_as_result(pipeline: str, make_key) -> None:
+def test_echo_job_succeeds_with_its_payload_as_result(pipeline: str, make_key: MakeKey) -> None:
     token = make_key()
     resp = submit(pipeline, token, {"type": "system.echo", "payload": {"hello": "world"}})
     assert resp.status_code == 202, resp.text
@@ -33,7 +34,7 @@ def test_echo_job_succeeds_with_its_payload_as_result(pipeline: str, make_key) -
     assert [a["outcome"] for a in job["history"]] == ["succeeded"]
 
 
-def test_retries_back_off_then_succeed(pipeline: str, make_key) -> None:
+def test_retries_back_off_then_succeed(pipeline: str, make_key: MakeKey) -> None:
     token = make_key()
     body = {"type": "system.fail", "payload": {"times": 2}}
     job = wait_state(pipeline, token, submit(pipeline, token, body).json()["id"])
@@ -50,7 +51,7 @@ def test_retries_back_off_then_succeed(pipeline: str, make_key) -> None:
     assert gaps[1] >= 0.6
 
 
-def test_dead_after_max_attempts_then_replayed_to_success(pipeline: str, make_key) -> None:
+def test_dead_after_max_attempts_then_replayed_to_success(pipeline: str, make_key: MakeKey) -> None:
     token = make_key()
     body = {"type": "system.fail", "payload": {"times": 3}, "max_attempts": 2}
     job_id = submit(pipeline, token, body).json()["id"]
@@ -66,7 +67,7 @@ def test_dead_after_max_attempts_then_replayed_to_success(pipeline: str, make_ke
     assert [a["outcome"] for a in done["history"]] == ["retrying", "dead", "retrying", "succeeded"]
 
 
-def test_a_permanent_error_is_dead_at_once(pipeline: str, make_key) -> None:
+def test_a_permanent_error_is_dead_at_once(pipeline: str, make_key: MakeKey) -> None:
     token = make_key()
     body = {"type": "system.fail", "payload": {"times": 1, "mode": "permanent"}}
     job = wait_state(pipeline, token, submit(pipeline, token, body).json()["id"])
@@ -76,7 +77,9 @@ def test_a_permanent_error_is_dead_at_once(pipeline: str, make_key) -> None:
     assert job["error"]["retryable"] is False
 
 
-def test_a_delayed_job_waits_for_run_at_and_can_be_cancelled(pipeline: str, make_key) -> None:
+def test_a_delayed_job_waits_for_run_at_and_can_be_cancelled(
+    pipeline: str, make_key: MakeKey
+) -> None:
     token = make_key()
     run_at = datetime.now(UTC) + timedelta(seconds=1.5)
     soon = submit(
@@ -108,7 +111,9 @@ def broker_idle(settings: Settings) -> bool:
         client.close()
 
 
-def test_a_duplicate_message_is_dropped(pipeline: str, make_key, settings: Settings) -> None:
+def test_a_duplicate_message_is_dropped(
+    pipeline: str, make_key: MakeKey, settings: Settings
+) -> None:
     token = make_key()
     body = {"type": "system.sleep", "payload": {"seconds": 1}}
     job_id = submit(pipeline, token, body).json()["id"]
@@ -126,7 +131,7 @@ def test_a_duplicate_message_is_dropped(pipeline: str, make_key, settings: Setti
 
 
 def test_each_process_names_its_ledger_connections(
-    pipeline: str, make_key, settings: Settings
+    pipeline: str, make_key: MakeKey, settings: Settings
 ) -> None:
     token = make_key()
     wait_state(

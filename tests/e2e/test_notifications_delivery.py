@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import cast
 
 import httpx
 import pytest
@@ -62,7 +63,7 @@ def test_email_has_its_parts_and_keeps_its_message_id_across_a_forced_retry(
     assert final["Subject"] == "Hi <Ada>"
     assert final.get_content_type() == "multipart/alternative"
     parts = {
-        p.get_content_type(): p.get_payload(decode=True).decode()
+        p.get_content_type(): cast(bytes, p.get_payload(decode=True)).decode()
         for p in final.walk()
         if not p.is_multipart()
     }

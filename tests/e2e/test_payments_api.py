@@ -15,6 +15,7 @@ from tasks.enqueue import enqueue
 from tasks.payments import ledger
 from tasks.payments.schemas import EXPIRE
 from tests.support.api import auth
+from tests.support.keys import MakeKey
 from tests.support.ledger import clean_tables
 
 SCOPES = ("payments:write", "payments:read")
@@ -38,7 +39,7 @@ def wait_status(api: str, token: str, pid: str, status: str, **amounts: int) -> 
 
 
 def test_create_confirm_capture_refund_through_the_api(
-    pipeline: str, make_key, settings: Settings
+    pipeline: str, make_key: MakeKey, settings: Settings
 ) -> None:
     token = make_key("shop", SCOPES)
     try:
@@ -82,7 +83,7 @@ def test_create_confirm_capture_refund_through_the_api(
 
 
 def test_a_card_number_is_refused_and_never_stored_or_logged(
-    pipeline: str, make_key, settings: Settings, logs_dir: Path
+    pipeline: str, make_key: MakeKey, settings: Settings, logs_dir: Path
 ) -> None:
     token = make_key("shop", SCOPES)
     bodies = [
@@ -115,7 +116,7 @@ def test_a_card_number_is_refused_and_never_stored_or_logged(
         assert CARD not in log.read_text(errors="replace"), log.name
 
 
-def test_the_key_is_checked_before_the_card_scan(pipeline: str, make_key) -> None:
+def test_the_key_is_checked_before_the_card_scan(pipeline: str, make_key: MakeKey) -> None:
     body = {"amount": 100, "currency": "USD", "metadata": {"note": f"card {CARD}"}}
     for headers in ({}, auth("sk_not_a_key")):
         refused = httpx.post(f"{pipeline}/v1/payment-intents", json=body, headers=headers)
@@ -128,7 +129,7 @@ def test_the_key_is_checked_before_the_card_scan(pipeline: str, make_key) -> Non
 
 
 def test_the_expiry_job_forgets_idempotency_keys_older_than_24_hours(
-    pipeline: str, make_key, settings: Settings
+    pipeline: str, make_key: MakeKey, settings: Settings
 ) -> None:
     token = make_key("shop", SCOPES)
     for key in ("old", "new"):

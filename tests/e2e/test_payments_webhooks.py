@@ -19,6 +19,7 @@ from store.db import new_session, transaction
 from tasks.payments import intents, ledger
 from tasks.payments.models import Intent
 from tests.support.api import auth
+from tests.support.keys import MakeKey
 from tests.support.ledger import clean_tables
 from tests.support.payments import ALERTS_TO, WEBHOOK_SECRETS, PaymentStack
 from tests.support.stack import start_worker
@@ -30,7 +31,7 @@ T = TypeVar("T")
 
 
 @pytest.fixture
-def token(pay_stack: PaymentStack, make_key) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def token(pay_stack: PaymentStack, make_key: MakeKey) -> Iterator[str]:
     """A payments key; the run's payments and notifications are emptied afterwards."""
     yield make_key("shop", SCOPES)
     pay_stack.hooks()
@@ -79,10 +80,11 @@ def intent(stack: PaymentStack, pid: str) -> Intent:
 
 
 def reaches(stack: PaymentStack, pid: str, status: str) -> Intent:
-    return until(
-        lambda: (i := intent(stack, pid)).status == status and i,
-        what=f"{pid} to be {status}",
-    )
+    def there() -> Intent | None:
+        found = intent(stack, pid)
+        return found if found.status == status else None
+
+    return until(there, what=f"{pid} to be {status}")
 
 
 def remote_id(stack: PaymentStack, pid: str) -> str:
@@ -96,7 +98,7 @@ def settled(stack: PaymentStack, event_ids: list[str]) -> dict[str, str]:
 
     def all_done() -> dict[str, str] | None:
         with transaction(stack.settings) as session:
-            rows = dict(
+            rows: dict[str, str] = dict(
                 session.execute(
                     text("SELECT id, status FROM pay_webhook_events WHERE id = ANY(:ids)"),
                     {"ids": event_ids},
@@ -226,7 +228,7 @@ def test_succeeded_before_processing_resolves_a_lost_answer_then_stale_is_ignore
 
     def unknown() -> bool:
         with transaction(pay_stack.settings) as session:
-            status = session.scalar(
+            status: str | None = session.scalar(
                 text("SELECT status FROM pay_operations WHERE intent_id = :i"), {"i": pid}
             )
         return status == "unknown"
@@ -321,7 +323,7 @@ def test_a_won_dispute_closed_before_it_was_opened_is_reinstated_once(
 
 
 def test_disputes_of_no_intent_of_yours_are_404(
-    pay_stack: PaymentStack, token: str, make_key
+    pay_stack: PaymentStack, token: str, make_key: MakeKey
 ) -> None:
     """An unknown intent and another producer's intent read alike: 404 problem+json."""
     pid = paid(pay_stack, token)

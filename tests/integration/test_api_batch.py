@@ -14,6 +14,7 @@ from store.db import transaction
 from store.models import Job, OutboxMessage
 from tasks.enqueue import IdempotencyKeyReusedError, Inserted, draft_job, enqueue_many
 from tests.support.api import auth, get_job, wait_state
+from tests.support.keys import MakeKey
 
 
 def post_batch(api: str, token: str | None, body: Any) -> httpx.Response:
@@ -42,7 +43,7 @@ def job_count(settings: Settings) -> int:
 
 
 def test_every_job_of_a_batch_is_durable_with_its_own_result(
-    api: str, make_key, settings: Settings
+    api: str, make_key: MakeKey, settings: Settings
 ) -> None:
     token = make_key()
     resp = post_batch(api, token, {"jobs": [echo(i, idempotency_key=f"k{i}") for i in range(3)]})
@@ -60,7 +61,7 @@ def test_every_job_of_a_batch_is_durable_with_its_own_result(
         assert result["links"]["self"] == f"/v1/jobs/{result['id']}"
 
 
-def test_each_key_is_honoured_on_its_own(api: str, make_key, settings: Settings) -> None:
+def test_each_key_is_honoured_on_its_own(api: str, make_key: MakeKey, settings: Settings) -> None:
     token = make_key()
     first = post_batch(api, token, {"jobs": [echo(0, idempotency_key="a"), echo(1)]}).json()
     again = post_batch(
@@ -88,7 +89,9 @@ def test_each_key_is_honoured_on_its_own(api: str, make_key, settings: Settings)
     assert job_count(settings) == 3
 
 
-def test_a_malformed_batch_is_refused_whole(api: str, make_key, settings: Settings) -> None:
+def test_a_malformed_batch_is_refused_whole(
+    api: str, make_key: MakeKey, settings: Settings
+) -> None:
     token = make_key()
     cases: list[tuple[Any, str]] = [
         ({"jobs": [echo(0), {**echo(1), "priority": "5"}]}, "jobs.1.priority"),
@@ -107,7 +110,7 @@ def test_a_malformed_batch_is_refused_whole(api: str, make_key, settings: Settin
     assert job_count(settings) == 0
 
 
-def test_the_key_comes_before_the_body(api: str, make_key) -> None:
+def test_the_key_comes_before_the_body(api: str, make_key: MakeKey) -> None:
     unauthenticated = post_batch(api, None, {"jobs": [{"priority": "nope"}]})
     assert unauthenticated.status_code == 401
     reader = make_key(scopes=("jobs:read",))
@@ -124,7 +127,7 @@ def test_enqueue_many_inserts_thousands_in_one_call(settings: Settings, clean_le
     assert job_count(settings) == 3_000
 
 
-def test_batched_jobs_run_to_success(pipeline: str, make_key) -> None:
+def test_batched_jobs_run_to_success(pipeline: str, make_key: MakeKey) -> None:
     token = make_key()
     results = post_batch(pipeline, token, {"jobs": [echo(i) for i in range(20)]}).json()
     for result in results["results"]:

@@ -6,12 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from config import Settings
 from tests.support.api import count_rows, submit
+from tests.support.keys import MakeKey
 
 ECHO = {"type": "system.echo", "payload": {"order": 7}}
 
 
 def test_same_key_same_body_returns_the_original_job(
-    api: str, make_key, settings: Settings
+    api: str, make_key: MakeKey, settings: Settings
 ) -> None:
     token = make_key()
     first = submit(api, token, ECHO, **{"Idempotency-Key": "order-7"})
@@ -25,7 +26,7 @@ def test_same_key_same_body_returns_the_original_job(
 
 
 def test_same_key_different_body_is_a_422_and_writes_nothing(
-    api: str, make_key, settings: Settings
+    api: str, make_key: MakeKey, settings: Settings
 ) -> None:
     token = make_key()
     assert submit(api, token, ECHO, **{"Idempotency-Key": "k"}).status_code == 202
@@ -39,7 +40,7 @@ def test_same_key_different_body_is_a_422_and_writes_nothing(
     assert count_rows(settings, "jobs") == 1
 
 
-def test_keys_are_scoped_per_producer(api: str, make_key, settings: Settings) -> None:
+def test_keys_are_scoped_per_producer(api: str, make_key: MakeKey, settings: Settings) -> None:
     a = submit(api, make_key("billing-svc"), ECHO, **{"Idempotency-Key": "shared"}).json()
     b = submit(api, make_key("shipping-svc"), ECHO, **{"Idempotency-Key": "shared"}).json()
     assert a["id"] != b["id"]
@@ -47,7 +48,7 @@ def test_keys_are_scoped_per_producer(api: str, make_key, settings: Settings) ->
 
 
 def test_twenty_concurrent_requests_with_one_key_make_one_job(
-    api: str, make_key, settings: Settings
+    api: str, make_key: MakeKey, settings: Settings
 ) -> None:
     token = make_key()
     with ThreadPoolExecutor(max_workers=20) as pool:
@@ -61,7 +62,7 @@ def test_twenty_concurrent_requests_with_one_key_make_one_job(
     assert count_rows(settings, "outbox") == 1
 
 
-def test_a_key_longer_than_255_characters_is_refused(api: str, make_key) -> None:
+def test_a_key_longer_than_255_characters_is_refused(api: str, make_key: MakeKey) -> None:
     resp = submit(api, make_key(), ECHO, **{"Idempotency-Key": "k" * 256})
     assert resp.status_code == 422
     assert resp.json()["field"] == "Idempotency-Key"

@@ -8,9 +8,10 @@ import httpx
 
 from producers.api.schemas import JobAccepted, links_for
 from tests.support.api import auth, get_job, submit
+from tests.support.keys import MakeKey
 
 
-def test_a_job_is_durable_and_readable_right_after_the_202(api: str, make_key) -> None:
+def test_a_job_is_durable_and_readable_right_after_the_202(api: str, make_key: MakeKey) -> None:
     token = make_key()
     accepted = submit(api, token, {"type": "system.echo", "payload": {"x": 1}, "priority": 4})
     assert accepted.status_code == 202
@@ -28,7 +29,7 @@ def test_a_job_is_durable_and_readable_right_after_the_202(api: str, make_key) -
     assert job["history"] == []
 
 
-def test_listing_filters_and_paginates_newest_first(api: str, make_key) -> None:
+def test_listing_filters_and_paginates_newest_first(api: str, make_key: MakeKey) -> None:
     token = make_key()
     ids = [
         submit(api, token, {"type": "system.echo", "payload": {"i": i}}).json()["id"]
@@ -38,7 +39,11 @@ def test_listing_filters_and_paginates_newest_first(api: str, make_key) -> None:
     seen: list[str] = []
     cursor = None
     while True:
-        params = {"type": "system.echo", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, str | int] = {
+            "type": "system.echo",
+            "limit": 2,
+            **({"cursor": cursor} if cursor else {}),
+        }
         page = httpx.get(f"{api}/v1/jobs", params=params, headers=auth(token)).json()
         seen += [j["id"] for j in page["items"]]
         cursor = page["next_cursor"]
@@ -52,7 +57,7 @@ def test_listing_filters_and_paginates_newest_first(api: str, make_key) -> None:
     assert bad_state.json()["field"] == "state.0"
 
 
-def test_cancel_before_running_then_cancel_again_is_409(api: str, make_key) -> None:
+def test_cancel_before_running_then_cancel_again_is_409(api: str, make_key: MakeKey) -> None:
     token = make_key()
     job_id = submit(api, token, {"type": "system.echo", "payload": {}}).json()["id"]
     resp = httpx.post(f"{api}/v1/jobs/{job_id}/cancel", headers=auth(token))
@@ -63,7 +68,7 @@ def test_cancel_before_running_then_cancel_again_is_409(api: str, make_key) -> N
     assert again.json()["state"] == "cancelled"
 
 
-def test_retry_is_only_for_dead_jobs(api: str, make_key) -> None:
+def test_retry_is_only_for_dead_jobs(api: str, make_key: MakeKey) -> None:
     token = make_key()
     job_id = submit(api, token, {"type": "system.echo", "payload": {}}).json()["id"]
     resp = httpx.post(f"{api}/v1/jobs/{job_id}/retry", headers=auth(token))
@@ -71,7 +76,7 @@ def test_retry_is_only_for_dead_jobs(api: str, make_key) -> None:
     assert resp.json()["code"] == "job_not_dead"
 
 
-def test_unknown_job_is_404_and_a_malformed_id_422(api: str, make_key) -> None:
+def test_unknown_job_is_404_and_a_malformed_id_422(api: str, make_key: MakeKey) -> None:
     token = make_key()
     missing = httpx.get(f"{api}/v1/jobs/0190a0b0-0000-7000-8000-000000000000", headers=auth(token))
     assert missing.status_code == 404

@@ -13,6 +13,7 @@ import pytest
 from config import Settings
 from tasks.registry import domains
 from tests.support.api import auth, count_rows
+from tests.support.keys import MakeKey
 
 NOT_JSON = ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"]
 # Malformed, hostile, unexpected, a form, and a card number (which payments screen for).
@@ -40,7 +41,9 @@ def operations(api: str) -> list[tuple[str, str, dict[str, Any]]]:
     return found
 
 
-def test_every_body_operation_documents_the_415(operations) -> None:  # type: ignore[no-untyped-def]
+def test_every_body_operation_documents_the_415(
+    operations: list[tuple[str, str, dict[str, Any]]],
+) -> None:
     for method, path, operation in operations:
         problem = operation["responses"].get("415")
         assert problem, f"{method} {path} does not document 415"
@@ -57,7 +60,11 @@ def keyed(operations: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, 
 
 @pytest.mark.parametrize("content_type", NOT_JSON)
 def test_a_body_that_is_not_json_is_a_415_naming_the_header(
-    api: str, make_key, settings: Settings, operations, content_type: str
+    api: str,
+    make_key: MakeKey,
+    settings: Settings,
+    operations: list[tuple[str, str, dict[str, Any]]],
+    content_type: str,
 ) -> None:
     token = make_key(scopes=tuple(sorted(domains(settings).scopes)))
     for method, path in keyed(operations):
@@ -76,7 +83,10 @@ def test_a_body_that_is_not_json_is_a_415_naming_the_header(
 @pytest.mark.parametrize("token", [None, "sy_live_nope_0000000000000000000000"])
 @pytest.mark.parametrize("content_type", [None, "application/json", *NOT_JSON])
 def test_without_a_good_key_every_body_route_is_a_401_first(
-    api: str, operations, token: str | None, content_type: str | None
+    api: str,
+    operations: list[tuple[str, str, dict[str, Any]]],
+    token: str | None,
+    content_type: str | None,
 ) -> None:
     headers = {**(auth(token) if token else {})}
     if content_type:
@@ -88,7 +98,7 @@ def test_without_a_good_key_every_body_route_is_a_401_first(
             assert resp.headers["content-type"] == "application/problem+json"
 
 
-def test_a_body_without_content_type_reads_as_json(api: str, make_key) -> None:
+def test_a_body_without_content_type_reads_as_json(api: str, make_key: MakeKey) -> None:
     resp = httpx.post(
         f"{api}/v1/jobs", content=b'{"type": "system.echo", "payload": {"a": 1}}',
         headers=auth(make_key()), timeout=10,

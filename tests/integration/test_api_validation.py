@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import httpx
 import pytest
 
 from config import Settings
 from tests.support.api import auth, count_rows, submit
+from tests.support.keys import MakeKey
 
 BAD_BODIES = [
     ({"type": "system.nope", "payload": {}}, 422, "type"),
@@ -26,7 +30,7 @@ BAD_BODIES = [
 
 @pytest.mark.parametrize(("body", "status", "field"), BAD_BODIES)
 def test_bad_bodies_name_the_field_and_write_no_row(
-    api: str, make_key, settings: Settings, body: dict, status: int, field: str
+    api: str, make_key: MakeKey, settings: Settings, body: dict[str, Any], status: int, field: str
 ) -> None:
     resp = submit(api, make_key(), body)
     assert resp.status_code == status, resp.text
@@ -39,7 +43,7 @@ def test_bad_bodies_name_the_field_and_write_no_row(
     assert count_rows(settings, "outbox") == 0
 
 
-def test_malformed_json_is_a_400(api: str, make_key) -> None:
+def test_malformed_json_is_a_400(api: str, make_key: MakeKey) -> None:
     content = b"{not json"
     resp = httpx.post(
         f"{api}/v1/jobs",
@@ -52,7 +56,7 @@ def test_malformed_json_is_a_400(api: str, make_key) -> None:
     assert resp.json()["field"] == "body"
 
 
-def test_a_missing_body_names_the_body(api: str, make_key) -> None:
+def test_a_missing_body_names_the_body(api: str, make_key: MakeKey) -> None:
     resp = httpx.post(
         f"{api}/v1/jobs",
         content=b"",
@@ -63,7 +67,7 @@ def test_a_missing_body_names_the_body(api: str, make_key) -> None:
     assert resp.json()["field"] == "body"
 
 
-def test_an_oversized_body_is_a_413(api: str, make_key, settings: Settings) -> None:
+def test_an_oversized_body_is_a_413(api: str, make_key: MakeKey, settings: Settings) -> None:
     blob = "x" * (settings.api.max_body_bytes + 1)
     resp = submit(api, make_key(), {"type": "system.echo", "payload": {"blob": blob}})
     assert resp.status_code == 413
@@ -71,8 +75,8 @@ def test_an_oversized_body_is_a_413(api: str, make_key, settings: Settings) -> N
     assert count_rows(settings, "jobs") == 0
 
 
-def test_a_chunked_oversized_body_is_a_413(api: str, make_key, settings: Settings) -> None:
-    def chunks():  # no Content-Length: the limit is enforced while streaming
+def test_a_chunked_oversized_body_is_a_413(api: str, make_key: MakeKey, settings: Settings) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit is enforced while streaming
         yield b'{"type": "system.echo", "payload": {"blob": "'
         for _ in range(settings.api.max_body_bytes // 65_536 + 2):
             yield b"x" * 65_536
@@ -88,7 +92,7 @@ def test_a_chunked_oversized_body_is_a_413(api: str, make_key, settings: Setting
     assert count_rows(settings, "jobs") == 0
 
 
-def test_a_bad_cursor_names_the_field(api: str, make_key) -> None:
+def test_a_bad_cursor_names_the_field(api: str, make_key: MakeKey) -> None:
     resp = httpx.get(f"{api}/v1/jobs", params={"cursor": "!!"}, headers=auth(make_key()))
     assert resp.status_code == 422
     assert resp.json()["field"] == "cursor"

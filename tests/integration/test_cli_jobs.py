@@ -15,6 +15,7 @@ from store.jobs import claim_jobs, mark_dead
 from store.models import Job
 from tasks.enqueue import enqueue
 from tasks.registry import domains
+from tests.support.keys import MakeKey
 
 
 def cli(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -104,7 +105,7 @@ def test_jobs_retry_and_cancel_refuse_what_they_cannot_do(
     assert cli(settings, "jobs", "show", "not-a-uuid", check=False).returncode == 2
 
 
-def test_queues_and_keys_list_for_scripts(settings: Settings, make_key) -> None:
+def test_queues_and_keys_list_for_scripts(settings: Settings, make_key: MakeKey) -> None:
     make_key("ops-cli-key", ("metrics:read",))
     report = cli_json(settings, "queues")
     names = {q["name"] for q in report["queues"]}

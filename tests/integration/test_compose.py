@@ -55,7 +55,8 @@ def config() -> dict[str, Any]:
     """The resolved configuration, with .env.example's values."""
     done = compose_config(ENV_EXAMPLE)
     assert done.returncode == 0, done.stderr
-    return yaml.safe_load(done.stdout)
+    config: dict[str, Any] = yaml.safe_load(done.stdout)
+    return config
 
 
 def test_the_file_matches_the_compose_specification_schema() -> None:

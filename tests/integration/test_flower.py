@@ -14,12 +14,13 @@ import pytest
 from config import Settings
 from devstack.processes import free_port, switchyard, wait_until
 from tests.support.flower import PASSWORD, USER, flower_env, get, live_worker, start_flower
+from tests.support.keys import MakeKey
 from tests.support.stack import start_process
 from workers.task_events import attempt_uuid
 
 
 def test_flower_lists_workers_and_tasks_and_keeps_history_across_restarts(
-    pipeline: str, make_key, settings: Settings, tmp_path: Path
+    pipeline: str, make_key: MakeKey, settings: Settings, tmp_path: Path
 ) -> None:
     env = flower_env(settings, tmp_path, port=free_port())
     flower, base = start_flower(env, tmp_path / "flower.log")
@@ -66,7 +67,7 @@ def test_flower_lists_workers_and_tasks_and_keeps_history_across_restarts(
 
 
 def test_flower_shows_each_attempt_dead_jobs_as_failed_and_retries_as_retried(
-    pipeline: str, make_key, settings: Settings, tmp_path: Path
+    pipeline: str, make_key: MakeKey, settings: Settings, tmp_path: Path
 ) -> None:
     env = flower_env(settings, tmp_path, port=free_port())
     flower, base = start_flower(env, tmp_path / "flower-outcomes.log")
@@ -141,7 +142,7 @@ def test_flower_shows_each_attempt_dead_jobs_as_failed_and_retries_as_retried(
 
 
 def test_flower_shows_attempts_that_lost_their_worker_as_the_reaper_settles_them(
-    pipeline: str, make_key, settings: Settings, logs_dir: Path, tmp_path: Path
+    pipeline: str, make_key: MakeKey, settings: Settings, logs_dir: Path, tmp_path: Path
 ) -> None:
     env = flower_env(settings, tmp_path, port=free_port())
     flower, base = start_flower(env, tmp_path / "flower-lost.log")

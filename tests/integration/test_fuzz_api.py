@@ -13,11 +13,13 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import content_type_conformance, status_code_conformance
 
 from config import Settings
 from tasks.registry import domains
 from tests.support.api import auth
+from tests.support.keys import MakeKey
 
 FUZZ = settings(
     max_examples=12,
@@ -29,20 +31,22 @@ FUZZ = settings(
 
 
 @pytest.fixture
-def every_scope(settings: Settings, make_key) -> str:
+def every_scope(settings: Settings, make_key: MakeKey) -> str:
     return str(make_key(name="fuzzer", scopes=tuple(domains(settings).scopes)))
 
 
 def test_the_api_keeps_its_documented_promises(api: str, every_scope: str) -> None:
     schema = schemathesis.openapi.from_url(f"{api}/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    results = list(schema.get_all_operations())
+    operations = [r.ok() for r in results if isinstance(r, Ok)]
+    assert len(operations) == len(results), "the served schema has an operation it cannot read"
     assert len(operations) >= 15
     failures = []
     for operation in operations:
 
         @FUZZ
         @given(case=operation.as_strategy())
-        def call(case: schemathesis.Case) -> None:
+        def call(case: schemathesis.Case[Any]) -> None:
             case.call_and_validate(
                 headers=auth(every_scope),
                 timeout=10,
@@ -79,7 +83,7 @@ EDGES = st.one_of(
 
 def _encode(value: Any) -> str:
     if isinstance(value, tuple):
-        return value[1]
+        return str(value[1])
     return json.dumps(value)
 
 

@@ -11,11 +11,12 @@ import pytest
 
 from config import Settings
 from tests.support.api import auth, count_rows
+from tests.support.keys import MakeKey
 
 SCOPES = ("jobs:write", "jobs:read", "notifications:write", "notifications:read")
 EMAIL = {"channel": "email", "to": "bob@example.com", "subject": "s", "body": "b"}
 # Each route with a body that would be accepted, and where a hostile value can go in it.
-ROUTES = {
+ROUTES: dict[str, tuple[str, str, dict[str, Any], str | None]] = {
     "jobs": ("POST", "/v1/jobs", {"type": "system.echo", "payload": {}}, "payload"),
     "notifications": ("POST", "/v1/notifications", EMAIL, "data"),
     "templates": ("PUT", "/v1/notification-templates/t", {"text": "x"}, "sample_data"),
@@ -69,12 +70,19 @@ def assert_problem(resp: httpx.Response, status: int, code: str, field: str | No
 @pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize(("raw", "status", "code", "field"), VALUES)
 def test_hostile_values_are_refused_naming_where(
-    api: str, make_key, settings: Settings, route: str, raw: str, status: int, code: str, field
+    api: str,
+    make_key: MakeKey,
+    settings: Settings,
+    route: str,
+    raw: str,
+    status: int,
+    code: str,
+    field: str | None,
 ) -> None:
     content, prefix = with_value(route, raw)
     resp = send(api, route, content, make_key(scopes=SCOPES))
     if code == "body_too_deep":
-        assert resp.json()["field"].startswith(prefix + field), resp.text
+        assert resp.json()["field"].startswith(prefix + (field or "")), resp.text
         field = resp.json()["field"].removeprefix(prefix)
     assert_problem(resp, status, code, prefix + field if field else None)
     assert count_rows(settings, "jobs") == 0
@@ -83,7 +91,7 @@ def test_hostile_values_are_refused_naming_where(
 @pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize(("content", "status", "code"), WHOLE_BODIES)
 def test_bodies_that_are_not_strict_utf8_json_name_the_body(
-    api: str, make_key, route: str, content: bytes, status: int, code: str
+    api: str, make_key: MakeKey, route: str, content: bytes, status: int, code: str
 ) -> None:
     assert_problem(send(api, route, content, make_key(scopes=SCOPES)), status, code, "body")
 
@@ -139,7 +147,7 @@ QUIET = {"start": "00:00", "end": "23:59", "timezone": "Etc/GMT+12"}
     ],
 )
 def test_fields_refuse_what_postgresql_cannot_hold(
-    api: str, make_key, path: str, body: dict[str, Any], field: str
+    api: str, make_key: MakeKey, path: str, body: dict[str, Any], field: str
 ) -> None:
     method = "PUT" if "templates" in path else "POST"
     token = make_key(scopes=SCOPES)
@@ -148,7 +156,7 @@ def test_fields_refuse_what_postgresql_cannot_hold(
     assert resp.json()["field"] == field
 
 
-def test_quiet_hours_at_the_end_of_time_are_refused_or_fit(api: str, make_key) -> None:
+def test_quiet_hours_at_the_end_of_time_are_refused_or_fit(api: str, make_key: MakeKey) -> None:
     token = make_key(scopes=SCOPES)
     # The last instant accepted, in a quiet window that ends the next local day.
     late = {**EMAIL, "send_at": "9999-12-29T23:59:00Z", "quiet_hours": QUIET}
@@ -165,7 +173,7 @@ def test_quiet_hours_at_the_end_of_time_are_refused_or_fit(api: str, make_key) -
         ("/v1/notifications?to=a%00", "to"),
     ],
 )
-def test_query_parameters_are_bounded(api: str, make_key, path: str, field: str) -> None:
+def test_query_parameters_are_bounded(api: str, make_key: MakeKey, path: str, field: str) -> None:
     resp = httpx.get(f"{api}{path}", headers=auth(make_key(scopes=SCOPES)), timeout=10)
     assert resp.status_code == 422, resp.text
     assert resp.json()["field"] == field
@@ -186,7 +194,7 @@ def test_query_parameters_are_bounded(api: str, make_key, path: str, field: str)
     ],
 )
 def test_template_rendering_is_bounded(
-    api: str, make_key, settings: Settings, template: str, data: dict[str, Any]
+    api: str, make_key: MakeKey, settings: Settings, template: str, data: dict[str, Any]
 ) -> None:
     token = make_key(scopes=SCOPES)
     saved = httpx.put(
@@ -207,7 +215,7 @@ def test_template_rendering_is_bounded(
     assert count_rows(settings, "notifications") == 0
 
 
-def test_a_templated_subject_with_crlf_is_refused(api: str, make_key) -> None:
+def test_a_templated_subject_with_crlf_is_refused(api: str, make_key: MakeKey) -> None:
     token = make_key(scopes=SCOPES)
     saved = httpx.put(
         f"{api}/v1/notification-templates/subj",

@@ -15,9 +15,10 @@ from producers.api.intake import WRITER, IntakeWriter
 from store.db import application_name, connect_async
 from tasks.enqueue import Inserted, JobDraft, draft_job
 from tests.support.api import count_rows
+from tests.support.keys import MakeKey
 
 
-def test_a_row_postgres_refuses_fails_alone(settings: Settings, make_key) -> None:
+def test_a_row_postgres_refuses_fails_alone(settings: Settings, make_key: MakeKey) -> None:
     token = make_key()
     good = draft_job("system.echo", {"n": 1}, producer="", settings=settings)
     # A draft that passed validation yet breaks a table constraint (priority 0 to 9).
@@ -25,7 +26,7 @@ def test_a_row_postgres_refuses_fails_alone(settings: Settings, make_key) -> Non
         {**draft_job("system.echo", {}, producer="", settings=settings).values, "priority": 42}
     )
 
-    async def run() -> list[object]:
+    async def run() -> list[Inserted | BaseException]:
         writer = IntakeWriter(settings)
         both = asyncio.gather(
             writer.submit(token, good), writer.submit(token, bad), return_exceptions=True
@@ -33,7 +34,7 @@ def test_a_row_postgres_refuses_fails_alone(settings: Settings, make_key) -> Non
         await asyncio.sleep(0)  # both are queued before the writer starts: one batch
         writer.start()
         try:
-            return await both
+            return list(await both)
         finally:
             await writer.stop()
 
@@ -44,14 +45,14 @@ def test_a_row_postgres_refuses_fails_alone(settings: Settings, make_key) -> Non
     assert count_rows(settings, "outbox") == 1
 
 
-def test_a_refused_body_waits_for_the_key_check(settings: Settings, make_key) -> None:
+def test_a_refused_body_waits_for_the_key_check(settings: Settings, make_key: MakeKey) -> None:
     refusal = InvalidFieldError("bad", field="payload.x")
 
-    async def run(token: str) -> object:
+    async def run(token: str) -> list[Inserted | BaseException]:
         writer = IntakeWriter(settings)
         writer.start()
         try:
-            return await asyncio.gather(writer.submit(token, refusal), return_exceptions=True)
+            return list(await asyncio.gather(writer.submit(token, refusal), return_exceptions=True))
         finally:
             await writer.stop()
 
@@ -66,7 +67,7 @@ def _empty(clean_ledger: None) -> None:
     """Each test starts from empty tables."""
 
 
-def test_a_connection_broken_while_idle_is_replaced(settings: Settings, make_key) -> None:
+def test_a_connection_broken_while_idle_is_replaced(settings: Settings, make_key: MakeKey) -> None:
     token = make_key()
 
     async def run() -> list[Inserted]:
@@ -85,7 +86,7 @@ def test_a_connection_broken_while_idle_is_replaced(settings: Settings, make_key
 
 
 def test_when_replays_cannot_be_looked_up_the_new_jobs_still_succeed(
-    settings: Settings, make_key, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, make_key: MakeKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = make_key()
     earlier = _draft(settings, idempotency_key="k")

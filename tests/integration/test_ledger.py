@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 import redis
@@ -148,9 +149,8 @@ def test_only_the_claim_and_the_mark_sent_commit_without_waiting_for_the_disk(
 
 def _note_in_outbox(moved: CTE) -> Insert:
     """A handler's write for the test: an outbox row naming `moved` (the job, if still held)."""
-    table = OutboxMessage.__table__
     row = select(moved.c.id, literal("note"), literal("default"), literal(0)).select_from(moved)
-    return insert(table).from_select(["job_id", "job_type", "queue", "priority"], row)
+    return insert(OutboxMessage).from_select(["job_id", "job_type", "queue", "priority"], row)
 
 
 def test_a_handler_write_commits_with_success_only_while_the_lease_holds(
@@ -195,6 +195,7 @@ def test_the_reaper_quarantines_a_job_that_keeps_losing_its_worker(
         job = s.get_one(Job, job_id)
         outcomes = s.scalars(select(JobAttempt.outcome).where(JobAttempt.job_id == job_id)).all()
     assert job.state == "dead"
+    assert job.error is not None
     assert "lost its worker 3 times" in job.error["message"]
     assert outcomes == ["lost", "lost", "lost"]
 
@@ -213,7 +214,7 @@ def test_the_relay_publishes_due_rows_once_and_leaves_future_ones(quiet: Setting
     client = redis.Redis.from_url(settings.redis.url)
     key = f"{settings.redis.key_prefix}maintenance:9"  # priority 0 → Kombu's list 9
     raw = wait_until(lambda: client.rpop(key), what="the published message")
-    message = json.loads(raw)
+    message = json.loads(cast(bytes, raw))
     assert message["headers"]["task"] == "system.echo"
     assert message["headers"]["id"] == str(due)
     assert message["headers"]["eta"] is None

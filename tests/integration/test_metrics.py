@@ -12,13 +12,15 @@ from prometheus_client import REGISTRY
 from config import Settings
 from store.db import transaction
 from store.metrics import LedgerSnapshot, attempt_finished, job_started
+from store.states import WorkerOutcome
 from store.stats import broker_depths, queue_report, ready_by_queue, relay_lag, state_counts
 from tasks.enqueue import enqueue
+from tests.support.keys import MakeKey
 from tests.support.metrics import scrape
 from tests.support.servers import REDIS_URL
 
 
-def test_metrics_need_the_metrics_scope(api: str, make_key) -> None:
+def test_metrics_need_the_metrics_scope(api: str, make_key: MakeKey) -> None:
     assert httpx.get(f"{api}/metrics", timeout=5).status_code == 401
     writer = make_key("svc", ("jobs:write",))
     denied = httpx.get(f"{api}/metrics", headers={"Authorization": f"Bearer {writer}"}, timeout=5)
@@ -26,7 +28,9 @@ def test_metrics_need_the_metrics_scope(api: str, make_key) -> None:
     assert denied.json()["scope"] == "metrics:read"
 
 
-def test_an_accepted_job_moves_the_counter_and_the_ledger_gauges(api: str, make_key) -> None:
+def test_an_accepted_job_moves_the_counter_and_the_ledger_gauges(
+    api: str, make_key: MakeKey
+) -> None:
     token = make_key("ops", ("jobs:write", "jobs:read", "metrics:read"))
     before = scrape(api, token)
     resp = httpx.post(
@@ -101,8 +105,8 @@ def test_worker_outcomes_feed_counters_and_histograms() -> None:
 
     job_type = "probe.type"
     before = sample("switchyard_jobs_retried_total", job_type=job_type)
-    attempt_finished(job_type, outcome="retrying", seconds=0.2)
-    attempt_finished(job_type, outcome="dropped", seconds=None)
+    attempt_finished(job_type, outcome=WorkerOutcome.RETRYING, seconds=0.2)
+    attempt_finished(job_type, outcome=WorkerOutcome.DROPPED, seconds=None)
     assert sample("switchyard_jobs_retried_total", job_type=job_type) == before + 1
     assert sample("switchyard_deliveries_dropped_total", job_type=job_type, reason="dropped") >= 1
     assert sample("switchyard_job_run_seconds_count", job_type=job_type) >= 1

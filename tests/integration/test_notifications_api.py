@@ -12,6 +12,7 @@ import pytest
 
 from config import Settings
 from tests.support.api import auth, count_rows, submit
+from tests.support.keys import MakeKey
 from tests.support.notifications import clean_notifications, stack_settings
 from tests.support.stack import start_api
 
@@ -31,7 +32,7 @@ def base(own: Settings, logs_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def token(own: Settings, make_key) -> Iterator[str]:
+def token(own: Settings, make_key: MakeKey) -> Iterator[str]:
     yield make_key(scopes=SCOPES)
     clean_notifications(own)
 
@@ -160,7 +161,7 @@ def test_quiet_hours_defer_to_the_end_of_the_window_in_the_recipients_zone(
     assert datetime.fromisoformat(resp.json()["send_at"]) == end_at
 
 
-def test_reads_list_filter_and_need_their_scopes(base: str, token: str, make_key) -> None:
+def test_reads_list_filter_and_need_their_scopes(base: str, token: str, make_key: MakeKey) -> None:
     sms = post(base, token, {"channel": "sms", "to": "+16502530000", "body": "hi"}).json()
     post(base, token, EMAIL)
     page = httpx.get(

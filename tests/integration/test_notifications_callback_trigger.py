@@ -27,7 +27,7 @@ from tasks.notifications.completion_trigger import (
 )
 from tasks.notifications.models import Notification
 from tasks.notifications.retries import CALLBACK_ATTEMPTS
-from tasks.notifications.schemas import DELIVER
+from tasks.notifications.schemas import DELIVER, DeliverPayload
 from tests.support.notifications import clean_notifications
 
 SECRET = "whsec_" + "D" * 32
@@ -116,6 +116,6 @@ def test_the_callback_job_has_the_codes_type_queue_budget_and_wakes_the_relay(
     ((notification, job, outbox),) = callbacks_of(ledger, job_id)
     assert (job.type, job.queue, job.state) == (DELIVER.name, DELIVER.queue, JobState.ACCEPTED)
     assert (job.max_attempts, job.attempts) == (CALLBACK_ATTEMPTS, 0)
-    assert DELIVER.payload.model_validate(job.payload).notification_id == notification.id
+    assert DeliverPayload.model_validate(job.payload).notification_id == notification.id
     assert (notification.kind, notification.channel) == (CALLBACK_KIND, CALLBACK_CHANNEL)
     assert (outbox.job_type, outbox.queue) == (DELIVER.name, DELIVER.queue)

@@ -103,7 +103,7 @@ def settings_for(
     return SmtpSettings(
         host="127.0.0.1",
         port=port,
-        security=security,  # type: ignore[arg-type]
+        security=security,
         username="svc",
         password=SecretStr(password),
         ca_file=str(ca) if ca else None,

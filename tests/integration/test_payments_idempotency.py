@@ -16,6 +16,7 @@ from producers.api.app import create_app
 from store.db import transaction
 from tasks.payments import idempotency
 from tests.support.api import auth, count_rows
+from tests.support.keys import MakeKey
 
 SCOPES = ("payments:write", "payments:read")
 P = "/v1/payment-intents"
@@ -30,7 +31,7 @@ def post(
 
 
 def test_a_repeated_create_returns_the_first_answer_and_makes_one_intent(
-    api: str, make_key, settings: Settings
+    api: str, make_key: MakeKey, settings: Settings
 ) -> None:
     token = make_key("shop", SCOPES)
     first = post(api, token, "", ORDER, key="order-7")
@@ -43,7 +44,7 @@ def test_a_repeated_create_returns_the_first_answer_and_makes_one_intent(
 
 
 def test_the_same_key_with_another_request_is_refused_and_writes_nothing(
-    api: str, make_key, settings: Settings
+    api: str, make_key: MakeKey, settings: Settings
 ) -> None:
     token = make_key("shop", SCOPES)
     made = post(api, token, "", ORDER, key="k").json()
@@ -57,7 +58,7 @@ def test_the_same_key_with_another_request_is_refused_and_writes_nothing(
     assert count_rows(settings, "pay_operations") == 0
 
 
-def test_keys_are_scoped_per_producer(api: str, make_key, settings: Settings) -> None:
+def test_keys_are_scoped_per_producer(api: str, make_key: MakeKey, settings: Settings) -> None:
     shop, other = make_key("shop", SCOPES), make_key("other-shop", SCOPES)
     a = post(api, shop, "", ORDER, key="shared").json()
     b = post(api, other, "", ORDER, key="shared").json()
@@ -66,7 +67,7 @@ def test_keys_are_scoped_per_producer(api: str, make_key, settings: Settings) ->
 
 
 def test_fifty_concurrent_creates_with_one_key_make_one_intent(
-    api: str, make_key, settings: Settings
+    api: str, make_key: MakeKey, settings: Settings
 ) -> None:
     token = make_key("shop", SCOPES)
     with ThreadPoolExecutor(max_workers=50) as pool:
@@ -78,7 +79,7 @@ def test_fifty_concurrent_creates_with_one_key_make_one_intent(
 
 
 def test_a_repeated_confirm_or_cancel_replays_its_202(
-    api: str, make_key, settings: Settings
+    api: str, make_key: MakeKey, settings: Settings
 ) -> None:
     token = make_key("shop", SCOPES)
     pid = post(api, token, "", ORDER, key=None).json()["id"]
@@ -99,7 +100,9 @@ def test_a_repeated_confirm_or_cancel_replays_its_202(
     assert (replay.status_code, replay.json()) == (202, canceled.json())
 
 
-def test_a_refused_request_leaves_its_key_free(api: str, make_key, settings: Settings) -> None:
+def test_a_refused_request_leaves_its_key_free(
+    api: str, make_key: MakeKey, settings: Settings
+) -> None:
     token = make_key("shop", SCOPES)
     pid = post(api, token, "", ORDER, key=None).json()["id"]
     assert post(api, token, f"/{pid}/cancel", key=None).status_code == 202
@@ -109,7 +112,9 @@ def test_a_refused_request_leaves_its_key_free(api: str, make_key, settings: Set
     assert post(api, token, "", ORDER, key="retry-me").status_code == 201
 
 
-def test_a_key_expires_after_24_hours_and_is_swept(api: str, make_key, settings: Settings) -> None:
+def test_a_key_expires_after_24_hours_and_is_swept(
+    api: str, make_key: MakeKey, settings: Settings
+) -> None:
     token = make_key("shop", SCOPES)
     first = post(api, token, "", ORDER, key="old").json()
     with transaction(settings) as s:
@@ -128,7 +133,7 @@ def test_a_key_expires_after_24_hours_and_is_swept(api: str, make_key, settings:
 
 @pytest.mark.parametrize("key", ["", "k" * 256])
 def test_a_bad_key_is_a_422_naming_the_header(
-    api: str, make_key, settings: Settings, key: str
+    api: str, make_key: MakeKey, settings: Settings, key: str
 ) -> None:
     token = make_key("shop", SCOPES)
     resp = post(api, token, "", ORDER, key=key)
@@ -138,7 +143,7 @@ def test_a_bad_key_is_a_422_naming_the_header(
     assert post(api, "not-a-key", "", ORDER, key=key).status_code == 401
 
 
-def test_a_nul_in_the_key_is_a_422_naming_the_header(make_key, settings: Settings) -> None:
+def test_a_nul_in_the_key_is_a_422_naming_the_header(make_key: MakeKey, settings: Settings) -> None:
     # No HTTP/1 server lets a NUL through a header; the app, called in memory, must refuse it.
     token = make_key("shop", SCOPES)
     transport = httpx.ASGITransport(app=create_app(settings))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -34,11 +35,11 @@ def pay(settings: Settings) -> Iterator[Settings]:
         session.execute(text("DELETE FROM jobs WHERE type LIKE 'payments.%'"))
 
 
-def new_intent(s: Settings, amount: int = 10_000, currency: str = "USD", **kw: object) -> str:
+def new_intent(s: Settings, amount: int = 10_000, currency: str = "USD", **kw: Any) -> str:
     with transaction(s) as session:
         intent = service.create_intent(
             session, producer="shop", amount=amount, currency=currency, **kw
-        )  # type: ignore[arg-type]
+        )
         return intent.id
 
 

@@ -12,6 +12,7 @@ from errors import RetryableError
 from store.db import transaction
 from tasks.payments import metrics, reconciliation, service
 from tasks.payments.gateway import SettlementLine, TokenGateway
+from tests.support.keys import MakeKey
 from tests.support.ledger import clean_tables
 from tests.support.metrics import scrape
 from tests.support.payments import LosingGateway, run_operations
@@ -47,7 +48,7 @@ def books(settings: Settings) -> Iterator[None]:
 
 
 def test_the_api_exports_intents_unknowns_exceptions_and_balances(
-    api: str, make_key, books: None
+    api: str, make_key: MakeKey, books: None
 ) -> None:
     got = scrape(api, make_key("ops", ("metrics:read",)))
     intents = {k: v for k, v in got.items() if k.startswith("switchyard_payments_intents{")}

@@ -65,7 +65,11 @@ def test_a_pool_child_killed_while_the_worker_starts_is_never_an_exit_0(
             )
             if child is not True:
                 os.kill(child, signal.SIGKILL)
-                wait_until(lambda c=child: _first_child(worker.popen.pid) != c, timeout=60)
+
+                def replaced(killed: int = child) -> bool:
+                    return _first_child(worker.popen.pid) != killed
+
+                wait_until(replaced, timeout=60)
         (job,) = submit_all(own, [("system.echo", {"after": "a child killed at start"})])
         relay = start_process(own, logs_dir, "relay")
         try:

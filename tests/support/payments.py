@@ -54,7 +54,7 @@ class LosingGateway(TokenGateway):
         return outcome
 
 
-def run_operations(settings: Settings, gateway: TokenGateway) -> list[dict[str, Any]]:
+def run_operations(settings: Settings, gateway: Gateway) -> list[dict[str, Any]]:
     """Execute every open operation once, oldest first, as the worker would."""
     with transaction(settings) as s:
         ids = s.scalars(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from chaos.invariants import Row, failed
 from chaos.payments_invariants import burst_rows, owner, payment_rows, recon_rows
@@ -12,8 +13,8 @@ from chaos.payments_load import Burst
 CAPTURED = ("requires_payment_method", "processing", "requires_capture", "succeeded")
 
 
-def intent(iid: str, status: str = "succeeded", **kw: object) -> IntentRow:
-    fields: dict[str, object] = {
+def intent(iid: str, status: str = "succeeded", **kw: Any) -> IntentRow:
+    fields: dict[str, Any] = {
         "amount_capturable": 0,
         "amount_captured": 7_000,
         "amount_refunded": 1_000,
@@ -21,31 +22,29 @@ def intent(iid: str, status: str = "succeeded", **kw: object) -> IntentRow:
         "history": CAPTURED if status == "succeeded" else ("requires_payment_method", status),
         **kw,
     }
-    return IntentRow(iid, status, **fields)  # type: ignore[arg-type]
+    return IntentRow(iid, status, **fields)
 
 
 def auth(iid: str, n: int = 1, status: str = "succeeded", attempt: int = 1) -> OperationRow:
     return OperationRow(f"op{n}_{iid}", iid, "authorize", status, attempt)
 
 
-def theirs(iid: str, n: int = 1, status: str = "succeeded", **kw: object) -> ProviderIntent:
-    fields: dict[str, object] = {
+def theirs(iid: str, n: int = 1, status: str = "succeeded", **kw: Any) -> ProviderIntent:
+    fields: dict[str, Any] = {
         "amount_capturable": 0,
         "amount_received": 7_000,
         "refunded": 1_000,
         "key": f"{iid}:authorize:op{n}_{iid}:1",
         **kw,
     }
-    return ProviderIntent(f"pi_at_{iid}" if n == 1 else f"pi_{n}_{iid}", status, **fields)  # type: ignore[arg-type]
+    return ProviderIntent(f"pi_at_{iid}" if n == 1 else f"pi_{n}_{iid}", status, **fields)
 
 
 def snap(
-    intents: list[IntentRow], ops: list[OperationRow], provider: list[ProviderIntent], **kw: object
+    intents: list[IntentRow], ops: list[OperationRow], provider: list[ProviderIntent], **kw: Any
 ) -> PaymentSnapshot:
-    fields: dict[str, object] = {"open_holds": {}, "imbalance": {}, **kw}
-    return PaymentSnapshot(  # type: ignore[arg-type]
-        {i.id: i for i in intents}, ops, provider=provider, **fields
-    )
+    fields: dict[str, Any] = {"open_holds": {}, "imbalance": {}, **kw}
+    return PaymentSnapshot({i.id: i for i in intents}, ops, provider=provider, **fields)
 
 
 def judged(rows: list[Row]) -> dict[str, object]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from config import Settings
 from devstack.dev_defaults import (
-    ALLOWED_NETWORKS_ENV,
     allow_loopback_webhooks,
     smtp_env,
     wants_mail_sink,
 )
 from tasks.notifications.settings import NotificationSettings, SmtpSettings
+from tasks.notifications.ssrf import ALLOWED_NETWORKS_SETTING as ALLOWED_NETWORKS_ENV
 
 
 def test_dev_admits_loopback_webhooks_and_says_which_setting() -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from devstack.children import LogMux
+from devstack.children import Child, LogMux
 from devstack.restarts import MAX_DELAY, STABLE_AFTER, Restarts
 
 pytestmark = pytest.mark.usefixtures("no_io")
@@ -44,7 +44,7 @@ class FakeChild:
 
 
 def crash(restarts: Restarts, child: FakeChild) -> None:
-    restarts.crashed(child)
+    restarts.crashed(cast(Child, child))  # a fake with the fields Restarts reads
     restarts.due[child.name] = 0.0  # backoff over: restart it now
     children: list[Any] = [child]
     restarts.restart_due(children)

@@ -11,7 +11,7 @@ from tasks.iot.settings import IotSettings
 
 
 def with_iot(**iot: object) -> Settings:
-    return Settings(iot=IotSettings(**iot))  # type: ignore[call-arg]
+    return Settings(iot=IotSettings(**iot))
 
 
 def test_without_an_admin_password_nothing_is_provisioned() -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
@@ -75,7 +76,7 @@ class Model(BaseModel):
         {"at": "9999-12-30T00:00:00Z"},
     ],
 )
-def test_field_types_refuse_what_cannot_be_stored(values: dict) -> None:
+def test_field_types_refuse_what_cannot_be_stored(values: dict[str, Any]) -> None:
     with pytest.raises(ValidationError) as caught:
         Model.model_validate(values)
     assert caught.value.errors()[0]["loc"][0] == next(iter(values))
@@ -150,7 +151,7 @@ def test_every_route_with_a_body_parses_it_strictly() -> None:
     settings = Settings(env="test", extra_domains=["tests.support.toy"])
     routers = [health.router, jobs.router, metrics.router, *domains(settings).routers()]
     loose = [
-        f"{sorted(route.methods)} {route.path}"
+        f"{sorted(route.methods or ())} {route.path}"
         for router in routers
         for route in router.routes
         if isinstance(route, APIRoute) and route.body_field and not isinstance(route, StrictRoute)

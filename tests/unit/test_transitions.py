@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from contextlib import suppress
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable, visitors
-from sqlalchemy.sql.elements import BinaryExpression, BindParameter
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ClauseElement
 
 from store.job_actions import cancel_job, replay_job
 from store.jobs import (
@@ -57,13 +57,13 @@ def guarded_states(statements: Iterable[Executable]) -> set[str]:
     jobs = Job.__table__
     found: set[str] = set()
     for statement in statements:
-        for node in visitors.iterate(statement):
+        for node in visitors.iterate(cast(ClauseElement, statement)):
             if not isinstance(node, BinaryExpression):
                 continue
             left, right = node.left, node.right
             if getattr(left, "table", None) is jobs and getattr(left, "key", None) == "state":
                 assert isinstance(right, BindParameter), f"a state guard not built as data: {node}"
-                value = right.value
+                value: Any = right.value
                 found.update(value if isinstance(value, list | tuple) else [value])
     return found
 
