@@ -147,6 +147,18 @@ def test_transfers_are_immutable(books: Settings) -> None:
         s.execute(text("DELETE FROM pay_transfers"))
 
 
+def test_hot_entries_leave_only_into_their_balance(books: Settings) -> None:
+    move(books, Transfer("f", debit="bob", credit="fees", amount=7, currency="USD"))
+    with pytest.raises(DBAPIError, match="unbalanced in USD"), transaction(books) as s:
+        s.execute(text("DELETE FROM pay_hot_entries"))
+    with pytest.raises(DBAPIError, match="entries rows are immutable"), transaction(books) as s:
+        s.execute(text("UPDATE pay_hot_entries SET credits = 8"))
+    assert bal(books, "fees") == Balance(0, 0, 0, 7)
+    with transaction(books) as s:
+        assert ledger.roll_up_hot(s) == 1  # the one way out: deleted into the balance
+    assert bal(books, "fees") == Balance(0, 0, 0, 7)
+
+
 def test_a_hot_account_appends_entries_and_rolls_them_up(books: Settings) -> None:
     for i in range(3):
         move(books, Transfer(f"f{i}", debit="bob", credit="fees", amount=7, currency="USD"))

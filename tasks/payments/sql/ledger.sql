@@ -1,5 +1,6 @@
 -- The payments ledger: TigerBeetle's transfer semantics in PL/pgSQL.
--- Loaded by migration pay_0001; every name here is the one tasks/payments/ledger.py calls.
+-- Loaded by migration pay_0001, and again (all CREATE OR REPLACE) by each later migration that
+-- changes it (pay_0007); every name here is the one tasks/payments/ledger.py calls.
 -- Custom SQLSTATEs (class PY) name each refusal; ledger.py maps them to errors.
 
 -- A transaction's net change per currency, kept in transaction-local settings: every balance
@@ -37,22 +38,26 @@ BEGIN
   RETURN OLD;
 END $$;
 
--- Deferred to commit: debits equal credits, per currency, for what this transaction wrote.
+-- Deferred to commit: debits equal credits, per currency, for what this transaction wrote
+-- (a deleted hot entry included: only a roll-up, which moves it into its balance, may).
 CREATE OR REPLACE FUNCTION pay_check_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-  cur text := coalesce(nullif(current_setting('pay.delta_' || lower(NEW.currency), true), ''),
+  currency text := CASE WHEN TG_OP = 'DELETE' THEN OLD.currency ELSE NEW.currency END;
+  cur text := coalesce(nullif(current_setting('pay.delta_' || lower(currency), true), ''),
                        '0,0');
 BEGIN
   IF cur <> '0,0' THEN
-    RAISE EXCEPTION 'ledger unbalanced in %: net debits posted,pending = %', NEW.currency, cur
+    RAISE EXCEPTION 'ledger unbalanced in %: net debits posted,pending = %', currency, cur
       USING ERRCODE = 'PY009';
   END IF;
   RETURN NULL;
 END $$;
 
+-- Transfers are never changed or deleted; hot entries are appended, and deleted only as
+-- they are rolled up into their balance (the check above holds that), never changed.
 CREATE OR REPLACE FUNCTION pay_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  RAISE EXCEPTION 'transfers are immutable' USING ERRCODE = 'PY010';
+  RAISE EXCEPTION '% rows are immutable', TG_TABLE_NAME USING ERRCODE = 'PY010';
 END $$;
 
 -- Apply one side of a transfer: a hot account gets an entry (no row lock), others an UPDATE.
@@ -255,8 +260,11 @@ DROP TRIGGER IF EXISTS pay_hot_entries_delta ON pay_hot_entries;
 CREATE TRIGGER pay_hot_entries_delta BEFORE INSERT OR DELETE ON pay_hot_entries FOR EACH ROW
   EXECUTE FUNCTION pay_hot_delta();
 DROP TRIGGER IF EXISTS pay_hot_entries_balanced ON pay_hot_entries;
-CREATE CONSTRAINT TRIGGER pay_hot_entries_balanced AFTER INSERT ON pay_hot_entries
+CREATE CONSTRAINT TRIGGER pay_hot_entries_balanced AFTER INSERT OR DELETE ON pay_hot_entries
   DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pay_check_balanced();
+DROP TRIGGER IF EXISTS pay_hot_entries_immutable ON pay_hot_entries;
+CREATE TRIGGER pay_hot_entries_immutable BEFORE UPDATE ON pay_hot_entries FOR EACH ROW
+  EXECUTE FUNCTION pay_refuse_change();
 DROP TRIGGER IF EXISTS pay_transfers_apply ON pay_transfers;
 CREATE TRIGGER pay_transfers_apply AFTER INSERT ON pay_transfers FOR EACH ROW
   EXECUTE FUNCTION pay_apply_transfer();
