@@ -12,6 +12,8 @@ in interleaved rounds; p50/p95/p99 are over every job of every round:
 - pgqueuer: one `Queries.enqueue("bench.stamp")` per job on an autocommit psycopg connection,
   to two `bench.pgqueuer_app` workers (defaults, a database of their own), to the start time
   the handler prints.
+Each contender first runs one unmeasured second at the same rate (warm-up: connections,
+prepared statements, the API's first requests).
 
     python -m bench.latency [--rate 100] [--seconds 5] [--rounds 3]
 """
@@ -212,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             warm = {"rate": args.rate, "seconds": 1.0}
             run_enqueue(env, tag="warmup", **warm)
+            run_http(port, token, env, **warm)
             run_celery(env, **warm)
             run_pgqueuer(env, pgq, **warm)
             contenders: dict[str, Callable[[int], list[float]]] = {
