@@ -76,6 +76,9 @@ class RelaySettings(BaseModel):
 
     batch_size: int = Field(default=500, ge=1, le=10_000)
     sweep_interval: float = Field(default=5.0, gt=0)
+    # While a queue's workers are behind, how long its new rows wait to share messages
+    # (0: never wait). Never added while they keep up.
+    linger: float = Field(default=0.02, ge=0, le=1)
 
 
 class ReaperSettings(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from tasks.enqueue import enqueue
 from tasks.maintenance import reap
 from tests.support.api import count_rows
 from workers.app import create_celery
-from workers.relay import drain
+from workers.relay import Relayed, drain, publish_due, run_forever
 
 
 @pytest.fixture
@@ -255,6 +256,60 @@ def test_the_relay_sends_due_jobs_of_one_type_as_batches_of_its_batch_size(
     assert [len(b) for b in batches] == [50, 50, 20]  # system.echo's batch size is 50
     assert [i for b in batches for i in b] == [str(i) for i in ids]
     assert [m["headers"]["id"] for m in raw] == [b[0] for b in batches]
+
+
+def _messages(settings: Settings) -> list[list[str]]:
+    """The job ids of each message waiting on `maintenance` (system.echo's queue), oldest first."""
+    client = redis.Redis.from_url(settings.redis.url)
+    key = f"{settings.redis.key_prefix}maintenance:9"
+    raw = [json.loads(m) for m in reversed(client.lrange(key, 0, -1))]
+    client.close()
+    return [json.loads(base64.b64decode(m["body"]))[0][0] for m in raw]
+
+
+def test_the_relay_publishes_at_once_while_workers_keep_up(quiet: Settings) -> None:
+    job_id = new_job(quiet)
+    assert publish_due(create_celery(quiet), quiet, coalesce=True) == Relayed(sent=1)
+    assert _messages(quiet) == [[str(job_id)]]
+
+
+def test_while_workers_are_behind_the_relay_holds_rows_to_share_a_message(
+    quiet: Settings,
+) -> None:
+    app = create_celery(quiet)
+    waiting = new_job(quiet)
+    assert drain(app, quiet) == 1  # a message no worker has taken: the queue is behind
+    later = [new_job(quiet) for _ in range(3)]
+    assert publish_due(app, quiet, coalesce=True) == Relayed(sent=0, held=3)
+    with transaction(quiet) as s:  # held, not sent: still the outbox's, unlocked
+        assert sorted(s.scalars(select(OutboxMessage.job_id)).all()) == sorted(later)
+    assert publish_due(app, quiet) == Relayed(sent=3)
+    assert _messages(quiet) == [[str(waiting)], [str(i) for i in later]]
+
+
+def test_the_running_relay_publishes_held_rows_after_its_linger(quiet: Settings) -> None:
+    settings = quiet.model_copy(
+        update={"relay": quiet.relay.model_copy(update={"linger": 0.2, "sweep_interval": 60})}
+    )
+    app = create_celery(settings)
+    new_job(settings)
+    drain(app, settings)  # the queue is behind from now on
+    stop = threading.Event()
+    relay = threading.Thread(target=run_forever, args=(app, settings, stop))
+    relay.start()
+    try:
+        wait_until(lambda: count_rows(settings, "outbox") == 0, what="the relay idle")
+        with transaction(settings) as s:
+            later = [
+                enqueue(s, "system.echo", {"n": n}, producer="tests", settings=settings).job_id
+                for n in range(2)
+            ]
+        wait_until(lambda: len(_messages(settings)) == 2, what="the held rows published")
+    finally:
+        stop.set()
+        relay.join()
+    assert _messages(settings)[1] == [str(i) for i in later]
+    assert count_rows(settings, "outbox") == 0
 
 
 def test_releasing_a_claimed_job_undoes_the_claim_and_publishes_it_again(quiet: Settings) -> None:
