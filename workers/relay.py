@@ -87,10 +87,12 @@ def backlogged(app: Celery, queues: set[str]) -> set[str]:
 
 @dataclass(frozen=True)
 class Relayed:
-    """What one pass did: rows sent, and rows held back for a fuller batch."""
+    """What one pass did: rows sent, rows held back for a fuller batch, and the seconds until
+    the earliest row it left becomes due (None: it left none)."""
 
     sent: int
     held: int = 0
+    next_due: float | None = None
 
 
 def publish_due(app: Celery, settings: Settings, *, coalesce: bool = False) -> Relayed:
@@ -110,22 +112,22 @@ def publish_due(app: Celery, settings: Settings, *, coalesce: bool = False) -> R
             # a duplicate message, never a lost job.
             publish(app, messages, settings)
             mark_sent(session, messages)
-    return Relayed(len(messages), len(held))
+        next_due = seconds_until_next_due(session)
+    return Relayed(len(messages), len(held), next_due)
 
 
-def drain(app: Celery, settings: Settings) -> int:
-    """Publish due rows until none is left; returns the total sent."""
-    total = 0
+def drain(app: Celery, settings: Settings) -> Relayed:
+    """Publish due rows until none is left: the total sent, and when the next row is due."""
+    sent = 0
     while True:
-        sent = publish_due(app, settings).sent
-        total += sent
-        if sent < settings.relay.batch_size:
-            return total
+        done = publish_due(app, settings)
+        sent += done.sent
+        if done.sent < settings.relay.batch_size:
+            return Relayed(sent, next_due=done.next_due)
 
 
-def _next_wait(settings: Settings) -> float:
-    with transaction(settings) as session:
-        due_in = seconds_until_next_due(session)
+def _wait(settings: Settings, due_in: float | None) -> float:
+    """How long to sleep: until the next due row, or the sweep at the latest."""
     sweep = settings.relay.sweep_interval
     return sweep if due_in is None else min(sweep, due_in)
 
@@ -151,15 +153,16 @@ def run_forever(app: Celery, settings: Settings, stop: threading.Event) -> None:
                 conn = connect_listen(settings, channel=NOTIFY_CHANNEL)
             linger = settings.relay.linger
             done = publish_due(app, settings, coalesce=linger > 0)
-            sent = done.sent
-            if done.held:  # the workers are behind: let the held rows gather company
-                stop.wait(linger)
+            sent, due_in = done.sent, done.next_due
             if done.held or sent == settings.relay.batch_size:
-                sent += drain(app, settings)
+                if done.held:  # the workers are behind: let the held rows gather company
+                    stop.wait(linger)
+                rest = drain(app, settings)
+                sent, due_in = sent + rest.sent, rest.next_due
             if sent:
                 log.info("relay_published", count=sent, held=done.held)
             backoff = 0.2
-            _wait_for_notify(conn, _next_wait(settings), stop)
+            _wait_for_notify(conn, _wait(settings, due_in), stop)
         except (*BROKER_ERRORS, DBAPIError, psycopg.Error) as exc:
             log.warning("relay_unavailable", error=str(exc), retry_in=backoff)
             if conn is not None and not conn.closed and isinstance(exc, psycopg.Error | DBAPIError):

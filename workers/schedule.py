@@ -107,7 +107,7 @@ def register_maintenance_tasks(app: Celery, settings: Settings) -> None:
 
     @app.task(name="maintenance.relay_sweep", **options)
     def relay_sweep() -> int:
-        sent = drain(app, settings)
+        sent = drain(app, settings).sent
         # Rows the relay had not published yet: worth a line.
         (log.info if sent else log.debug)("relay_swept", published=sent)
         return sent
