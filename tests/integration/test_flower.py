@@ -52,6 +52,23 @@ def test_flower_lists_workers_and_tasks_and_keeps_history_across_restarts(
             what="Flower to see the task succeed",
         )
         assert task["name"] == "system.echo"
+        # A long attempt shows as STARTED while it runs: its start is not held for its end.
+        resp = httpx.post(
+            f"{pipeline}/v1/jobs",
+            json={"type": "system.sleep", "payload": {"seconds": 2}},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        sleeper = attempt_uuid(resp.json()["id"], 1)
+        first = wait_until(
+            lambda: (
+                {"STARTED", "SUCCESS"} & {(get(base, "/api/tasks").get(sleeper) or {}).get("state")}
+            ),
+            timeout=30,
+            interval=0.2,
+            what="Flower to see the sleeping job start",
+        )
+        assert first == {"STARTED"}
         lengths = get(base, "/api/queues/length")["active_queues"]
         assert {q["name"] for q in lengths} >= {"maintenance", "notifications"}
     finally:

@@ -1,7 +1,9 @@
-"""Which task events an attempt sends, under which uuid, and that a lost one fails nothing."""
+"""Which task events an attempt sends, under which uuid, when they are published, and that a
+lost one fails nothing."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -53,16 +55,32 @@ def test_an_attempt_is_received_and_started_under_its_own_uuid() -> None:
     assert fields["name"] == "system.fail"
     assert f"'job_id': '{JOB.id}'" in fields["kwargs"]
     assert fields["retries"] == 1
-    assert dispatcher.flushed_after == [2]  # published at once, with what waited before them
 
 
-def test_an_outcome_waits_for_the_next_start_or_the_batch_end() -> None:
+def test_a_start_is_published_while_the_attempt_runs_without_a_call_from_it() -> None:
     dispatcher = RecordingDispatcher()
-    events = AttemptEvents(dispatcher)
-    events.finished(JOB, WorkerOutcome.SUCCEEDED, result=None, seconds=0.1)
-    assert dispatcher.flushed_after == []
+    events = AttemptEvents(dispatcher, flush_after=0.05)
+    events.started(JOB)  # the handler now runs for as long as it likes
+    deadline = time.monotonic() + 10
+    while not dispatcher.flushed_after and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert dispatcher.flushed_after == [2]  # received and started, by the delayed flush
+    events.close()
+
+
+def test_fast_attempts_share_one_publish_and_nothing_is_sent_after_close() -> None:
+    dispatcher = RecordingDispatcher()
+    events = AttemptEvents(dispatcher, flush_after=60.0)
+    for _ in range(3):
+        events.started(JOB)
+        events.finished(JOB, WorkerOutcome.SUCCEEDED, result=None, seconds=0.0)
+    assert dispatcher.flushed_after == []  # no publish per start
+    events.close()
+    assert dispatcher.flushed_after == [9]  # the batch's end publishes all of them at once
+    events.started(JOB)
     events.flush()
-    assert dispatcher.flushed_after == [1]
+    assert len(dispatcher.sent) == 9
+    assert dispatcher.flushed_after == [9]
 
 
 def test_each_outcome_is_the_task_state_an_operator_expects() -> None:
