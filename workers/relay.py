@@ -111,8 +111,9 @@ def publish_due(app: Celery, settings: Settings, *, coalesce: bool = False) -> R
             # A crash after publishing and before the commit re-sends these rows:
             # a duplicate message, never a lost job.
             publish(app, messages, settings)
-            mark_sent(session, messages)
-        next_due = seconds_until_next_due(session)
+            next_due = mark_sent(session, messages)
+        else:
+            next_due = seconds_until_next_due(session)
     return Relayed(len(messages), len(held), next_due)
 
 

@@ -16,6 +16,10 @@ class NoRows:
         """No rows."""
         return []
 
+    def one(self) -> tuple[None, None]:
+        """The row of a statement that always answers one (the relay's mark-sent): nulls."""
+        return (None, None)
+
     def one_or_none(self) -> None:
         """No row."""
         return None
