@@ -168,7 +168,10 @@ class _DelayedFlush:
                     self._wake.wait(min(self._due.values(), default=now + 60.0) - now)
                     continue
             for events in ready:
-                events.flush()
+                try:
+                    events.flush()
+                except Exception:  # the thread must outlive any one batch's failure
+                    log.exception("task_events_flush_failed")
 
 
 _DELAYED = _DelayedFlush()

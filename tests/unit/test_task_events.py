@@ -119,3 +119,28 @@ def test_a_lost_attempt_is_retried_or_failed_as_the_reaper_left_its_job() -> Non
         [(sent, fields)] = dispatcher.sent
         assert (sent, fields["uuid"]) == (kind, f"{JOB.id}:3")
         assert "WorkerLost" in fields["exception"]
+
+
+class BrokenOnce(RecordingDispatcher):
+    """Fails its first flush with an error nobody expected."""
+
+    def flush(self, *, errors: bool) -> None:
+        if not self.flushed_after and not getattr(self, "failed", False):
+            self.failed = True
+            raise ValueError("a bug in a dispatcher")
+        super().flush(errors=errors)
+
+
+def test_the_delayed_flush_outlives_an_unexpected_error() -> None:
+    broken, fine = BrokenOnce(), RecordingDispatcher()
+    first, second = AttemptEvents(broken, flush_after=0.01), AttemptEvents(fine, flush_after=0.01)
+    first.started(JOB)
+    deadline = time.monotonic() + 10
+    while not getattr(broken, "failed", False) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second.started(JOB)
+    while not fine.flushed_after and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fine.flushed_after == [2]  # the thread survived the first one's error
+    first.close()
+    second.close()
