@@ -19,6 +19,18 @@ from tests.support.stack import start_process
 from workers.task_events import attempt_uuid
 
 
+def _submit(pipeline: str, token: str, job_type: str, payload: dict[str, Any]) -> str:
+    """Submit a job over HTTP; its id."""
+    resp = httpx.post(
+        f"{pipeline}/v1/jobs",
+        json={"type": job_type, "payload": payload},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert resp.status_code == 202, resp.text
+    return str(resp.json()["id"])
+
+
 def test_flower_lists_workers_and_tasks_and_keeps_history_across_restarts(
     pipeline: str, make_key: MakeKey, settings: Settings, tmp_path: Path
 ) -> None:
@@ -36,13 +48,7 @@ def test_flower_lists_workers_and_tasks_and_keeps_history_across_restarts(
         workers = get(base, "/api/workers", refresh=1)
         assert any(name.startswith("worker@") for name in workers), workers
         token = make_key()
-        resp = httpx.post(
-            f"{pipeline}/v1/jobs",
-            json={"type": "system.echo", "payload": {"n": 1}},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
-        )
-        attempt = attempt_uuid(resp.json()["id"], 1)
+        attempt = attempt_uuid(_submit(pipeline, token, "system.echo", {"n": 1}), 1)
         task = wait_until(
             lambda: (
                 (get(base, "/api/tasks").get(attempt) or {}).get("state") == "SUCCESS"
@@ -53,13 +59,7 @@ def test_flower_lists_workers_and_tasks_and_keeps_history_across_restarts(
         )
         assert task["name"] == "system.echo"
         # A long attempt shows as STARTED while it runs: its start is not held for its end.
-        resp = httpx.post(
-            f"{pipeline}/v1/jobs",
-            json={"type": "system.sleep", "payload": {"seconds": 2}},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
-        )
-        sleeper = attempt_uuid(resp.json()["id"], 1)
+        sleeper = attempt_uuid(_submit(pipeline, token, "system.sleep", {"seconds": 2}), 1)
         first = wait_until(
             lambda: (
                 {"STARTED", "SUCCESS"} & {(get(base, "/api/tasks").get(sleeper) or {}).get("state")}
@@ -93,14 +93,7 @@ def test_flower_shows_each_attempt_dead_jobs_as_failed_and_retries_as_retried(
         token = make_key()
 
         def submit(job_type: str, payload: dict[str, Any]) -> str:
-            resp = httpx.post(
-                f"{pipeline}/v1/jobs",
-                json={"type": job_type, "payload": payload},
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=10,
-            )
-            assert resp.status_code == 202, resp.text
-            return str(resp.json()["id"])
+            return _submit(pipeline, token, job_type, payload)
 
         echoed = [submit("system.echo", {"n": n}) for n in range(2)]
         flaky = submit("system.fail", {"times": 1})  # retried once, then succeeds
@@ -169,13 +162,7 @@ def test_flower_shows_attempts_that_lost_their_worker_as_the_reaper_settles_them
         beat = start_process(settings, logs_dir, "beat")  # fires the reaper every half second
         # The type's 3 s lease is its hard time limit: each attempt's process is killed, the
         # reaper retries the job twice, then quarantines it (dead) on its third lost worker.
-        resp = httpx.post(
-            f"{pipeline}/v1/jobs",
-            json={"type": "system.sleep", "payload": {"seconds": 60}},
-            headers={"Authorization": f"Bearer {make_key()}"},
-            timeout=10,
-        )
-        job_id = resp.json()["id"]
+        job_id = _submit(pipeline, make_key(), "system.sleep", {"seconds": 60})
         expected = {
             attempt_uuid(job_id, 1): "RETRY",
             attempt_uuid(job_id, 2): "RETRY",
