@@ -9,7 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 errors = Console(stderr=True)
@@ -20,17 +22,18 @@ def emit_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str, sort_keys=True) + "\n")
 
 
-def cell(value: Any) -> str:
-    """A value as a table cell."""
+def cell(value: Any) -> Text:
+    """A value as a table cell, shown as it is: `[red]` in a job's error or a mail's subject is
+    text, not markup for rich to apply (or to refuse, as an unmatched `[/x]` would be)."""
     if value is None:
-        return "-"
+        return Text("-")
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return Text(value.strftime("%Y-%m-%d %H:%M:%S"))
     if isinstance(value, float):
-        return f"{value:.1f}"
+        return Text(f"{value:.1f}")
     if isinstance(value, dict | list):
-        return json.dumps(value, default=str)[:80]
-    return str(value)
+        return Text(json.dumps(value, default=str)[:80])
+    return Text(str(value))
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -46,4 +49,4 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
 
 def fail(message: str) -> None:
     """Print an error for people on stderr."""
-    errors.print(f"[red]switchyard:[/red] {message}", highlight=False)
+    errors.print(f"[red]switchyard:[/red] {escape(message)}", highlight=False)

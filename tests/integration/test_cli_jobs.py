@@ -44,6 +44,24 @@ def make_dead(settings: Settings, *, job_type: str, payload: dict[str, Any], err
     return str(job_id)
 
 
+def test_tables_show_bracketed_text_as_it_is(settings: Settings, clean_ledger: None) -> None:
+    """A producer's error text is not rich markup: `[red]` is not applied, `[/x]` breaks nothing."""
+    wide = {**settings_env(settings), "COLUMNS": "400"}
+    message = "[/x] boom [red]"
+    with transaction(settings) as session:
+        job_id = enqueue(session, "system.fail", {}, producer="ops-cli", settings=settings).job_id
+        [claimed] = claim_jobs(
+            session, [job_id], job_type="system.fail", worker="test", lease_seconds=30
+        )
+        mark_dead(session, claimed, error={"type": "Boom", "message": message})
+    for args in (("jobs", "list", "--state", "dead"), ("jobs", "replay", "--dry-run")):
+        done = subprocess.run(
+            switchyard(*args), env=wide, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert message in done.stdout
+
+
 def state_of(settings: Settings, job_id: str) -> str:
     """The job's state in the ledger."""
     with transaction(settings) as session:
