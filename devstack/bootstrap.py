@@ -53,7 +53,8 @@ def write_state(data_dir: Path, state: dict[str, object]) -> None:
 
 
 def attach_to_running_stack(environ: dict[str, str] | os._Environ[str]) -> bool:
-    """Point this process at a running `switchyard dev`'s servers unless it was given its own."""
+    """Point this process at a running `switchyard dev`'s servers (its database, Redis and
+    payment simulator) unless it was given its own."""
     if environ.get("SWITCHYARD_ENV", "dev") != "dev":
         return False
     if any(
@@ -67,6 +68,11 @@ def attach_to_running_stack(environ: dict[str, str] | os._Environ[str]) -> bool:
         return False
     environ["SWITCHYARD_DATABASE__URL"] = str(state["database"])
     environ["SWITCHYARD_REDIS__URL"] = str(state["redis"])
+    gateway_given = {"SWITCHYARD_PAYMENTS", "SWITCHYARD_PAYMENTS__GATEWAY"} & set(environ)
+    if state.get("payment_simulator") and not gateway_given:
+        # `payments recon --run` and `unknown --ask` call the provider the stack's workers call
+        environ["SWITCHYARD_PAYMENTS__GATEWAY"] = "stripe"
+        environ["SWITCHYARD_PAYMENTS__API_BASE"] = str(state["payment_simulator"])
     return True
 
 

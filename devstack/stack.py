@@ -147,6 +147,7 @@ class DevStack:
             env,
         )
         url = f"http://127.0.0.1:{port}"
+        bootstrap.write_secret(self.data / "dev-webhook-secret", secret)  # for the README's tour
         env.update(
             SWITCHYARD_PAYMENTS__GATEWAY="stripe",
             SWITCHYARD_PAYMENTS__API_BASE=url,

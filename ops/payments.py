@@ -132,8 +132,11 @@ def recon_resolve(
     by: Annotated[str, typer.Option(help="Who decided (default: $USER).", envvar="USER")] = "",
 ) -> None:
     """Resolve an open exception; who, what, why and when are kept and never change."""
-    if not by or not note.strip():
-        fail("--by (or $USER) and a non-empty --note are required")
+    if not by:
+        fail("--by is required: who decided (it defaults to $USER, which is not set here)")
+        raise typer.Exit(2)
+    if not note.strip():
+        fail("--note must say why")
         raise typer.Exit(2)
     try:
         with transaction(get_settings()) as session:

@@ -91,6 +91,19 @@ def pay_intent_through_the_simulator(banner: Banner, data: Path) -> None:
         return [d["status"] for d in sent] if len(sent) == 2 else None
 
     assert wait_until(delivered, timeout=30, what="the simulator's two webhooks") == [200, 200]
+    secret = data / "dev-webhook-secret"
+    assert secret.read_text().startswith("whsec_dev_") and secret.stat().st_mode & 0o077 == 0
+
+    # The CLI from a second shell reconciles against the stack's simulator: a clean report.
+    shell = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
+    shell.update(SWITCHYARD_DATA_DIR=str(data), SWITCHYARD_PAYMENTS__RECON_SETTLE_AFTER="0")
+    recon = subprocess.run(
+        switchyard("payments", "recon", "--run", "--json"),
+        env=shell, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert recon.returncode == 0, recon.stderr
+    assert "'lines': 1," in recon.stderr and "'intents': 1," in recon.stderr, recon.stderr
+    assert json.loads(recon.stdout) == []
 
 
 def publish_as_a_new_device(banner: Banner, data: Path, url: str) -> None:
