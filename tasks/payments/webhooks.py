@@ -51,7 +51,7 @@ def verified_event(
     try:
         payload = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidFieldError("the body must be UTF-8 JSON", field="body") from exc
+        raise strict.InvalidEncodingError("the body must be UTF-8 JSON", field="body") from exc
     for secret in secrets:
         try:
             stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)

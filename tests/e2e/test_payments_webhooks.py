@@ -174,6 +174,9 @@ def test_signatures_are_checked_on_the_raw_body_with_either_secret(
         url, content=tampered.replace(b"ping", b"pong"), headers={"Stripe-Signature": header}
     )
     assert changed.status_code == 400
+    garbled = httpx.post(url, content=b"\xff\xfe{}", headers={"Stripe-Signature": header})
+    assert garbled.status_code == 400, garbled.text
+    assert garbled.json()["code"] == "invalid_encoding" and garbled.json()["field"] == "body"
     # signed but malformed, or carrying a card number: refused, naming the field, not stored
     malformed = post_signed(
         pay_stack, {"id": 5, "type": "x", "data": {}}, keys=[WEBHOOK_SECRETS[0]]
