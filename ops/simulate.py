@@ -80,6 +80,7 @@ async def _run_mqtt(host: str, port: int, tokens: dict[str, str], fleet: Fleet, 
 
 
 Runner = Callable[[asyncio.Event], Coroutine[Any, Any, float]]
+PLAIN_EVERY = 5.0  # seconds between tally lines when stderr is not a terminal (a log, a pipe)
 
 
 class _Tally(Progress):
@@ -113,9 +114,17 @@ async def _run(send_with: Runner, pace: Pace, delivery: Delivery, *, quiet: bool
         began = loop.time()
 
         async def ticking() -> None:
+            logged = began
             while True:
                 sent, progress.tally = _tally(delivery)
-                progress.update(task, completed=loop.time() - began, description=sent)
+                now = loop.time()
+                progress.update(task, completed=now - began, description=sent)
+                # Without a terminal the bar shows only at the end: a line now and then instead.
+                if not quiet and not errors.is_terminal and now - logged >= PLAIN_EVERY:
+                    errors.print(
+                        Text(f"{now - began:.0f}s: {sent} · {progress.tally}"), soft_wrap=True
+                    )
+                    logged = now
                 await asyncio.sleep(0.25)
 
         ticker = asyncio.create_task(ticking())

@@ -110,6 +110,20 @@ def test_what_the_simulator_sent_is_what_the_store_holds(stack: IotStack, admin:
     assert stored_totals(stack, again)["rows"] == tally["unique"] + again["unique"]
 
 
+def test_without_a_terminal_the_tally_is_printed_as_lines_while_it_runs(
+    stack: IotStack, admin: str
+) -> None:
+    argv = switchyard("iot", "simulate", "--api", stack.base, "--key", admin, "--devices", "1",
+                      "--rate", "10", "--seconds", "8", "--prefix", "plain")  # fmt: skip
+    done = subprocess.run(
+        argv, env=settings_env(stack.settings), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    [line] = [ln for ln in done.stderr.splitlines() if ln.startswith("5s: ")]
+    assert "batches" in line and "new" in line and "x 429" in line
+    assert "unique" in done.stdout and "transport" in done.stdout  # the final table
+
+
 def test_429s_are_waited_out_and_counted_never_dropped(stack: IotStack, admin: str) -> None:
     # One device at 10 batches a second against a limit of 3: most first attempts get 429.
     tally = simulate(
