@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -24,7 +24,7 @@ class AlertRuleCreate(BaseModel):
     `clear_at`; an offline rule fires when a device goes silent and resolves on its next
     reading."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # as the other IoT request bodies
     id: Slug
     profile: Slug
     kind: Literal["threshold", "offline"] = "threshold"
@@ -37,18 +37,11 @@ class AlertRuleCreate(BaseModel):
     channel: Literal["email", "sms"]
     to: Annotated[Text, Field(min_length=1, max_length=2_048)]
 
-    @model_validator(mode="after")
-    def _hysteresis(self) -> AlertRuleCreate:
-        if self.set_at is None or self.clear_at is None:
-            return self
-        above = self.direction == "above"
-        if (above and self.clear_at > self.set_at) or (not above and self.clear_at < self.set_at):
-            raise ValueError("clear_at must lie on the safe side of set_at")
-        return self
-
 
 class AlertRuleView(AlertRuleCreate):
     """A rule as stored (`to` in its canonical form)."""
+
+    model_config = ConfigDict(strict=False)  # a response, read from columns: not a request
 
     created_at: datetime
 
@@ -67,9 +60,19 @@ def _check_threshold(body: AlertRuleCreate, profile: Profile) -> None:
     spec = profile.metrics.get(body.metric or "")
     if spec is None or spec["type"] != "number":
         raise InvalidFieldError("not a numeric metric of the profile", field="metric")
-    for name in ("set_at", "clear_at"):
-        if getattr(body, name) is None:
-            raise InvalidFieldError("a threshold rule needs it", field=name)
+    set_at, clear_at = body.set_at, body.clear_at
+    if set_at is None:
+        raise InvalidFieldError("a threshold rule needs it", field="set_at")
+    if clear_at is None:
+        raise InvalidFieldError("a threshold rule needs it", field="clear_at")
+    # Hysteresis: an above rule resolves at clear_at or below, so clear_at may not exceed
+    # set_at (equal: no band); a below rule the other way round. The error names clear_at.
+    if body.direction == "above" and clear_at > set_at:
+        raise InvalidFieldError("an above rule's clear_at must not exceed set_at", field="clear_at")
+    if body.direction == "below" and clear_at < set_at:
+        raise InvalidFieldError(
+            "a below rule's clear_at must not be below set_at", field="clear_at"
+        )
     if body.for_seconds is not None and body.consecutive != 1:
         raise InvalidFieldError("give for_seconds or consecutive, not both", field="for_seconds")
 

@@ -15,12 +15,16 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,
 # What every format accepts as a metric name: 1 to 128 printable characters.
 MetricName = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f-\x9f]{1,128}$")]
 Bound = Annotated[float, Field(allow_inf_nan=False)]
+# Request bodies are strict (`strict=True` in each model's config, as the payments API does):
+# only JSON true/false is a boolean, only an integer an integer, only a string a string; a
+# number field takes integers too. Telemetry bodies are not these models: their formats parse
+# readings themselves (`tasks/iot/formats/`).
 
 
 class MetricSpec(BaseModel):
     """One metric a profile declares."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     type: Literal["number", "string", "boolean"] = "number"
     unit: Annotated[Text, Field(min_length=1, max_length=50)] | None = None
     min: Bound | None = None
@@ -39,7 +43,7 @@ class MetricSpec(BaseModel):
 class ProfileCreate(BaseModel):
     """`POST /v1/device-profiles`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     id: Slug
     metrics: Annotated[dict[MetricName, MetricSpec], Field(min_length=1, max_length=1_000)]
     future_policy: Literal["refuse", "clamp"] = "refuse"
@@ -73,7 +77,7 @@ class ProfileView(BaseModel):
 class DeviceCreate(BaseModel):
     """`POST /v1/devices`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     id: Slug
     profile: Slug
 
@@ -81,7 +85,7 @@ class DeviceCreate(BaseModel):
 class DevicePatch(BaseModel):
     """`PATCH /v1/devices/{id}`: what an operator may change of a device."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     maintenance: bool
 
 

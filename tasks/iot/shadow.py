@@ -43,9 +43,9 @@ class VersionConflictError(ConflictError):
 class ShadowWrite(BaseModel):
     """`PUT /v1/devices/{id}/shadow/{reported|desired}`: the whole new state of that part."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     state: Annotated[JsonObject, AfterValidator(_bounded)]
-    version: Annotated[int, Field(ge=0, strict=True)] | None = None
+    version: Annotated[int, Field(ge=0)] | None = None
 
 
 class ShadowView(BaseModel):

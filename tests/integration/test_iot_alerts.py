@@ -181,8 +181,9 @@ def test_many_rules_over_many_batches_do_what_each_would_alone(
         for rule in rules:
             alert_rules.create(
                 s,
-                AlertRuleCreate(profile="thermo", metric="temp", channel="email",
-                                to="ops@example.com", **rule),
+                AlertRuleCreate.model_validate({"profile": "thermo", "metric": "temp",
+                                                "channel": "email", "to": "ops@example.com",
+                                                **rule}),
                 settings=settings,
             )  # fmt: skip
     rng = random.Random(11)
