@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, meta
 from jinja2.exceptions import SecurityError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -18,6 +18,19 @@ from tasks.notifications.sandbox import BoundedEnvironment, TemplateTooCostlyErr
 
 PARTS = ("subject", "text", "html")
 DEFAULT_MAX_CHARS = 262_144  # NotificationSettings.template_max_chars's default
+# What a sandboxed render raises from template content or data, besides the sandbox's own
+# bounds: Jinja's errors, `range` past MAX_RANGE (OverflowError), `1/0`, `'a' + 1`, a macro
+# recursing without end, `{% include %}` without a loader (TypeError), an allocation that fails.
+RENDER_ERRORS = (
+    TemplateError,
+    ArithmeticError,
+    LookupError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    RuntimeError,
+    MemoryError,
+)
 
 
 class TemplateNotFoundError(NotFoundError):
@@ -46,6 +59,11 @@ def _env(part: str, max_chars: int = DEFAULT_MAX_CHARS) -> BoundedEnvironment:
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _undeclared(part: str, source: str) -> frozenset[str]:
+    return frozenset(meta.find_undeclared_variables(_env(part).parse(source)))
+
+
 def variables(parts: Mapping[str, str | None]) -> list[str]:
     """Every variable the parts use; InvalidFieldError naming the part if one does not parse."""
     names: set[str] = set()
@@ -53,9 +71,11 @@ def variables(parts: Mapping[str, str | None]) -> list[str]:
         if source is None:
             continue
         try:
-            names |= meta.find_undeclared_variables(_env(part).parse(source))
+            names |= _undeclared(part, source)
         except TemplateSyntaxError as exc:
             raise InvalidFieldError(f"line {exc.lineno}: {exc.message}", field=part) from exc
+        except RecursionError as exc:
+            raise InvalidFieldError("nested too deeply to parse", field=part) from exc
     return sorted(names)
 
 
@@ -67,7 +87,9 @@ def render(
     max_chars: int = DEFAULT_MAX_CHARS,
 ) -> Rendered:
     """Fill the parts with `data`; a missing variable is InvalidFieldError on `field.<name>`,
-    a render past the bounds (`max_chars` per part, loop steps) InvalidFieldError on `field`."""
+    a render past the bounds (`max_chars` per part, loop steps, CPU time: see sandbox.py) or
+    failing (RENDER_ERRORS) InvalidFieldError on `field`, an unsafe or unparsable part one on
+    the part."""
     missing = [name for name in variables(parts) if name not in data]
     if missing:
         raise InvalidFieldError(
@@ -87,6 +109,13 @@ def render(
             raise InvalidFieldError(f"{part}: {exc.message}", field=field) from exc
         except SecurityError as exc:
             raise InvalidFieldError(f"{part}: unsafe template: {exc}", field=part) from exc
+        except TemplateSyntaxError as exc:
+            raise InvalidFieldError(f"line {exc.lineno}: {exc.message}", field=part) from exc
+        except OverflowError as exc:  # the sandbox's `range` past MAX_RANGE, or float overflow
+            raise InvalidFieldError(f"{part}: {exc}", field=field) from exc
+        except RENDER_ERRORS as exc:
+            detail = f"{part}: rendering failed: {type(exc).__name__}: {exc}"
+            raise InvalidFieldError(detail[:500], field=field) from exc
     return Rendered(subject=out["subject"], text=out["text"], html=out["html"])
 
 

@@ -51,6 +51,15 @@ def test_the_sandbox_refuses_attribute_escapes() -> None:
     assert caught.value.field in {"text", "data"}
 
 
+def test_a_compiled_template_is_reused_with_a_budget_of_its_own_per_render() -> None:
+    loop = {"text": "{% for i in items %}{{ i }}{% endfor %}"}
+    for n in (60_000, 60_000, 3):  # 120,000 steps together: past one render's 100,000
+        assert render(loop, {"items": [7] * n}, field="data").text == "7" * n
+    with pytest.raises(InvalidFieldError) as caught:
+        render(loop, {"items": [7] * 100_001}, field="data")
+    assert caught.value.field == "data" and "loops ran more than" in str(caught.value)
+
+
 def test_quiet_hours_across_midnight_in_the_recipients_zone() -> None:
     quiet = QuietHours(start=time(22), end=time(7), timezone="Europe/Paris")
     # 23:30 UTC on 28 March is 00:30 in Paris; DST starts that night, so 07:00 is 05:00 UTC.
