@@ -102,9 +102,10 @@ def cancel(job_id: uuid.UUID, session: SessionDep, principal: Writer) -> JobView
     job = _load(session, job_id, principal)
     if not cancel_job(session, job_id):
         raise JobNotCancellableError(job)
-    session.commit()
     session.refresh(job)
-    return JobView.of(job)
+    view = JobView.of(job)
+    session.commit()
+    return view
 
 
 @router.post("/{job_id}/retry", response_model=JobView, status_code=status.HTTP_202_ACCEPTED)
@@ -116,6 +117,7 @@ def retry(
     budget = settings.policy_for(job.type).max_attempts
     if not replay_job(session, job_id, extra_attempts=budget):
         raise JobNotDeadError(job)
-    session.commit()
     session.refresh(job)
-    return JobView.of(job)
+    view = JobView.of(job)  # as committed: the relay may move it on the moment it commits
+    session.commit()
+    return view
