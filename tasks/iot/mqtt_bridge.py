@@ -10,8 +10,14 @@ maximum of unacknowledged messages, so a slow or unreachable database, or an iot
 behind, makes the broker hold the rest; nothing is dropped and memory stays bounded.
 
 A message redelivered after its batch committed (the bridge died before its PUBACK) makes a
-second batch whose readings are stored once: the store counts them as duplicates. PUBACKs are
+second batch whose readings are stored once: the store counts them as duplicates (a reading
+without its own time takes the receipt time, so its second copy is a new key). PUBACKs are
 only sent on the connection the message came on; after a reconnect the broker resends it.
+
+The subscription asks for no retained messages: a device's retained message would otherwise be
+sent again at every (re)subscription and stored again. QoS 0 messages, which the receive
+maximum does not bound, are dropped (counted, logged at each heartbeat) while the inbox holds a
+receive maximum's worth of messages: at most once is what their sender chose.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 
 from config import Settings
@@ -77,9 +84,10 @@ class Bridge:
         self.inbox: queue.Queue[Message] = queue.Queue()
         self.extra = extra_parsers(settings)
         self.lag = LagGauge()
-        self._lock = threading.Lock()  # the connection generation, and acks sent on it
+        self._lock = threading.Lock()  # the connection generation, acks sent on it, drops
         self._generation = 0
         self._connected = False
+        self._qos0_dropped = 0  # since the last heartbeat
         self.refused: str | None = None
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=own.mqtt_client_id,
@@ -106,7 +114,8 @@ class Bridge:
             self._generation += 1
             self._connected = True
         log.info("mqtt_connected", session_present=bool(flags.session_present))
-        client.subscribe(ALL_TELEMETRY, qos=1)
+        options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+        client.subscribe(ALL_TELEMETRY, options=options)
 
     def _on_subscribe(
         self, _: mqtt.Client, __: Any, ___: int, codes: list[ReasonCode], ____: Any
@@ -126,6 +135,10 @@ class Bridge:
         log.warning("mqtt_disconnected", reason=str(code))
 
     def _on_message(self, _: mqtt.Client, __: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.qos == 0 and self.inbox.qsize() >= self.own.mqtt_receive_maximum:
+            with self._lock:
+                self._qos0_dropped += 1
+            return
         content_type = getattr(msg.properties, "ContentType", None)
         self.inbox.put(Message(
             mid=msg.mid, qos=msg.qos, topic=msg.topic, payload=bytes(msg.payload),
@@ -217,6 +230,10 @@ class Bridge:
                     self.client.ack(message.mid, 1)
 
     def _heartbeat(self) -> None:
+        with self._lock:
+            dropped, self._qos0_dropped = self._qos0_dropped, 0
+        if dropped:
+            log.warning("mqtt_qos0_dropped", messages=dropped, reason="the inbox is full")
         path = heartbeat_path(self.settings)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"at": time.time(), "connected": self._connected}))

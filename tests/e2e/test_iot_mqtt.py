@@ -7,6 +7,7 @@ holds its transaction loses nothing; database and broker outages are survived.""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -113,6 +114,27 @@ def test_a_devices_readings_are_stored_exactly_once(
     assert [v for (v,) in values] == [20.0, 21.0, 22.0, 23.0]
 
 
+def test_a_retained_message_is_stored_once_not_at_every_resubscription(
+    stack: IotStack, broker: Broker, bridge: Process, logs_dir: Path
+) -> None:
+    client = device(stack, broker, "mq-retain")
+    topic = telemetry_topic("mq-retain")
+    untimed = json.dumps({"readings": [{"metric": "temp", "value": 30.0}]}).encode()  # no ts
+    assert not client.publish(topic, untimed, retain=True).is_failure
+    stored(stack.settings, "mq-retain", 1)
+    bridge.kill()  # the next bridge subscribes again: the broker still holds the message
+    again = start_bridge(stack.settings, logs_dir, name="bridge-retain")
+    try:
+        assert not client.publish(topic, body(31.0)).is_failure
+        sql = "SELECT count(*) FROM iot_readings WHERE value_num = 31"
+        wait_until(lambda: rows(stack.settings, sql) == [(1,)], what="the next message stored")
+        assert rows(stack.settings, "SELECT count(*) FROM iot_batches") == [(2,)]
+    finally:
+        again.stop()
+        client.close()
+    assert count_rows(stack.settings, "iot_readings") == 2
+
+
 def test_a_device_cannot_publish_for_another_device(
     stack: IotStack, broker: Broker, bridge: Process
 ) -> None:
@@ -209,6 +231,25 @@ def test_a_message_is_acknowledged_only_after_its_batch_commits(
         again.stop()
     assert rows(stack.settings, "SELECT count(*) FROM iot_batches") == [(1,)]
     client.close()
+
+
+def test_qos0_messages_past_a_full_inbox_are_dropped_counted_not_held_in_memory(
+    stack: IotStack, broker: Broker, bridge: Process, locked: psycopg.Connection
+) -> None:
+    client = device(stack, broker, "mq-qos0")
+    client.publish(telemetry_topic("mq-qos0"), body(1.0))  # QoS 1: the first group, held
+    wait_until(lambda: _bridge_waits_on_a_lock(locked), what="the bridge to wait on the lock")
+    limit = 200  # IotSettings.mqtt_receive_maximum's default: the inbox's bound for QoS 0
+    for n in range(limit + 150):
+        client.paho.publish(telemetry_topic("mq-qos0"), body(20.0, start=1 + n), qos=0)
+    time.sleep(2)  # for the broker to deliver them (on loopback, milliseconds)
+    locked.rollback()
+    stored(stack.settings, "mq-qos0", 1 + limit)
+    wait_until(lambda: "mqtt_qos0_dropped" in bridge.output(), timeout=30,
+               what="the bridge to log its QoS 0 drops")  # fmt: skip
+    client.close()
+    [(batches,)] = rows(stack.settings, "SELECT count(*) FROM iot_batches")
+    assert 1 + limit <= batches < 1 + limit + 150  # the inbox's worth kept, the rest dropped
 
 
 def test_the_bridge_survives_its_database_connection_dying_mid_commit(

@@ -93,13 +93,15 @@ class Client:
     def connected(self) -> bool:
         return self.connack is not None and not self.connack.is_failure
 
-    def publish(self, topic: str, payload: bytes, content_type: str | None = None) -> ReasonCode:
+    def publish(
+        self, topic: str, payload: bytes, content_type: str | None = None, *, retain: bool = False
+    ) -> ReasonCode:
         """Publish at QoS 1 (with MQTT 5's content type, if given) and wait for the PUBACK."""
         props = None
         if content_type is not None:
             props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.ContentType = content_type
-        mid = self.paho.publish(topic, payload, qos=1, properties=props).mid
+        mid = self.paho.publish(topic, payload, qos=1, properties=props, retain=retain).mid
         wait_for("PUBACK", lambda: mid in self.pubacks)
         return self.pubacks[mid]
 

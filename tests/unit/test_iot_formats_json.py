@@ -53,6 +53,7 @@ def test_a_batch_of_every_kind_of_value() -> None:
         ('{"metric": "a", "value": [1]}', "invalid_type", "value"),
         ('{"metric": "a", "value": ' + "9" * 400 + "}", "number_out_of_range", "value"),
         ('{"metric": "a", "value": 9007199254740993}', "number_out_of_range", "value"),
+        ('{"metric": "a", "value": -1.7e308}', "number_out_of_range", "value"),  # sums overflow
         ('{"metric": "a", "value": "' + "x" * 4097 + '"}', "invalid_value", "value"),
         ('{"metric": "a", "value": 1, "unit": ""}', "invalid_unit", "unit"),
         ('{"metric": "a", "value": 1, "unit": 1}', "invalid_type", "unit"),

@@ -147,7 +147,8 @@ def test_field_value_types(raw: str, value: Value) -> None:
         ("18446744073709551616u", "number_out_of_range"), ("1.5i", "invalid_value"),
         ("yes", "invalid_value"), ("tRUE", "invalid_value"), ("12x", "invalid_value"),
         ('"a\x00b"', "invalid_text"), ('"' + "x" * 4097 + '"', "invalid_value"),
-        ('"abc"d', "syntax_error"),
+        ('"abc"d', "syntax_error"), ("1.7e308", "number_out_of_range"),
+        ("\u0664\u0663.\u0665", "invalid_value"), ("\uff14\uff12i", "invalid_value"),  # not ASCII
     ],
 )  # fmt: skip
 def test_a_bad_field_is_refused_and_the_lines_other_fields_kept(raw: str, code: str) -> None:

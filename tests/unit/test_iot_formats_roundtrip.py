@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from errors import InvalidFieldError
 from tasks.iot.formats import PARSERS, json_batch, line_protocol, senml
-from tasks.iot.formats.rules import EPOCH, LATEST
+from tasks.iot.formats.rules import EPOCH, LATEST, MAX_MAGNITUDE
 from tasks.iot.readings import Reading
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
@@ -32,7 +32,7 @@ ANY_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)
 NAMES = st.text(PRINTABLE, min_size=1, max_size=60).filter(lambda s: s == s.strip())
 UNITS = st.none() | st.text(PRINTABLE, min_size=1, max_size=32).filter(lambda s: s == s.strip())
 VALUES = (
-    st.floats(allow_nan=False, allow_infinity=False)
+    st.floats(min_value=-MAX_MAGNITUDE, max_value=MAX_MAGNITUDE)
     | st.booleans()
     | st.text(
         SPECIAL | st.characters(exclude_categories=["Cs"], exclude_characters="\x00\n"),

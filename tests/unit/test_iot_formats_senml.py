@@ -284,7 +284,7 @@ def test_a_broken_base_refuses_the_records_that_use_it_until_it_is_set_again() -
 def test_a_version_above_10_is_not_used_nor_a_resolved_value_that_overflows() -> None:
     parsed = parse(
         '[{"bver":11,"n":"a","v":1}, {"n":"b","v":2}, {"bver":2.5,"n":"c","v":3},'
-        ' {"bver":10,"bv":1e308,"n":"d","v":1e308}, {"bv":0,"n":"e","v":5}]'
+        ' {"bver":10,"bv":1e300,"n":"d","v":1e300}, {"bv":0,"n":"e","v":5}]'
     )
     assert [(r.index, r.code, r.field) for r in parsed.refusals] == [
         (0, "unsupported_version", "bver"), (1, "unsupported_version", "bver"),

@@ -38,10 +38,10 @@ Precision = Literal["ns", "us", "ms", "s"]
 _TO_MICROS: dict[str, tuple[int, int]] = {  # (multiply, then floor-divide)
     "ns": (1, 1000), "us": (1, 1), "ms": (1000, 1), "s": (1_000_000, 1),
 }  # fmt: skip
-_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
-_INT = re.compile(r"[+-]?\d{1,20}i\Z")
-_UINT = re.compile(r"\d{1,20}u\Z")
-_TIMESTAMP = re.compile(r"-?\d{1,19}\Z")
+_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z", re.ASCII)
+_INT = re.compile(r"[+-]?\d{1,20}i\Z", re.ASCII)
+_UINT = re.compile(r"\d{1,20}u\Z", re.ASCII)
+_TIMESTAMP = re.compile(r"-?\d{1,19}\Z", re.ASCII)
 _BOOLEANS = {
     "t": True, "T": True, "true": True, "True": True, "TRUE": True,
     "f": False, "F": False, "false": False, "False": False, "FALSE": False,

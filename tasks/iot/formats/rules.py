@@ -19,6 +19,8 @@ MAX_METRIC = 128  # characters of a metric name
 MAX_UNIT = 32  # SenML's registered units are all far shorter
 MAX_TEXT = 4096  # characters of a string value
 MAX_EXACT = 2**53  # integers beyond this are not exact as a double
+# Past this, the sums the roll-ups and aggregates keep could leave a double's range (~1.8e308).
+MAX_MAGNITUDE = 1e300
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Readings before the Unix epoch are a clock at fault; the end is that of int64 nanoseconds.
 EARLIEST = EPOCH
@@ -89,13 +91,15 @@ def unit(value: str, *, field: str) -> str:
 
 
 def number(value: int | float, *, field: str) -> float:
-    """A finite double; an integer only if a double holds it exactly."""
+    """A finite double within ±MAX_MAGNITUDE; an integer only if a double holds it exactly."""
     if isinstance(value, int):
         if abs(value) > MAX_EXACT:
             raise Refused("number_out_of_range", "integers beyond ±2**53 are not exact", field)
         return float(value)
     if not math.isfinite(value):
         raise Refused("number_out_of_range", "the number is not finite", field)
+    if abs(value) > MAX_MAGNITUDE:
+        raise Refused("number_out_of_range", "beyond ±1e300: sums of it overflow", field)
     return value
 
 

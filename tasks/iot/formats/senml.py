@@ -199,7 +199,7 @@ def _number(value: Any, label: str) -> float:
 def _finite(value: float, label: str) -> float:
     if not math.isfinite(value):
         raise Refused("number_out_of_range", "the resolved number is not finite", label)
-    return value
+    return rules.number(value, field=label)
 
 
 def _micros(value: Any, label: str) -> int:
