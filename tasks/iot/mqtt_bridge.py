@@ -7,7 +7,7 @@ they arrived. Until then the broker keeps them: the session is persistent (MQTT 
 client id, no clean start, a session expiry), so a bridge that dies, or loses the broker, gets
 every unacknowledged message again when it is back. The broker sends at most the receive
 maximum of unacknowledged messages, so a slow or unreachable database, or an iot queue that is
-behind, makes the broker hold the rest; nothing is dropped and memory stays bounded.
+behind, makes the broker hold the rest; no QoS 1 message is dropped and memory stays bounded.
 
 A message redelivered after its batch committed (the bridge died before its PUBACK) makes a
 second batch whose readings are stored once: the store counts them as duplicates (a reading
