@@ -111,8 +111,6 @@ def render(
             raise InvalidFieldError(f"{part}: unsafe template: {exc}", field=part) from exc
         except TemplateSyntaxError as exc:
             raise InvalidFieldError(f"line {exc.lineno}: {exc.message}", field=part) from exc
-        except OverflowError as exc:  # the sandbox's `range` past MAX_RANGE, or float overflow
-            raise InvalidFieldError(f"{part}: {exc}", field=field) from exc
         except RENDER_ERRORS as exc:
             detail = f"{part}: rendering failed: {type(exc).__name__}: {exc}"
             raise InvalidFieldError(detail[:500], field=field) from exc
