@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -79,7 +79,7 @@ class GroupCommit:
             return []
         try:
             session.commit()
-        except DBAPIError as exc:
+        except SQLAlchemyError as exc:  # its connection dropped, or an earlier error doomed it
             lost = [job for job, _ in reports]
             log.warning("group_commit_failed", job_ids=[str(j.id) for j in lost], error=str(exc))
             return lost

@@ -266,15 +266,22 @@ def run_batch(
                     events=events,
                     group=group,
                 )
-        except DBAPIError as exc:  # not even a failure could be recorded
+        except SQLAlchemyError as exc:
+            # Not even a failure could be recorded: the ledger went away (a DBAPIError), or a
+            # group's transaction died with its connection (PendingRollbackError). Acking the
+            # message now could strand a job whose claim a crash forgot: `queued`, published,
+            # and no message left to run it.
             time.sleep(DB_DOWN_REQUEUE_DELAY)
             raise _hand_back(job_ids, job_type=spec.name, why="database_unavailable") from exc
         if group is not None:
             # Not recorded: they stay `running` under their claim until it is sorted out.
             lost = group.commit()
             outcomes.update({str(j.id): WorkerOutcome.LEASE_LOST for j in lost})
-    if unclaimed:  # after the batch ran: sorting them out delays no job
-        outcomes.update(drop_unclaimed(unclaimed, job_type=spec.name, settings=settings))
     if not held or WorkerOutcome.LEASE_LOST in outcomes.values():
         raise _hand_back(job_ids, job_type=spec.name, why="claim_not_held")
+    if unclaimed:  # after the batch ran: sorting them out delays no job
+        try:
+            outcomes.update(drop_unclaimed(unclaimed, job_type=spec.name, settings=settings))
+        except SQLAlchemyError as exc:  # the next delivery sorts them out
+            raise _hand_back(job_ids, job_type=spec.name, why="database_unavailable") from exc
     return outcomes

@@ -93,7 +93,26 @@ def ledger(settings: Settings, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[st
             outcomes[job_id].append(outcome)
         return {i: (states[i], outcomes[i]) for i in ids}
 
-    return wait_until(read, timeout=180, interval=0.5, what="every promised job to succeed")
+    try:  # long enough for a claim that outlived its worker's batch to expire and run again
+        return wait_until(read, timeout=60, interval=0.5, what="every promised job to succeed")
+    except AssertionError:
+        raise AssertionError(f"jobs that did not succeed: {unfinished(settings, ids)}") from None
+
+
+def unfinished(settings: Settings, ids: list[uuid.UUID]) -> list[dict[str, object]]:
+    """The jobs among `ids` that have not succeeded, with what the ledger says of them."""
+    with transaction(settings) as s:
+        rows = s.execute(
+            text(
+                "SELECT id, state, attempts, lost_count, claim_token, updated_at,"
+                " EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = jobs.id) AS in_outbox"
+                " FROM jobs WHERE id = ANY(:ids) AND state <> 'succeeded'"
+            ),
+            {"ids": ids},
+        ).mappings()
+        found = [dict(r) for r in rows]
+        known = set(s.scalars(text("SELECT id FROM jobs WHERE id = ANY(:ids)"), {"ids": ids}))
+    return found + [{"id": i, "state": "missing"} for i in ids if i not in known]
 
 
 def successes_logged(*workers: Process) -> Counter[str]:
@@ -145,6 +164,7 @@ class Submitter(threading.Thread):
                     self.unexpected.append(f"{resp.status_code} {resp.text[:200]}")
 
 
+@pytest.mark.timeout(300)  # its stages' own waits say what they waited for
 def test_a_postgres_crash_under_load_loses_no_accepted_job_and_runs_none_twice(
     crashable: tuple[OwnPostgres, Settings], logs_dir: Path
 ) -> None:

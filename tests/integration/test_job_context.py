@@ -133,3 +133,26 @@ def test_a_batch_whose_claim_was_forgotten_hands_its_message_back(
         job = s.get_one(Job, job_id)
         assert (job.state, job.attempts, job.result) == ("queued", 0, None)
     assert notes(settings, job_id) == []
+
+
+def test_a_batch_whose_ledger_connection_died_hands_its_message_back(
+    settings: Settings, spec: JobSpec, clean_ledger: None
+) -> None:
+    def handler(ctx: JobContext, payload: Any) -> None:
+        # A PostgreSQL crash in mid-batch: it forgot the claim, and took the connections the
+        # outcome was to be recorded on (the job's transaction, or the group's, and the batch's).
+        pids = [
+            c.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            for c in (ctx.session, ctx.autocommit)
+        ]
+        with transaction(settings) as s:
+            s.execute(FORGET, {"id": ctx.job.id})
+            s.execute(text("SELECT pg_terminate_backend(p) FROM unnest(:pids) p"), {"pids": pids})
+
+    [job_id] = submit_all(settings, [("system.echo", {"n": 1})])
+    # Acking the message instead would strand the job: claimable, and nothing left to claim it.
+    with pytest.raises(Reject) as handed_back:
+        run_batch([str(job_id)], spec=spec, handler=handler, settings=settings)
+    assert handed_back.value.requeue
+    with transaction(settings) as s:
+        assert s.get_one(Job, job_id).state == "queued"
