@@ -24,7 +24,7 @@ from tasks.iot import ingest_counts, service
 from tasks.iot.formats import Parser
 from tasks.iot.ingest_counts import Outcomes
 from tasks.iot.models import Device
-from tasks.iot.parsing import media_type, parser_for
+from tasks.iot.parsing import batch_type, parser_for
 from tasks.iot.settings import IotSettings
 
 log = get_logger("switchyard.iot.mqtt")
@@ -67,7 +67,7 @@ def _problem(message: Message, content_type: str, *, limit: int,
     if len(message.payload) > limit:
         return InvalidFieldError(f"the batch is larger than {limit} bytes", field="body")
     try:
-        parser_for(content_type, extra=extra)
+        parser_for(batch_type(content_type), extra=extra)
     except InvalidFieldError as exc:
         return exc
     return None
@@ -105,11 +105,11 @@ def record(
         if device is None or device not in live:
             log.warning("mqtt_message_dropped", topic=message.topic, reason="no live device")
             continue
-        content_type = media_type(message.content_type or own.mqtt_content_type)
+        content_type = message.content_type or own.mqtt_content_type
         problem = _problem(message, content_type, limit=own.max_batch_bytes, extra=extra)
         arrived.append(service.Received(
             device_id=device,
-            content_type=content_type if not problem else _printable(content_type),
+            content_type=batch_type(content_type) if not problem else _printable(content_type),
             body=b"" if problem else message.payload,
             received_at=message.received_at,
         ))  # fmt: skip

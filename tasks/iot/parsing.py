@@ -7,14 +7,28 @@ import importlib
 from collections.abc import Mapping
 
 from config import Settings
-from tasks.iot.formats import Parser
+from errors import InvalidFieldError
+from tasks.iot.formats import Parser, UnsupportedMediaTypeError, media_parameters
 from tasks.iot.formats import parser_for as built_in_parser
 from tasks.iot.settings import IotSettings
 
 
-def media_type(content_type: str | None) -> str:
-    """`type/subtype` of a Content-Type header, lower-cased, parameters dropped."""
-    return (content_type or "").partition(";")[0].strip().lower()
+def batch_type(content_type: str | None, *, precision: str | None = None) -> str:
+    """The content type a batch is stored with: the header's `type/subtype`, lower-cased, and
+    its timestamp precision — the header's `precision` parameter, or `precision` (a route's
+    `?precision=`); the two must agree. A charset other than UTF-8 is a 415; other
+    parameters are dropped."""
+    media, params = media_parameters(content_type)
+    if params.get("charset", "utf-8").lower() != "utf-8":
+        raise UnsupportedMediaTypeError("the body must be UTF-8", field="Content-Type")
+    given = params.get("precision")
+    if precision is not None and given is not None and given != precision:
+        raise InvalidFieldError(
+            f"?precision={precision} and the Content-Type's precision={given} disagree",
+            field="precision",
+        )
+    chosen = precision if precision is not None else given
+    return media if chosen is None else f"{media}; precision={chosen}"
 
 
 def _load(path: str) -> Parser:
@@ -30,5 +44,10 @@ def extra_parsers(settings: Settings) -> dict[str, Parser]:
 
 def parser_for(content_type: str | None, *, extra: Mapping[str, Parser]) -> Parser:
     """The parser of `content_type`: an extra one, else a built-in one, else a 415."""
-    parser = extra.get(media_type(content_type))
-    return parser if parser is not None else built_in_parser(content_type)
+    media, params = media_parameters(content_type)
+    parser = extra.get(media)
+    if parser is None:
+        return built_in_parser(content_type)
+    if "precision" in params:
+        raise InvalidFieldError(f"{media} takes no precision", field="precision")
+    return parser

@@ -29,8 +29,9 @@ from tasks.iot.api_schemas import (
     ProfileView,
 )
 from tasks.iot.backpressure import LagGauge, check_rate
+from tasks.iot.formats.line_protocol import Precision
 from tasks.iot.models import Batch, Device, Profile
-from tasks.iot.parsing import extra_parsers, media_type, parser_for
+from tasks.iot.parsing import batch_type, extra_parsers, parser_for
 from tasks.iot.settings import IotSettings
 from tasks.iot.web import ADMIN_SCOPE, READ_SCOPE, DeviceDep, DeviceOrReaderDep, bounded_body
 from tasks.web.auth import require_scope
@@ -171,14 +172,22 @@ def _receive(settings: Settings, device: str, content_type: str, body: bytes) ->
 
 
 @router.post("/v1/telemetry", status_code=status.HTTP_202_ACCEPTED)
-async def send(request: Request, device: DeviceDep, settings: SettingsDep) -> dict[str, Any]:
+async def send(
+    request: Request,
+    device: DeviceDep,
+    settings: SettingsDep,
+    precision: Annotated[
+        Precision | None,
+        Query(description="The unit of line-protocol timestamps (text/plain); default ns."),
+    ] = None,
+) -> dict[str, Any]:
     """Accept a batch of the token's device: it is durable when this answers."""
-    content_type = request.headers.get("content-type")
+    content_type = batch_type(request.headers.get("content-type"), precision=precision)
     check_rate(device, settings=settings, now=time.time())
     await run_in_threadpool(LAG.check, settings)
     parser_for(content_type, extra=extra_parsers(settings))
     body = await bounded_body(request, limit=settings.section(IotSettings).max_batch_bytes)
-    batch = await run_in_threadpool(_receive, settings, device, media_type(content_type), body)
+    batch = await run_in_threadpool(_receive, settings, device, content_type, body)
     return {
         "id": str(batch.id),
         "status": batch.status,

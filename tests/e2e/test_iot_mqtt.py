@@ -93,8 +93,9 @@ def test_a_devices_readings_are_stored_exactly_once(
     client = device(stack, broker, "mq-1")
     topic = telemetry_topic("mq-1")
     assert not client.publish(topic, body(20.0, 21.0, 22.0)).is_failure
-    line = f"temp,unit=Cel value=23 {int((T0 + timedelta(seconds=3)).timestamp()) * 10**9}"
-    assert not client.publish(topic, line.encode(), content_type="text/plain").is_failure
+    line = f"temp,unit=Cel value=23 {int((T0 + timedelta(seconds=3)).timestamp())}"
+    plain = "text/plain; precision=s"  # MQTT has no query string: the media type says it
+    assert not client.publish(topic, line.encode(), content_type=plain).is_failure
     assert not client.publish(topic, body(20.0, 21.0, 22.0)).is_failure  # a resend
     stored(stack.settings, "mq-1", 4)
     wait_until(
@@ -108,10 +109,11 @@ def test_a_devices_readings_are_stored_exactly_once(
     assert count_rows(stack.settings, "iot_readings") == 4
     batches = rows(stack.settings, "SELECT content_type, stored, duplicates FROM iot_batches "
                    "ORDER BY received_at")  # fmt: skip
-    assert batches == [("application/json", 3, 0), ("text/plain", 1, 0),
+    assert batches == [("application/json", 3, 0), ("text/plain; precision=s", 1, 0),
                        ("application/json", 0, 3)]  # fmt: skip
-    values = rows(stack.settings, "SELECT value_num FROM iot_readings ORDER BY ts")
-    assert [v for (v,) in values] == [20.0, 21.0, 22.0, 23.0]
+    values = rows(stack.settings, "SELECT value_num, ts FROM iot_readings ORDER BY ts")
+    assert [v for v, _ in values] == [20.0, 21.0, 22.0, 23.0]
+    assert values[-1][1] == T0 + timedelta(seconds=3)
 
 
 def test_a_retained_message_is_stored_once_not_at_every_resubscription(
@@ -160,22 +162,24 @@ def test_a_bad_message_is_recorded_refused_and_the_stream_goes_on(
     topic = telemetry_topic("mq-bad")
     client.publish(topic, b"<reading/>", content_type="application/xml")
     client.publish(topic, b"{not json")
+    client.publish(topic, b"m value=1", content_type="text/plain; charset=latin-1")
     client.publish(topic, body(5.0))
     stored(stack.settings, "mq-bad", 1)
     wait_until(
         lambda: (
             rows(stack.settings, "SELECT count(*) FROM iot_batches WHERE status = 'refused'")
-            == [(2,)]
+            == [(3,)]
         ),
-        what="two refused batches",
+        what="three refused batches",
     )
     refusals = rows(stack.settings, "SELECT content_type, refusals->0->>'code', "
                     "refusals->0->>'field' FROM iot_batches WHERE status = 'refused' "
                     "ORDER BY received_at")  # fmt: skip
     assert refusals[0] == ("application/xml", "unsupported_media_type", "Content-Type")
     assert refusals[1][0] == "application/json" and refusals[1][1] is not None
+    assert refusals[2] == ("text/plain; charset=latin-1", "unsupported_media_type", "Content-Type")
     counted = rows(stack.settings, "SELECT sum(refused), sum(accepted) FROM iot_ingest_counts")
-    assert counted == [(2, 1)]  # the bridge's refusal is counted as the worker's is
+    assert counted == [(3, 1)]  # the bridge's refusal is counted as the worker's is
     assert bridge.popen.poll() is None
     client.close()
 

@@ -236,3 +236,40 @@ def test_the_built_in_formats_json_senml_and_line_protocol_end_to_end(
 
     (whole,) = wait_until(refused, timeout=60, what="the broken batch to be refused")["refusals"]
     assert whole["index"] is None and whole["field"] == "body"
+
+
+def test_line_protocol_timestamps_in_the_precision_the_sender_names(
+    stack: IotStack, admin: str
+) -> None:
+    profile = {"id": "coarse", "metrics": {"temp": {"type": "number"}, "hum": {"type": "number"}}}
+    token = provision(stack.base, admin, device="p-1", profile=profile)
+    seconds, millis = int(NOW.timestamp()) - 60, int(NOW.timestamp()) * 1000 - 30_000
+    # Influx's ?precision=, and the media type's parameter (what MQTT can carry).
+    by_query = httpx.post(
+        f"{stack.base}/v1/telemetry?precision=s",
+        content=f"temp value=1 {seconds}\n".encode(),
+        headers={**auth(token), "Content-Type": "text/plain"},
+    )
+    by_type = send(stack.base, token, f"hum value=2 {millis}\n".encode(),
+                   content_type="text/plain; precision=ms")  # fmt: skip
+    for answer in (by_query, by_type):
+        assert answer.status_code == 202, answer.text
+        assert _stored(stack, token, answer.json()["id"])["stored"] == 1
+    latest = httpx.get(f"{stack.base}/v1/devices/p-1/latest", headers=auth(admin)).json()
+    assert {r["metric"]: datetime.fromisoformat(r["ts"]) for r in latest} == {
+        "temp": datetime.fromtimestamp(seconds, UTC),
+        "hum": datetime.fromtimestamp(millis / 1000, UTC),
+    }
+
+    for query, content_type in (
+        ("?precision=h", "text/plain"),  # not a precision
+        ("", "application/json; precision=ms"),  # not line protocol
+        ("?precision=s", "text/plain; precision=ms"),  # the two disagree
+    ):
+        refused = httpx.post(
+            f"{stack.base}/v1/telemetry{query}",
+            content=b"temp value=1\n",
+            headers={**auth(token), "Content-Type": content_type},
+        )
+        assert refused.status_code == 422, (query, content_type, refused.text)
+        assert refused.json()["field"] == "precision", refused.json()

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from errors import InvalidFieldError
 from tasks.iot.formats import Parser, UnsupportedMediaTypeError, senml
-from tasks.iot.parsing import media_type, parser_for
+from tasks.iot.parsing import batch_type, parser_for
 from tasks.iot.readings import Parsed, Reading
 from tasks.iot.rules import MetricRule, Rules
 from tasks.iot.validation import check
@@ -77,9 +78,23 @@ def _parse(body: bytes, *, device: str, received_at: datetime) -> Parsed:
 
 def test_an_extra_format_comes_first_then_the_built_in_ones_then_a_415() -> None:
     extra: dict[str, Parser] = {"application/x-test": _parse}
-    assert media_type("Application/X-Test; charset=utf-8") == "application/x-test"
-    assert parser_for("application/x-test; charset=utf-8", extra=extra) is _parse
+    assert parser_for(batch_type("Application/X-Test; charset=utf-8"), extra=extra) is _parse
+    with pytest.raises(InvalidFieldError) as no_precision:  # an extra format takes none
+        parser_for("application/x-test; precision=ms", extra=extra)
+    assert no_precision.value.field == "precision"
     assert parser_for("application/senml+json", extra=extra) is senml.parse
     with pytest.raises(UnsupportedMediaTypeError) as refused:
         parser_for("text/csv", extra=extra)
     assert (refused.value.status, refused.value.field) == (415, "Content-Type")
+
+
+def test_a_batch_keeps_its_media_type_and_precision_and_only_those() -> None:
+    assert batch_type('Text/Plain; charset="UTF-8"; foo=bar') == "text/plain"
+    assert batch_type("text/plain; precision=ms") == "text/plain; precision=ms"
+    assert batch_type("text/plain", precision="s") == "text/plain; precision=s"
+    assert batch_type("text/plain; precision=s", precision="s") == "text/plain; precision=s"
+    with pytest.raises(InvalidFieldError) as disagree:
+        batch_type("text/plain; precision=ms", precision="s")
+    assert disagree.value.field == "precision"
+    with pytest.raises(UnsupportedMediaTypeError):
+        batch_type("text/plain; charset=latin-1")

@@ -10,7 +10,8 @@ the wrong shape).
 
 - `application/json` (`json_batch`): `{"readings": [{"metric", "value", "ts", "unit"}]}`.
 - `application/senml+json` (`senml`): RFC 8428 SenML JSON.
-- `text/plain` (`line_protocol`): Influx line protocol (`parse` also takes `precision`).
+- `text/plain` (`line_protocol`): Influx line protocol; its timestamps are nanoseconds
+  unless the media type says `precision=us`, `ms` or `s` (`text/plain; precision=ms`).
 
 The device is always the authenticated sender's: a reading may name it (SenML's base name,
 a `device` member or tag) but a reading naming another device is refused (`foreign_device`).
@@ -27,7 +28,8 @@ unsupported_version, invalid_base, syntax_error, duplicate_key.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from functools import partial
+from typing import Protocol, cast, get_args
 
 from errors import InvalidFieldError
 from tasks.iot.formats import json_batch, line_protocol, senml
@@ -53,15 +55,32 @@ class UnsupportedMediaTypeError(InvalidFieldError):
     status, code = 415, "unsupported_media_type"
 
 
-def parser_for(content_type: str | None) -> Parser:
-    """The parser for a `Content-Type` header (`text/plain; charset=utf-8` is `text/plain`)."""
+PRECISIONS: tuple[str, ...] = get_args(line_protocol.Precision)
+
+
+def media_parameters(content_type: str | None) -> tuple[str, dict[str, str]]:
+    """A `Content-Type` header's `type/subtype` (lower-cased) and its parameters."""
     media, *params = (content_type or "").split(";")
-    parser = PARSERS.get(media.strip().lower())
+    named = {}
+    for param in params:
+        name, _, value = param.partition("=")
+        named[name.strip().lower()] = value.strip().strip('"')
+    return media.strip().lower(), named
+
+
+def parser_for(content_type: str | None) -> Parser:
+    """The parser for a batch's content type (`tasks.iot.parsing.batch_type`):
+    `text/plain; precision=ms` reads line-protocol timestamps as milliseconds."""
+    media, params = media_parameters(content_type)
+    parser = PARSERS.get(media)
     if parser is None:
         known = ", ".join(PARSERS)
         raise UnsupportedMediaTypeError(f"send one of {known}", field="Content-Type")
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8":
-            raise UnsupportedMediaTypeError("the body must be UTF-8", field="Content-Type")
-    return parser
+    precision = params.get("precision")
+    if precision is None:
+        return parser
+    if media != "text/plain" or precision not in PRECISIONS:
+        raise InvalidFieldError(
+            f"precision is one of {', '.join(PRECISIONS)}, for text/plain only", field="precision"
+        )
+    return partial(line_protocol.parse, precision=cast(line_protocol.Precision, precision))
