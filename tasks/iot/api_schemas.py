@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from tasks.iot.models import Batch, Device, Latest, Profile
 from tasks.web.fields import Text
@@ -31,13 +38,18 @@ class MetricSpec(BaseModel):
     max: Bound | None = None
     interval: Annotated[float, Field(gt=0, le=366 * 86_400)] | None = None  # seconds
 
-    @model_validator(mode="after")
-    def _range(self) -> MetricSpec:
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError("min must not exceed max")
-        if self.type != "number" and (self.min is not None or self.max is not None):
+    @field_validator("min", "max")
+    @classmethod
+    def _range(cls, bound: float | None, info: ValidationInfo) -> float | None:
+        """A bound of a number only; `max` not below `min` (the error names the bound)."""
+        if bound is None:
+            return bound
+        if info.data.get("type", "number") != "number":
             raise ValueError("only a number has a range")
-        return self
+        low = info.data.get("min")
+        if info.field_name == "max" and low is not None and bound < low:
+            raise ValueError(f"max must not be below min ({low})")
+        return bound
 
 
 class ProfileCreate(BaseModel):
