@@ -16,6 +16,7 @@ from pydantic import (
 
 from tasks.iot.models import Batch, Device, Latest, Profile
 from tasks.web.fields import Text
+from tasks.web.paging import Page
 
 # Ids travel in paths and topics: letters, digits and `-_.:`, no spaces.
 Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")]
@@ -169,6 +170,10 @@ class BatchView(BaseModel):
 def value_of(num: float | None, text: str | None, flag: bool | None) -> float | str | bool:
     """The one value a row's three value columns hold."""
     return flag if flag is not None else text if text is not None else float(num or 0.0)
+
+
+class BatchPage(Page[BatchView]):
+    """A page of batches, newest first."""
 
 
 class ReadingView(BaseModel):

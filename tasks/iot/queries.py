@@ -1,17 +1,18 @@
-"""Reading stored telemetry: a device's readings (keyset-paged), latest values, conflicts,
-alert transitions."""
+"""Reading stored telemetry: a device's readings (keyset-paged), latest values, batches,
+conflicts, alert transitions."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from errors import InvalidFieldError
 from tasks.iot.api_schemas import ConflictView, LatestView, ReadingView, value_of
-from tasks.iot.models import AlertEvent, Conflict, Latest
+from tasks.iot.models import AlertEvent, Batch, Conflict, Latest
 from tasks.web.paging import Page, decode_key, encode_key
 
 READINGS = text("""
@@ -79,6 +80,30 @@ def latest(session: Session, device: str) -> list[LatestView]:
     """The newest reading of each of the device's metrics."""
     rows = session.scalars(select(Latest).where(Latest.device_id == device).order_by(Latest.metric))
     return [LatestView.of(r) for r in rows]
+
+
+def batches(
+    session: Session,
+    *,
+    device: str | None,
+    status: str | None,
+    with_refusals: bool,
+    before: uuid.UUID | None,
+    limit: int,
+) -> list[Batch]:
+    """Batches newest first (their ids are time-ordered), older than `before` if given: of
+    `device` (else every device's), in `status`, and only those with a refusal when
+    `with_refusals`."""
+    query = select(Batch).order_by(Batch.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(Batch.id < before)
+    if device is not None:
+        query = query.where(Batch.device_id == device)
+    if status is not None:
+        query = query.where(Batch.status == status)
+    if with_refusals:
+        query = query.where(func.jsonb_array_length(Batch.refusals) > 0)
+    return list(session.scalars(query))
 
 
 def conflicts(session: Session, device: str, *, limit: int) -> list[ConflictView]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy import select
@@ -19,6 +19,7 @@ from store.db import transaction
 from tasks.iot import alert_rules, device_accounts, devices, queries, service
 from tasks.iot.alert_rules import AlertRuleCreate, AlertRuleView
 from tasks.iot.api_schemas import (
+    BatchPage,
     BatchView,
     ConflictView,
     Credential,
@@ -36,6 +37,7 @@ from tasks.iot.settings import IotSettings
 from tasks.iot.web import ADMIN_SCOPE, READ_SCOPE, DeviceDep, DeviceOrReaderDep, bounded_body
 from tasks.web.auth import require_scope
 from tasks.web.deps import SessionDep, SettingsDep
+from tasks.web.paging import decode_cursor, encode_cursor
 from tasks.web.routing import StrictRoute
 
 router = APIRouter(tags=["iot"], route_class=StrictRoute)
@@ -193,6 +195,40 @@ async def send(
         "status": batch.status,
         "links": {"self": f"/v1/telemetry/batches/{batch.id}"},
     }
+
+
+@router.get("/v1/telemetry/batches")
+def list_batches(
+    session: SessionDep,
+    device: DeviceOrReaderDep,
+    of: Annotated[
+        str | None, Query(alias="device", max_length=100, description="One device's only.")
+    ] = None,
+    status: Annotated[Literal["received", "stored", "refused"] | None, Query()] = None,
+    with_refusals: Annotated[
+        bool, Query(description="Only batches that refused something (a reading, or all).")
+    ] = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> BatchPage:
+    """Batches newest first — every device's to a key with `iot:read`, its own to a device —
+    e.g. `?with_refusals=true` for what was refused, over MQTT too."""
+    if device is not None and of not in (None, device):
+        raise NotFoundError(f"no device {of}")  # a device sees its own batches only
+    rows = queries.batches(
+        session,
+        device=device if device is not None else of,
+        status=status,
+        with_refusals=with_refusals,
+        before=decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return BatchPage(
+        items=[BatchView.of(b) for b in rows],
+        next_cursor=encode_cursor(rows[-1].id) if more else None,
+    )
 
 
 @router.get("/v1/telemetry/batches/{batch_id}")

@@ -273,3 +273,46 @@ def test_line_protocol_timestamps_in_the_precision_the_sender_names(
         )
         assert refused.status_code == 422, (query, content_type, refused.text)
         assert refused.json()["field"] == "precision", refused.json()
+
+
+def test_batches_are_listed_newest_first_with_what_they_refused(
+    stack: IotStack, admin: str
+) -> None:
+    token = provision(stack.base, admin, device="l-1")
+    other = provision(stack.base, admin, device="l-2")
+    good = send(stack.base, token, batch(reading("temp", NOW, 20.0)))
+    partly = send(stack.base, token, batch(reading("temp", NOW, 21.0), reading("nope", NOW, 1)))
+    broken = send(stack.base, token, b"{not json")
+    send(stack.base, other, batch(reading("temp", NOW, 5.0)))
+    ids = [answer.json()["id"] for answer in (good, partly, broken)]
+
+    def listed(key: str, query: str) -> dict[str, Any]:
+        answer = httpx.get(f"{stack.base}/v1/telemetry/batches{query}", headers=auth(key))
+        assert answer.status_code == 200, answer.text
+        page: dict[str, Any] = answer.json()
+        return page
+
+    wait_until(
+        lambda: listed(token, "?status=received")["items"] == [],
+        timeout=60,
+        what="every batch to be stored or refused",
+    )
+
+    own = listed(token, "")["items"]  # a device sees its own batches only
+    assert [b["id"] for b in own] == ids[::-1]
+    refused = listed(token, "?with_refusals=true")["items"]
+    assert [(b["id"], b["status"], [r["field"] for r in b["refusals"]]) for b in refused] == [
+        (ids[2], "refused", ["body"]),  # not a batch at all
+        (ids[1], "stored", ["metric"]),  # its other reading was stored
+    ]
+    assert refused[1]["refusals"][0]["code"] == "unknown_metric"
+    assert [b["id"] for b in listed(token, "?status=refused")["items"]] == [ids[2]]
+    foreign = httpx.get(f"{stack.base}/v1/telemetry/batches?device=l-2", headers=auth(token))
+    assert foreign.status_code == 404
+
+    reader = stack.key("iot:read")  # an operator sees every device's, or one device's
+    assert len(listed(reader, "?limit=500")["items"]) >= 4
+    first = listed(reader, "?device=l-1&limit=2")
+    rest = listed(reader, f"?device=l-1&limit=2&cursor={first['next_cursor']}")
+    assert [b["id"] for b in first["items"] + rest["items"]] == ids[::-1]
+    assert rest["next_cursor"] is None
