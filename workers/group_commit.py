@@ -84,7 +84,7 @@ class GroupCommit:
             log.warning("group_commit_failed", job_ids=[str(j.id) for j in lost], error=str(exc))
             return lost
         finally:
-            session.close()
+            _close(session)
         for _, report in reports:
             report()
         return []
@@ -92,6 +92,15 @@ class GroupCommit:
     def close(self) -> None:
         """Roll back whatever was not committed (a batch that ended in an exception)."""
         if self._session is not None:
-            self._session.close()
+            _close(self._session)
             self._session = None
             self._reports = []
+
+
+def _close(session: Session) -> None:
+    """Close the group's session; its ROLLBACK on a dead connection must not replace the
+    error (or the hand-back) that is on its way, so the connection is dropped instead."""
+    try:
+        session.close()
+    except SQLAlchemyError:
+        session.invalidate()
