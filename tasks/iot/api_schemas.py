@@ -16,7 +16,6 @@ from pydantic import (
 
 from tasks.iot.models import Batch, Device, Latest, Profile
 from tasks.web.fields import Text
-from tasks.web.paging import Page
 
 # Ids travel in paths and topics: letters, digits and `-_.:`, no spaces.
 Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")]
@@ -146,11 +145,19 @@ class BatchView(BaseModel):
     conflicts: int
     clamped: int
     refusals: list[dict[str, Any]]
+    refusals_total: int  # more than `refusals` holds in a listing, which shows the first ones
     job_id: str
 
     @classmethod
-    def of(cls, b: Batch) -> BatchView:
-        """The view of a row."""
+    def of(
+        cls,
+        b: Batch,
+        *,
+        refusals: list[dict[str, Any]] | None = None,
+        refusals_total: int | None = None,
+    ) -> BatchView:
+        """The view of a row, with all its refusals unless given the first ones and the count."""
+        shown = b.refusals if refusals is None else refusals
         return cls(
             id=str(b.id),
             device=b.device_id,
@@ -162,7 +169,8 @@ class BatchView(BaseModel):
             duplicates=b.duplicates,
             conflicts=b.conflicts,
             clamped=b.clamped,
-            refusals=b.refusals,
+            refusals=shown,
+            refusals_total=len(shown) if refusals_total is None else refusals_total,
             job_id=str(b.job_id),
         )
 
@@ -170,10 +178,6 @@ class BatchView(BaseModel):
 def value_of(num: float | None, text: str | None, flag: bool | None) -> float | str | bool:
     """The one value a row's three value columns hold."""
     return flag if flag is not None else text if text is not None else float(num or 0.0)
-
-
-class BatchPage(Page[BatchView]):
-    """A page of batches, newest first."""
 
 
 class ReadingView(BaseModel):

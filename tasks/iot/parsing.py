@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from config import Settings
 from errors import InvalidFieldError
-from tasks.iot.formats import Parser, UnsupportedMediaTypeError, media_parameters
+from tasks.iot.formats import PRECISIONS, Parser, UnsupportedMediaTypeError, media_parameters
 from tasks.iot.formats import parser_for as built_in_parser
 from tasks.iot.settings import IotSettings
 
@@ -28,7 +28,11 @@ def batch_type(content_type: str | None, *, precision: str | None = None) -> str
             field="precision",
         )
     chosen = precision if precision is not None else given
-    return media if chosen is None else f"{media}; precision={chosen}"
+    if chosen is None:
+        return media
+    if chosen not in PRECISIONS:  # before any rate limit counts the request
+        raise InvalidFieldError(f"precision is one of {', '.join(PRECISIONS)}", field="precision")
+    return f"{media}; precision={chosen}"
 
 
 def _load(path: str) -> Parser:

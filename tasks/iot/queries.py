@@ -7,11 +7,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import cast, func, select, text, tuple_
+from sqlalchemy.dialects.postgresql import JSONB, JSONPATH
+from sqlalchemy.orm import Session, defer
 
 from errors import InvalidFieldError
-from tasks.iot.api_schemas import ConflictView, LatestView, ReadingView, value_of
+from tasks.iot.api_schemas import BatchView, ConflictView, LatestView, ReadingView, value_of
 from tasks.iot.models import AlertEvent, Batch, Conflict, Latest
 from tasks.web.paging import Page, decode_key, encode_key
 
@@ -82,28 +83,49 @@ def latest(session: Session, device: str) -> list[LatestView]:
     return [LatestView.of(r) for r in rows]
 
 
+LISTED_REFUSALS = 20  # a listed batch shows its first refusals; GET of the batch shows all
+
+
 def batches(
     session: Session,
     *,
     device: str | None,
     status: str | None,
     with_refusals: bool,
-    before: uuid.UUID | None,
+    cursor: str | None,
     limit: int,
-) -> list[Batch]:
-    """Batches newest first (their ids are time-ordered), older than `before` if given: of
-    `device` (else every device's), in `status`, and only those with a refusal when
-    `with_refusals`."""
-    query = select(Batch).order_by(Batch.id.desc()).limit(limit)
-    if before is not None:
-        query = query.where(Batch.id < before)
+) -> Page[BatchView]:
+    """Batches newest first, after `cursor`: of `device` (else every device's), in `status`,
+    and only those with a refusal when `with_refusals`. Neither bodies nor whole refusal
+    lists are read: a batch's first LISTED_REFUSALS refusals, and how many it has."""
+    first = cast(f"$[0 to {LISTED_REFUSALS - 1}]", JSONPATH)
+    head = func.jsonb_path_query_array(Batch.refusals, first, type_=JSONB)
+    query = (
+        select(Batch, head, func.jsonb_array_length(Batch.refusals))
+        .options(defer(Batch.body), defer(Batch.refusals))
+        .order_by(Batch.received_at.desc(), Batch.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor is not None:
+        stamp, last = decode_key(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(stamp), uuid.UUID(last))
+        except ValueError as exc:
+            raise InvalidFieldError("not a cursor this API issued", field="cursor") from exc
+        query = query.where(tuple_(Batch.received_at, Batch.id) < after)
     if device is not None:
         query = query.where(Batch.device_id == device)
     if status is not None:
         query = query.where(Batch.status == status)
     if with_refusals:
         query = query.where(func.jsonb_array_length(Batch.refusals) > 0)
-    return list(session.scalars(query))
+    rows = session.execute(query).all()
+    items = [BatchView.of(b, refusals=r, refusals_total=n) for b, r, n in rows[:limit]]
+    more = len(rows) > limit
+    return Page(
+        items=items,
+        next_cursor=encode_key(items[-1].received_at.isoformat(), items[-1].id) if more else None,
+    )
 
 
 def conflicts(session: Session, device: str, *, limit: int) -> list[ConflictView]:

@@ -19,7 +19,6 @@ from store.db import transaction
 from tasks.iot import alert_rules, device_accounts, devices, queries, service
 from tasks.iot.alert_rules import AlertRuleCreate, AlertRuleView
 from tasks.iot.api_schemas import (
-    BatchPage,
     BatchView,
     ConflictView,
     Credential,
@@ -37,7 +36,7 @@ from tasks.iot.settings import IotSettings
 from tasks.iot.web import ADMIN_SCOPE, READ_SCOPE, DeviceDep, DeviceOrReaderDep, bounded_body
 from tasks.web.auth import require_scope
 from tasks.web.deps import SessionDep, SettingsDep
-from tasks.web.paging import decode_cursor, encode_cursor
+from tasks.web.paging import Page
 from tasks.web.routing import StrictRoute
 
 router = APIRouter(tags=["iot"], route_class=StrictRoute)
@@ -208,26 +207,21 @@ def list_batches(
     with_refusals: Annotated[
         bool, Query(description="Only batches that refused something (a reading, or all).")
     ] = False,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
-) -> BatchPage:
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[BatchView]:
     """Batches newest first — every device's to a key with `iot:read`, its own to a device —
-    e.g. `?with_refusals=true` for what was refused, over MQTT too."""
+    e.g. `?with_refusals=true` for what was refused, over MQTT too. Each shows its first
+    20 refusals and `refusals_total`; the batch's own GET shows them all."""
     if device is not None and of not in (None, device):
         raise NotFoundError(f"no device {of}")  # a device sees its own batches only
-    rows = queries.batches(
+    return queries.batches(
         session,
         device=device if device is not None else of,
         status=status,
         with_refusals=with_refusals,
-        before=decode_cursor(cursor) if cursor else None,
-        limit=limit + 1,
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return BatchPage(
-        items=[BatchView.of(b) for b in rows],
-        next_cursor=encode_cursor(rows[-1].id) if more else None,
+        cursor=cursor,
+        limit=limit,
     )
 
 

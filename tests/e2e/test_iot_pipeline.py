@@ -284,6 +284,7 @@ def test_batches_are_listed_newest_first_with_what_they_refused(
     partly = send(stack.base, token, batch(reading("temp", NOW, 21.0), reading("nope", NOW, 1)))
     broken = send(stack.base, token, b"{not json")
     send(stack.base, other, batch(reading("temp", NOW, 5.0)))
+    many = send(stack.base, other, batch(*[reading(f"no-{n}", NOW, 1) for n in range(25)]))
     ids = [answer.json()["id"] for answer in (good, partly, broken)]
 
     def listed(key: str, query: str) -> dict[str, Any]:
@@ -306,12 +307,23 @@ def test_batches_are_listed_newest_first_with_what_they_refused(
         (ids[1], "stored", ["metric"]),  # its other reading was stored
     ]
     assert refused[1]["refusals"][0]["code"] == "unknown_metric"
+    assert [b["refusals_total"] for b in refused] == [1, 1]
     assert [b["id"] for b in listed(token, "?status=refused")["items"]] == [ids[2]]
     foreign = httpx.get(f"{stack.base}/v1/telemetry/batches?device=l-2", headers=auth(token))
     assert foreign.status_code == 404
 
     reader = stack.key("iot:read")  # an operator sees every device's, or one device's
-    assert len(listed(reader, "?limit=500")["items"]) >= 4
+    assert len(listed(reader, "?limit=100")["items"]) >= 5
+    # A listing shows a batch's first 20 refusals and how many it has; its own GET, all.
+    [crowded] = listed(reader, "?device=l-2&with_refusals=true")["items"]
+    assert (crowded["id"], len(crowded["refusals"]), crowded["refusals_total"]) == (
+        many.json()["id"],
+        20,
+        25,
+    )
+    assert crowded["refusals"][0]["index"] == 0
+    whole = httpx.get(f"{stack.base}/v1/telemetry/batches/{crowded['id']}", headers=auth(reader))
+    assert (len(whole.json()["refusals"]), whole.json()["refusals_total"]) == (25, 25)
     first = listed(reader, "?device=l-1&limit=2")
     rest = listed(reader, f"?device=l-1&limit=2&cursor={first['next_cursor']}")
     assert [b["id"] for b in first["items"] + rest["items"]] == ids[::-1]
