@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -109,41 +107,25 @@ def register_maintenance_tasks(app: Celery, settings: Settings) -> None:
 
     @app.task(name="maintenance.relay_sweep", **options)
     def relay_sweep() -> int:
-        with _unless_ledger_down("relay_sweep"):
-            sent = drain(app, settings).sent
-            # Rows the relay had not published yet: worth a line.
-            (log.info if sent else log.debug)("relay_swept", published=sent)
-            return sent
-        return 0
+        sent = drain(app, settings).sent
+        # Rows the relay had not published yet: worth a line.
+        (log.info if sent else log.debug)("relay_swept", published=sent)
+        return sent
 
     @app.task(name="maintenance.reap", bind=True, **options)
     def reap_task(task: Task) -> dict[str, int]:
-        with _unless_ledger_down("reap"):
-            with transaction(settings) as session:
-                report = reap(session, settings)
-            if report.lost:  # the lost attempts' outcomes, for Flower (sent once committed)
-                with attempt_events(app, hostname=task.request.hostname) as events:
-                    for job in report.lost:
-                        events.lost(job)
-            log.debug("reaped", **report.counts())
-            return report.counts()
-        return {}
+        with transaction(settings) as session:
+            report = reap(session, settings)
+        if report.lost:  # the lost attempts' outcomes, for Flower (sent once committed)
+            with attempt_events(app, hostname=task.request.hostname) as events:
+                for job in report.lost:
+                    events.lost(job)
+        log.debug("reaped", **report.counts())
+        return report.counts()
 
     @app.task(name="maintenance.retention", **options)
     def retention_task() -> dict[str, int]:
-        with _unless_ledger_down("retention"):
-            with transaction(settings) as session:
-                purged = apply_retention(session, settings)
-            log.debug("retention_applied", **purged)
-            return purged
-        return {}
-
-
-@contextmanager
-def _unless_ledger_down(tick: str) -> Iterator[None]:
-    """Skip a maintenance tick the ledger cannot serve (a warning, not a task failure with its
-    traceback): the next tick does the work."""
-    try:
-        yield
-    except DBAPIError as exc:
-        log.warning("maintenance_ledger_unavailable", tick=tick, error=str(exc).splitlines()[0])
+        with transaction(settings) as session:
+            purged = apply_retention(session, settings)
+        log.debug("retention_applied", **purged)
+        return purged

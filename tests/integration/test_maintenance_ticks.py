@@ -5,17 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from config import Settings
-from devstack.processes import free_port, isolated, wait_until
+from devstack.processes import free_port, wait_until
 from store.db import transaction
 from store.models import ScheduleFire
 from tests.support.api import submit_all
 from tests.support.flower import flower_env, get, live_worker, start_flower
 from tests.support.stack import start_process, start_worker
-from workers.app import create_celery
 from workers.task_events import attempt_uuid
 
 
@@ -71,20 +69,3 @@ def test_maintenance_ticks_stay_out_of_flower_and_the_log(
             beat.stop()
         worker.stop()
         flower.stop()
-
-
-def test_a_tick_the_ledger_cannot_serve_is_skipped_with_a_warning(
-    settings: Settings, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # A PostgreSQL that is not there (nothing listens on a free port).
-    gone = settings.database.model_copy(
-        update={"url": f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/gone"}
-    )
-    app = create_celery(isolated(settings, database=gone))
-    for name in ("maintenance.relay_sweep", "maintenance.reap", "maintenance.retention"):
-        result = app.tasks[name].apply()
-        assert result.successful(), (name, result.traceback)
-        assert not result.get()  # nothing done: the next tick does it
-    out = capsys.readouterr().out.splitlines()
-    skipped = [line for line in out if "maintenance_ledger_unavailable" in line]
-    assert len(skipped) == 3, skipped
